@@ -1,0 +1,48 @@
+//! One error type for the library. Every variant names the problem in words a user can act on.
+
+use thiserror::Error;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("no usable GPU adapter{detail}. On Debian/Ubuntu install the software Vulkan driver with `apt-get install mesa-vulkan-drivers libvulkan1`, or try `--backend gl`")]
+    NoAdapter { detail: String },
+
+    #[error("no adapter matches `--adapter {wanted}`; available: {available}")]
+    AdapterNotFound { wanted: String, available: String },
+
+    #[error("could not create a device on `{adapter}`: {reason}")]
+    DeviceRequest { adapter: String, reason: String },
+
+    #[error("shape error in {op}: {detail}")]
+    Shape { op: &'static str, detail: String },
+
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    #[error("kernel `{kernel}::{entry}` needs {needed} bytes of workgroup storage but the adapter allows {limit}")]
+    WorkgroupStorage {
+        kernel: &'static str,
+        entry: String,
+        needed: u64,
+        limit: u32,
+    },
+
+    #[error("kernel `{kernel}` failed to compile: {reason}")]
+    Shader {
+        kernel: &'static str,
+        reason: String,
+    },
+
+    #[error(
+        "tensor of {bytes} bytes exceeds the adapter's storage-binding limit of {limit} bytes"
+    )]
+    TooLarge { bytes: u64, limit: u64 },
+
+    #[error("GPU error: {0}")]
+    Gpu(String),
+
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,294 @@
+//! The GPU context: which adapter, which device, and the shared runtime state
+//! (buffer pool, pipeline cache, pending dispatches) that every tensor op uses.
+//!
+//! A [`Gpu`] is either created by fido itself from an [`AdapterChoice`], or built
+//! around a `wgpu::Device` and `wgpu::Queue` that a host application already owns.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use crate::gpu::pipelines::PipelineCache;
+use crate::gpu::pool::BufferPool;
+use crate::gpu::recorder::Recorder;
+use crate::{Error, Result};
+
+/// Which adapter to run on: `auto` picks the best hardware GPU, else a software one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AdapterSelector {
+    #[default]
+    Auto,
+    Gpu,
+    Cpu,
+    Name(String),
+}
+
+/// Which graphics API to go through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackendSelector {
+    #[default]
+    Auto,
+    Vulkan,
+    Metal,
+    Dx12,
+    Gl,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AdapterChoice {
+    pub adapter: AdapterSelector,
+    pub backend: BackendSelector,
+}
+
+impl FromStr for AdapterSelector {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "auto" => Self::Auto,
+            "gpu" => Self::Gpu,
+            "cpu" => Self::Cpu,
+            "" => return Err(Error::InvalidArgument("--adapter must not be empty".into())),
+            _ => Self::Name(s.to_string()),
+        })
+    }
+}
+
+impl FromStr for BackendSelector {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "auto" => Self::Auto,
+            "vulkan" | "vk" => Self::Vulkan,
+            "metal" => Self::Metal,
+            "dx12" | "d3d12" => Self::Dx12,
+            "gl" | "gles" | "opengl" => Self::Gl,
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown backend `{other}`; expected auto, vulkan, metal, dx12 or gl"
+                )))
+            }
+        })
+    }
+}
+
+impl fmt::Display for AdapterSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Gpu => f.write_str("gpu"),
+            Self::Cpu => f.write_str("cpu"),
+            Self::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+impl BackendSelector {
+    pub fn backends(self) -> wgpu::Backends {
+        match self {
+            Self::Auto => wgpu::Backends::all(),
+            Self::Vulkan => wgpu::Backends::VULKAN,
+            Self::Metal => wgpu::Backends::METAL,
+            Self::Dx12 => wgpu::Backends::DX12,
+            Self::Gl => wgpu::Backends::GL,
+        }
+    }
+}
+
+/// A handle to the device and the engine state on it. Cheap to clone; all clones share state.
+#[derive(Clone)]
+pub struct Gpu {
+    pub(crate) inner: Arc<GpuInner>,
+}
+
+pub(crate) struct GpuInner {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    pub pool: Mutex<BufferPool>,
+    pub pipelines: Mutex<PipelineCache>,
+    pub recorder: Mutex<Recorder>,
+}
+
+/// Features fido uses when present; none is required.
+const WANTED_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
+    .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
+    .union(wgpu::Features::SUBGROUP)
+    .union(wgpu::Features::SHADER_F16);
+
+impl Gpu {
+    /// Choose an adapter and create fido's own device on it, with the adapter's real limits.
+    pub fn new(choice: &AdapterChoice) -> Result<Gpu> {
+        let instance = new_instance(choice.backend);
+        let adapters = pollster::block_on(instance.enumerate_adapters(choice.backend.backends()));
+        let adapter = pick_adapter(adapters, &choice.adapter)?;
+        let info = adapter.get_info();
+        let features = adapter.features() & WANTED_FEATURES;
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("fido"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::DeviceRequest {
+            adapter: info.name.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self::assemble(device, queue, info))
+    }
+
+    /// Run on a device that a host application created and keeps using.
+    ///
+    /// `info` describes the adapter for reports; pass `adapter.get_info()` when you have it.
+    /// Limits and features are read from the device, so fido never exceeds what the host asked for.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Gpu {
+        Self::assemble(device, queue, info)
+    }
+
+    fn assemble(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Gpu {
+        let limits = device.limits();
+        let features = device.features();
+        let recorder = Recorder::new(&limits);
+        Gpu {
+            inner: Arc::new(GpuInner {
+                device,
+                queue,
+                info,
+                limits,
+                features,
+                pool: Mutex::new(BufferPool::default()),
+                pipelines: Mutex::new(PipelineCache::default()),
+                recorder: Mutex::new(recorder),
+            }),
+        }
+    }
+
+    pub fn device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.inner.queue
+    }
+    pub fn info(&self) -> &wgpu::AdapterInfo {
+        &self.inner.info
+    }
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+    pub fn features(&self) -> wgpu::Features {
+        self.inner.features
+    }
+    pub fn has_timestamps(&self) -> bool {
+        self.inner
+            .features
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// A one-line description such as `llvmpipe (LLVM 15.0.6, 256 bits) [Vulkan, Cpu]`.
+    pub fn adapter_name(&self) -> String {
+        describe(&self.inner.info)
+    }
+
+    /// The largest buffer one binding may cover.
+    pub fn max_binding_bytes(&self) -> u64 {
+        u64::from(self.inner.limits.max_storage_buffer_binding_size)
+            .min(self.inner.limits.max_buffer_size)
+    }
+
+    /// Statistics of the buffer pool: (buffers created, reuses).
+    pub fn pool_stats(&self) -> crate::gpu::pool::PoolStats {
+        self.inner.pool.lock().unwrap().stats()
+    }
+
+    /// Number of pipelines compiled so far.
+    pub fn pipelines_compiled(&self) -> usize {
+        self.inner.pipelines.lock().unwrap().len()
+    }
+}
+
+impl fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Gpu({})", self.adapter_name())
+    }
+}
+
+pub fn describe(info: &wgpu::AdapterInfo) -> String {
+    format!("{} [{:?}, {:?}]", info.name, info.backend, info.device_type)
+}
+
+fn new_instance(backend: BackendSelector) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backend.backends();
+    wgpu::Instance::new(desc)
+}
+
+/// Every adapter the selected backends expose, for `fido info`.
+pub fn list_adapters(backend: BackendSelector) -> Vec<wgpu::Adapter> {
+    let instance = new_instance(backend);
+    pollster::block_on(instance.enumerate_adapters(backend.backends()))
+}
+
+fn is_software(info: &wgpu::AdapterInfo) -> bool {
+    info.device_type == wgpu::DeviceType::Cpu
+}
+
+/// Rank hardware above software, discrete above integrated, Vulkan/Metal/DX12 above GL.
+fn rank(info: &wgpu::AdapterInfo) -> u32 {
+    let ty = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 40,
+        wgpu::DeviceType::IntegratedGpu => 30,
+        wgpu::DeviceType::VirtualGpu => 20,
+        wgpu::DeviceType::Other => 10,
+        wgpu::DeviceType::Cpu => 0,
+    };
+    let api = match info.backend {
+        wgpu::Backend::Gl => 0,
+        _ => 1,
+    };
+    ty + api
+}
+
+pub(crate) fn pick_adapter(
+    adapters: Vec<wgpu::Adapter>,
+    wanted: &AdapterSelector,
+) -> Result<wgpu::Adapter> {
+    if adapters.is_empty() {
+        return Err(Error::NoAdapter {
+            detail: String::new(),
+        });
+    }
+    let names = adapters
+        .iter()
+        .map(|a| describe(&a.get_info()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut candidates: Vec<wgpu::Adapter> = adapters
+        .into_iter()
+        .filter(|a| {
+            let info = a.get_info();
+            match wanted {
+                AdapterSelector::Auto => true,
+                AdapterSelector::Gpu => !is_software(&info),
+                AdapterSelector::Cpu => is_software(&info),
+                AdapterSelector::Name(n) => info.name.to_lowercase().contains(&n.to_lowercase()),
+            }
+        })
+        .collect();
+    candidates.sort_by_key(|a| std::cmp::Reverse(rank(&a.get_info())));
+    match candidates.into_iter().next() {
+        Some(a) => Ok(a),
+        None => match wanted {
+            AdapterSelector::Gpu => Err(Error::NoAdapter {
+                detail: format!(" of kind `gpu` (found only: {names})"),
+            }),
+            _ => Err(Error::AdapterNotFound {
+                wanted: wanted.to_string(),
+                available: names,
+            }),
+        },
+    }
+}

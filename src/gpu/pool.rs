@@ -1,0 +1,156 @@
+//! A buffer pool by size class.
+//!
+//! Creating a buffer and binding it for the first time is expensive on every backend, and an
+//! optimisation loop asks for the same sizes step after step. Buffers are rounded up to a size
+//! class (four classes per octave, so at most 19% waste) and returned to a free list when the
+//! last tensor using them is dropped.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use crate::gpu::context::GpuInner;
+
+/// Buffer usages fido allocates. Each has its own free lists.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum BufferKind {
+    /// Tensors: storage, copy source and destination.
+    Storage,
+    /// Per-submission kernel parameters.
+    Uniform,
+    /// Host readback.
+    Staging,
+}
+
+impl BufferKind {
+    fn usages(self) -> wgpu::BufferUsages {
+        use wgpu::BufferUsages as U;
+        match self {
+            Self::Storage => U::STORAGE | U::COPY_SRC | U::COPY_DST,
+            Self::Uniform => U::UNIFORM | U::COPY_DST,
+            Self::Staging => U::MAP_READ | U::COPY_DST,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    pub created: u64,
+    pub reused: u64,
+    pub bytes_created: u64,
+}
+
+#[derive(Default)]
+pub struct BufferPool {
+    free: HashMap<(BufferKind, u64), Vec<wgpu::Buffer>>,
+    stats: PoolStats,
+}
+
+/// The smallest size class holding `bytes`: 4, 5, 6 or 7 sixteenths-of-a-power-of-two steps.
+pub fn size_class(bytes: u64) -> u64 {
+    let bytes = bytes.max(256);
+    let top = 63 - bytes.leading_zeros() as u64; // floor(log2)
+    let base = 1u64 << top;
+    if bytes == base {
+        return base;
+    }
+    let quarter = base / 4;
+    let steps = bytes.saturating_sub(base).div_ceil(quarter);
+    base + steps * quarter
+}
+
+impl BufferPool {
+    pub fn stats(&self) -> PoolStats {
+        self.stats
+    }
+
+    pub(crate) fn take(
+        &mut self,
+        device: &wgpu::Device,
+        kind: BufferKind,
+        bytes: u64,
+    ) -> wgpu::Buffer {
+        let class = size_class(bytes);
+        if let Some(buffer) = self.free.get_mut(&(kind, class)).and_then(Vec::pop) {
+            self.stats.reused += 1;
+            return buffer;
+        }
+        self.stats.created += 1;
+        self.stats.bytes_created += class;
+        device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(match kind {
+                BufferKind::Storage => "fido tensor",
+                BufferKind::Uniform => "fido params",
+                BufferKind::Staging => "fido readback",
+            }),
+            size: class,
+            usage: kind.usages(),
+            mapped_at_creation: false,
+        })
+    }
+
+    pub(crate) fn give_back(&mut self, kind: BufferKind, buffer: wgpu::Buffer) {
+        self.free
+            .entry((kind, buffer.size()))
+            .or_default()
+            .push(buffer);
+    }
+
+    /// Drop every idle buffer, for hosts that want their memory back between jobs.
+    pub fn trim(&mut self) {
+        self.free.clear();
+    }
+}
+
+/// A buffer on loan from the pool. It goes back when the last owner drops it.
+pub struct PooledBuffer {
+    buffer: Option<wgpu::Buffer>,
+    kind: BufferKind,
+    home: Weak<GpuInner>,
+}
+
+impl PooledBuffer {
+    pub(crate) fn new(inner: &Arc<GpuInner>, kind: BufferKind, bytes: u64) -> Self {
+        let buffer = inner.pool.lock().unwrap().take(&inner.device, kind, bytes);
+        Self {
+            buffer: Some(buffer),
+            kind,
+            home: Arc::downgrade(inner),
+        }
+    }
+
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        self.buffer
+            .as_ref()
+            .expect("pooled buffer used after release")
+    }
+}
+
+impl Drop for PooledBuffer {
+    fn drop(&mut self) {
+        if let (Some(buffer), Some(home)) = (self.buffer.take(), self.home.upgrade()) {
+            if let Ok(mut pool) = home.pool.lock() {
+                pool.give_back(self.kind, buffer);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_class;
+
+    #[test]
+    fn size_classes_cover_the_request_with_bounded_waste() {
+        let mut bytes = 1u64;
+        while bytes < (1 << 34) {
+            let c = size_class(bytes);
+            assert!(c >= bytes, "{bytes} -> {c}");
+            assert!(c >= 256);
+            if bytes > 256 {
+                assert!((c as f64) / (bytes as f64) <= 1.25 + 1e-9, "{bytes} -> {c}");
+            }
+            assert_eq!(size_class(c), c, "classes are fixed points");
+            bytes = bytes * 5 / 4 + 3;
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! fido: FIDO saliency maps for image classifiers, on a from-scratch wgpu compute engine.
+//!
+//! The engine is layered: [`gpu`] owns the device, buffer pool, pipeline cache and the
+//! recorder that batches dispatches; [`tensor`] is a shaped GPU buffer; [`ops`] holds one
+//! module per kernel family, each pairing its WGSL file with a launcher and a CPU reference.
+
+pub mod error;
+pub mod gpu;
+pub mod ops;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use gpu::{AdapterChoice, AdapterSelector, BackendSelector, Gpu};
+pub use tensor::{DType, Tensor};

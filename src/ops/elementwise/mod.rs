@@ -1,0 +1,283 @@
+//! Elementwise unary and binary ops with NumPy-style broadcasting.
+
+pub mod reference;
+
+use crate::gpu::{groups_for, Grid, Kernel, Params};
+use crate::ops::{broadcast_shapes, contiguous_strides, Cost};
+use crate::tensor::{DType, Tensor};
+use crate::{Error, Result};
+
+pub const KERNEL: Kernel = Kernel {
+    name: "elementwise",
+    source: include_str!("../../../shaders/elementwise.wgsl"),
+};
+
+/// Largest rank the broadcasting kernel accepts.
+pub const MAX_RANK: usize = 8;
+const WG: usize = 256;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryOp {
+    Neg,
+    Exp,
+    Log,
+    Sigmoid,
+    Relu,
+    Relu6,
+    Elu {
+        alpha: f32,
+    },
+    Clamp {
+        lo: f32,
+        hi: f32,
+    },
+    AddScalar(f32),
+    MulScalar(f32),
+    /// `s − x`
+    RsubScalar(f32),
+    /// `s / x`
+    RdivScalar(f32),
+    /// `x·scale + shift`
+    Affine {
+        scale: f32,
+        shift: f32,
+    },
+    Square,
+    Sqrt,
+    Abs,
+    Tanh,
+    PowScalar(f32),
+}
+
+impl UnaryOp {
+    fn code_and_scalars(self) -> (u32, f32, f32) {
+        use UnaryOp::*;
+        match self {
+            Neg => (0, 0.0, 0.0),
+            Exp => (1, 0.0, 0.0),
+            Log => (2, 0.0, 0.0),
+            Sigmoid => (3, 0.0, 0.0),
+            Relu => (4, 0.0, 0.0),
+            Relu6 => (5, 0.0, 0.0),
+            Elu { alpha } => (6, alpha, 0.0),
+            Clamp { lo, hi } => (7, lo, hi),
+            AddScalar(s) => (8, s, 0.0),
+            MulScalar(s) => (9, s, 0.0),
+            RsubScalar(s) => (10, s, 0.0),
+            RdivScalar(s) => (11, s, 0.0),
+            Affine { scale, shift } => (12, scale, shift),
+            Square => (13, 0.0, 0.0),
+            Sqrt => (14, 0.0, 0.0),
+            Abs => (15, 0.0, 0.0),
+            Tanh => (16, 0.0, 0.0),
+            PowScalar(s) => (17, s, 0.0),
+        }
+    }
+
+    /// Transcendental ops cost more than one FLOP; count them as one for simplicity.
+    pub fn cost(self, n: usize) -> Cost {
+        Cost {
+            flops: n as f64,
+            bytes: 8.0 * n as f64,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Max,
+    Min,
+}
+
+impl BinaryOp {
+    fn code(self) -> u32 {
+        self as u32
+    }
+}
+
+/// `op(a)` elementwise, into a new tensor.
+pub fn unary(a: &Tensor, op: UnaryOp) -> Result<Tensor> {
+    a.expect_f32("unary")?;
+    let out = Tensor::empty(a.gpu(), a.shape(), DType::F32)?;
+    unary_into(a, op, &out)?;
+    Ok(out)
+}
+
+/// `out = op(a)`; `out` may be `a` itself for an in-place update.
+pub fn unary_into(a: &Tensor, op: UnaryOp, out: &Tensor) -> Result<()> {
+    if a.shape() != out.shape() {
+        return Err(Error::Shape {
+            op: "unary",
+            detail: format!("input {:?} vs output {:?}", a.shape(), out.shape()),
+        });
+    }
+    a.same_gpu(out, "unary")?;
+    let (code, s0, s1) = op.code_and_scalars();
+    let n = a.numel();
+    if n == 0 {
+        return Ok(());
+    }
+    let constants = [("OP", code as f64)];
+    let vec4 = n % 4 == 0;
+    let items = if vec4 { n / 4 } else { n };
+    let params = Params::new().u(items as u32).f(s0).f(s1).u(0);
+    let entry = if vec4 { "unary_vec4" } else { "unary_scalar" };
+    a.gpu().launch(
+        &KERNEL,
+        entry,
+        &constants,
+        &params,
+        &[a, a, out, a, a, out],
+        Grid::Linear(groups_for(items, WG)),
+    )
+}
+
+/// `op(a, b)` with broadcasting; the output has the broadcast shape.
+pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
+    let shape = broadcast_shapes(a.shape(), b.shape()).ok_or_else(|| Error::Shape {
+        op: "binary",
+        detail: format!(
+            "shapes {:?} and {:?} do not broadcast",
+            a.shape(),
+            b.shape()
+        ),
+    })?;
+    let out = Tensor::empty(a.gpu(), &shape, DType::F32)?;
+    binary_into(a, b, op, &out)?;
+    Ok(out)
+}
+
+/// `out = op(a, b)`; `out` must have the broadcast shape and may alias `a` or `b` when it
+/// has the same shape as the aliased input.
+pub fn binary_into(a: &Tensor, b: &Tensor, op: BinaryOp, out: &Tensor) -> Result<()> {
+    a.expect_f32("binary")?;
+    b.expect_f32("binary")?;
+    a.same_gpu(b, "binary")?;
+    a.same_gpu(out, "binary")?;
+    let shape = broadcast_shapes(a.shape(), b.shape()).ok_or_else(|| Error::Shape {
+        op: "binary",
+        detail: format!(
+            "shapes {:?} and {:?} do not broadcast",
+            a.shape(),
+            b.shape()
+        ),
+    })?;
+    if shape != out.shape() {
+        return Err(Error::Shape {
+            op: "binary",
+            detail: format!("output {:?}, broadcast shape {shape:?}", out.shape()),
+        });
+    }
+    if shape.len() > MAX_RANK {
+        return Err(Error::Shape {
+            op: "binary",
+            detail: format!("rank {} exceeds {MAX_RANK}", shape.len()),
+        });
+    }
+    let n = out.numel();
+    if n == 0 {
+        return Ok(());
+    }
+    let constants = [("OP", op.code() as f64)];
+    let gpu = a.gpu();
+    if a.shape() == b.shape() && n % 4 == 0 {
+        let params = Params::new().u((n / 4) as u32).f(0.0).f(0.0).u(0);
+        return gpu.launch(
+            &KERNEL,
+            "binary_vec4",
+            &constants,
+            &params,
+            &[a, b, out, a, b, out],
+            Grid::Linear(groups_for(n / 4, WG)),
+        );
+    }
+    let rank = shape.len();
+    let mut params = Params::new().u(n as u32).f(0.0).f(0.0).u(rank as u32);
+    let a_strides = broadcast_strides(a.shape(), &shape);
+    let b_strides = broadcast_strides(b.shape(), &shape);
+    for list in [&shape, &a_strides, &b_strides] {
+        for d in 0..MAX_RANK {
+            params = params.u(list.get(d).copied().unwrap_or(1) as u32);
+        }
+    }
+    gpu.launch(
+        &KERNEL,
+        "binary_broadcast",
+        &constants,
+        &params,
+        &[a, b, out, a, b, out],
+        Grid::Linear(groups_for(n, WG)),
+    )
+}
+
+/// Strides of `shape` read as `target` (right-aligned), with 0 on broadcast axes.
+pub fn broadcast_strides(shape: &[usize], target: &[usize]) -> Vec<usize> {
+    let own = contiguous_strides(shape);
+    let offset = target.len() - shape.len();
+    (0..target.len())
+        .map(|d| {
+            if d < offset || shape[d - offset] == 1 {
+                0
+            } else {
+                own[d - offset]
+            }
+        })
+        .collect()
+}
+
+pub fn binary_cost(n: usize) -> Cost {
+    Cost {
+        flops: n as f64,
+        bytes: 12.0 * n as f64,
+    }
+}
+
+macro_rules! unary_fns {
+    ($($name:ident => $op:expr),* $(,)?) => {
+        $(pub fn $name(a: &Tensor) -> Result<Tensor> { unary(a, $op) })*
+    };
+}
+unary_fns!(neg => UnaryOp::Neg, exp => UnaryOp::Exp, log => UnaryOp::Log, sigmoid => UnaryOp::Sigmoid,
+    relu => UnaryOp::Relu, relu6 => UnaryOp::Relu6, square => UnaryOp::Square, sqrt => UnaryOp::Sqrt,
+    abs => UnaryOp::Abs, tanh => UnaryOp::Tanh);
+
+pub fn elu(a: &Tensor, alpha: f32) -> Result<Tensor> {
+    unary(a, UnaryOp::Elu { alpha })
+}
+pub fn clamp(a: &Tensor, lo: f32, hi: f32) -> Result<Tensor> {
+    if lo.is_nan() || hi.is_nan() || lo > hi {
+        return Err(Error::InvalidArgument(format!(
+            "clamp bounds [{lo}, {hi}] are empty"
+        )));
+    }
+    unary(a, UnaryOp::Clamp { lo, hi })
+}
+pub fn add_scalar(a: &Tensor, s: f32) -> Result<Tensor> {
+    unary(a, UnaryOp::AddScalar(s))
+}
+pub fn mul_scalar(a: &Tensor, s: f32) -> Result<Tensor> {
+    unary(a, UnaryOp::MulScalar(s))
+}
+
+pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Add)
+}
+pub fn sub(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Sub)
+}
+pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Mul)
+}
+pub fn div(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Div)
+}
+pub fn maximum(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Max)
+}
+pub fn minimum(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Min)
+}

@@ -1,0 +1,50 @@
+//! Kernel families. Each module pairs one WGSL file in `shaders/` with its launcher
+//! (shape checks, FLOP and byte counts) and a plain CPU reference in `reference.rs`.
+
+pub mod elementwise;
+
+use crate::gpu::Kernel;
+
+/// Every kernel family compiled into the library.
+pub const ALL_KERNELS: &[Kernel] = &[elementwise::KERNEL];
+
+/// Work done by one kernel launch, for benchmark reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Cost {
+    pub flops: f64,
+    pub bytes: f64,
+}
+
+/// Row-major strides of a contiguous tensor.
+pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
+    let mut strides = vec![1; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        strides[d] = strides[d + 1] * shape[d + 1];
+    }
+    strides
+}
+
+/// NumPy broadcasting of two shapes, right-aligned.
+pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let rank = a.len().max(b.len());
+    let mut out = vec![0; rank];
+    for i in 0..rank {
+        let da = if i < rank - a.len() {
+            1
+        } else {
+            a[i - (rank - a.len())]
+        };
+        let db = if i < rank - b.len() {
+            1
+        } else {
+            b[i - (rank - b.len())]
+        };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return None,
+        };
+    }
+    Some(out)
+}

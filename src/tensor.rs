@@ -1,0 +1,229 @@
+//! GPU tensors: a pooled buffer, a shape and an element type. Always contiguous, row-major.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::gpu::pool::{BufferKind, PooledBuffer};
+use crate::gpu::recorder::Command;
+use crate::gpu::Gpu;
+use crate::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DType {
+    F32,
+    U32,
+}
+
+impl DType {
+    pub fn size(self) -> usize {
+        4
+    }
+}
+
+#[derive(Clone)]
+pub struct Tensor {
+    gpu: Gpu,
+    buf: Arc<PooledBuffer>,
+    shape: Vec<usize>,
+    dtype: DType,
+}
+
+impl fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tensor({:?}, {:?})", self.shape, self.dtype)
+    }
+}
+
+pub fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+impl Tensor {
+    /// An uninitialised tensor from the pool. Kernels that write every element use this.
+    pub fn empty(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let bytes = (numel(shape) * dtype.size()) as u64;
+        if bytes > gpu.max_binding_bytes() {
+            return Err(Error::TooLarge {
+                bytes,
+                limit: gpu.max_binding_bytes(),
+            });
+        }
+        let buf = Arc::new(PooledBuffer::new(
+            &gpu.inner,
+            BufferKind::Storage,
+            bytes.max(4),
+        ));
+        Ok(Tensor {
+            gpu: gpu.clone(),
+            buf,
+            shape: shape.to_vec(),
+            dtype,
+        })
+    }
+
+    pub fn zeros(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
+        let t = Self::empty(gpu, shape, DType::F32)?;
+        gpu.record(Command::Clear {
+            dst: Arc::clone(&t.buf),
+            bytes: t.bytes().max(4),
+        });
+        Ok(t)
+    }
+
+    pub fn from_slice(gpu: &Gpu, shape: &[usize], data: &[f32]) -> Result<Tensor> {
+        Self::upload(
+            gpu,
+            shape,
+            DType::F32,
+            bytemuck::cast_slice(data),
+            data.len(),
+        )
+    }
+
+    pub fn from_u32(gpu: &Gpu, shape: &[usize], data: &[u32]) -> Result<Tensor> {
+        Self::upload(
+            gpu,
+            shape,
+            DType::U32,
+            bytemuck::cast_slice(data),
+            data.len(),
+        )
+    }
+
+    pub fn full(gpu: &Gpu, shape: &[usize], value: f32) -> Result<Tensor> {
+        Self::from_slice(gpu, shape, &vec![value; numel(shape)])
+    }
+
+    fn upload(
+        gpu: &Gpu,
+        shape: &[usize],
+        dtype: DType,
+        bytes: &[u8],
+        len: usize,
+    ) -> Result<Tensor> {
+        if len != numel(shape) {
+            return Err(Error::Shape {
+                op: "upload",
+                detail: format!(
+                    "{len} values do not fill shape {shape:?} ({} elements)",
+                    numel(shape)
+                ),
+            });
+        }
+        let t = Self::empty(gpu, shape, dtype)?;
+        if !bytes.is_empty() {
+            // A fresh pooled buffer is referenced by no pending command, so writing it now
+            // cannot overtake recorded work.
+            gpu.queue().write_buffer(t.buf.buffer(), 0, bytes);
+        }
+        Ok(t)
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    pub fn numel(&self) -> usize {
+        numel(&self.shape)
+    }
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+    pub fn bytes(&self) -> u64 {
+        (self.numel() * self.dtype.size()) as u64
+    }
+
+    /// The underlying buffer, for hosts that bind it in their own pipelines.
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        self.buf.buffer()
+    }
+
+    pub(crate) fn pooled(&self) -> &Arc<PooledBuffer> {
+        &self.buf
+    }
+
+    /// The same data under another shape with the same number of elements.
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        if numel(shape) != self.numel() {
+            return Err(Error::Shape {
+                op: "reshape",
+                detail: format!("cannot view {:?} as {shape:?}", self.shape),
+            });
+        }
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            ..self.clone()
+        })
+    }
+
+    /// Download to the host. Flushes pending work and blocks until it is done.
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        if self.dtype != DType::F32 {
+            return Err(Error::InvalidArgument(format!(
+                "to_vec on a {:?} tensor; use to_vec_u32",
+                self.dtype
+            )));
+        }
+        let bytes = self.gpu.read_bytes(&self.buf, self.bytes())?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    pub fn to_vec_u32(&self) -> Result<Vec<u32>> {
+        if self.dtype != DType::U32 {
+            return Err(Error::InvalidArgument(format!(
+                "to_vec_u32 on a {:?} tensor",
+                self.dtype
+            )));
+        }
+        let bytes = self.gpu.read_bytes(&self.buf, self.bytes())?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// Download a single-element tensor.
+    pub fn item(&self) -> Result<f32> {
+        if self.numel() != 1 {
+            return Err(Error::Shape {
+                op: "item",
+                detail: format!("shape {:?} has {} elements", self.shape, self.numel()),
+            });
+        }
+        Ok(self.to_vec()?[0])
+    }
+
+    /// A copy in a new buffer, recorded like any other op.
+    pub fn deep_clone(&self) -> Result<Tensor> {
+        let t = Self::empty(&self.gpu, &self.shape, self.dtype)?;
+        self.gpu.record(Command::Copy {
+            src: Arc::clone(&self.buf),
+            src_offset: 0,
+            dst: Arc::clone(&t.buf),
+            dst_offset: 0,
+            bytes: self.bytes().div_ceil(4) * 4,
+        });
+        Ok(t)
+    }
+
+    pub(crate) fn expect_f32(&self, op: &'static str) -> Result<()> {
+        if self.dtype != DType::F32 {
+            return Err(Error::Shape {
+                op,
+                detail: format!("expected an f32 tensor, got {:?}", self.dtype),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn same_gpu(&self, other: &Tensor, op: &'static str) -> Result<()> {
+        if !Arc::ptr_eq(&self.gpu.inner, &other.gpu.inner) {
+            return Err(Error::InvalidArgument(format!(
+                "{op}: tensors live on different devices"
+            )));
+        }
+        Ok(())
+    }
+}

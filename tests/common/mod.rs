@@ -1,0 +1,69 @@
+//! Shared helpers for the GPU tests: one device per test, a seeded RNG, tolerance checks.
+#![allow(dead_code)]
+
+use fido::{AdapterChoice, Gpu};
+
+pub fn gpu() -> Gpu {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
+    Gpu::new(&AdapterChoice::default())
+        .expect("a GPU adapter (install mesa-vulkan-drivers for lavapipe)")
+}
+
+/// A small xorshift generator so tests need no extra crate and are reproducible.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    /// Uniform in [lo, hi).
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        let u = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        lo + (hi - lo) * u
+    }
+    pub fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(lo, hi)).collect()
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// Assert `|gpu − ref| ≤ atol + rtol·|ref|` everywhere, reporting the worst element.
+#[track_caller]
+pub fn assert_close(what: &str, gpu: &[f32], reference: &[f64], atol: f64, rtol: f64) {
+    assert_eq!(gpu.len(), reference.len(), "{what}: length");
+    let mut worst = (0usize, 0.0f64);
+    for (i, (&g, &r)) in gpu.iter().zip(reference).enumerate() {
+        let g = g as f64;
+        if r.is_nan() {
+            assert!(g.is_nan(), "{what}[{i}]: expected NaN, got {g}");
+            continue;
+        }
+        if r.is_infinite() {
+            assert_eq!(g, r, "{what}[{i}]");
+            continue;
+        }
+        let excess = (g - r).abs() - (atol + rtol * r.abs());
+        if excess > worst.1 || g.is_nan() {
+            worst = (i, if g.is_nan() { f64::INFINITY } else { excess });
+        }
+    }
+    let (i, excess) = worst;
+    assert!(
+        excess <= 0.0,
+        "{what}: element {i}: gpu {} vs ref {} exceeds atol {atol} + rtol {rtol}",
+        gpu[i],
+        reference[i]
+    );
+}
