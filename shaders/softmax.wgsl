@@ -1,0 +1,68 @@
+// Softmax, log-softmax and logsumexp over the last axis, one workgroup per row.
+// Max-shifted so that large logits never overflow; the row max and the sum of
+// exponentials are combined across the workgroup in shared memory.
+
+override MODE: u32 = 0u;   // 0 softmax, 1 log-softmax, 2 logsumexp (one value per row)
+const WG: u32 = 64u;
+
+struct Params {
+    rows: u32,
+    len: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+var<workgroup> scratch: array<f32, WG>;
+
+fn workgroup_max(v: f32, lane: u32) -> f32 {
+    scratch[lane] = v;
+    workgroupBarrier();
+    for (var half = WG / 2u; half > 0u; half /= 2u) {
+        if lane < half { scratch[lane] = max(scratch[lane], scratch[lane + half]); }
+        workgroupBarrier();
+    }
+    let r = scratch[0];
+    workgroupBarrier();
+    return r;
+}
+
+fn workgroup_sum(v: f32, lane: u32) -> f32 {
+    scratch[lane] = v;
+    workgroupBarrier();
+    for (var half = WG / 2u; half > 0u; half /= 2u) {
+        if lane < half { scratch[lane] += scratch[lane + half]; }
+        workgroupBarrier();
+    }
+    let r = scratch[0];
+    workgroupBarrier();
+    return r;
+}
+
+@compute @workgroup_size(WG)
+fn softmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = wid.x + wid.y * nwg.x;
+    if row >= p.rows { return; }
+    let base = row * p.len;
+    var m = -3.4028235e38;
+    for (var i = lid.x; i < p.len; i += WG) { m = max(m, x[base + i]); }
+    m = workgroup_max(m, lid.x);
+    var s = 0.0;
+    for (var i = lid.x; i < p.len; i += WG) { s += exp(x[base + i] - m); }
+    s = workgroup_sum(s, lid.x);
+    let log_s = log(s);
+    if MODE == 2u {
+        if lid.x == 0u { out[row] = m + log_s; }
+        return;
+    }
+    for (var i = lid.x; i < p.len; i += WG) {
+        let shifted = x[base + i] - m;
+        if MODE == 1u {
+            out[base + i] = shifted - log_s;
+        } else {
+            out[base + i] = exp(shifted) / s;
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Softmax, log-softmax and logsumexp over the last axis.
+
+pub mod reference;
+
+use crate::gpu::{Grid, Kernel, Params};
+use crate::ops::Cost;
+use crate::tensor::{DType, Tensor};
+use crate::{Error, Result};
+
+pub const KERNEL: Kernel = Kernel {
+    name: "softmax",
+    source: include_str!("../../../shaders/softmax.wgsl"),
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SoftmaxKind {
+    Softmax = 0,
+    LogSoftmax = 1,
+    LogSumExp = 2,
+}
+
+fn rows_and_len(x: &Tensor) -> Result<(usize, usize)> {
+    x.expect_f32("softmax")?;
+    let len = *x.shape().last().ok_or_else(|| Error::Shape {
+        op: "softmax",
+        detail: "a scalar has no last axis".into(),
+    })?;
+    if len == 0 {
+        return Err(Error::Shape {
+            op: "softmax",
+            detail: format!("last axis of {:?} is empty", x.shape()),
+        });
+    }
+    Ok((x.numel() / len, len))
+}
+
+/// Softmax or log-softmax along the last axis; same shape as `x`.
+/// For logsumexp use [`logsumexp`], which drops the last axis.
+pub fn softmax_like(x: &Tensor, kind: SoftmaxKind) -> Result<Tensor> {
+    let (rows, len) = rows_and_len(x)?;
+    let out_shape = if kind == SoftmaxKind::LogSumExp {
+        x.shape()[..x.rank() - 1].to_vec()
+    } else {
+        x.shape().to_vec()
+    };
+    let out = Tensor::empty(x.gpu(), &out_shape, DType::F32)?;
+    let params = Params::new().u(rows as u32).u(len as u32);
+    x.gpu().launch(
+        &KERNEL,
+        "softmax_rows",
+        &[("MODE", kind as u32 as f64)],
+        &params,
+        &[x, &out],
+        Grid::Linear(rows as u32),
+    )?;
+    Ok(out)
+}
+
+pub fn softmax(x: &Tensor) -> Result<Tensor> {
+    softmax_like(x, SoftmaxKind::Softmax)
+}
+pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
+    softmax_like(x, SoftmaxKind::LogSoftmax)
+}
+pub fn logsumexp(x: &Tensor) -> Result<Tensor> {
+    softmax_like(x, SoftmaxKind::LogSumExp)
+}
+
+pub fn cost(n: usize) -> Cost {
+    Cost {
+        flops: 4.0 * n as f64,
+        bytes: 8.0 * n as f64,
+    }
+}
