@@ -1,1 +1,212 @@
-fn main() {}
+//! Kernel benchmarks: validate each kernel's output, then time it.
+//!
+//! `cargo bench --bench kernels [-- [FILTER] [--json] [--adapter A] [--backend B]]`
+//!
+//! Reports median/min/max milliseconds, GFLOP/s, GB/s, and the fraction of this adapter's
+//! peak as measured by two probes run first: an FMA loop and a vec4 copy. GPU time comes
+//! from timestamp queries when the adapter has them, else from wall time around a blocking poll.
+
+use std::time::Instant;
+
+use fido::ops::{self, Cost};
+use fido::{AdapterChoice, DType, Gpu, Tensor};
+
+mod cases;
+
+pub struct Bench {
+    pub gpu: Gpu,
+    filter: Option<String>,
+    json: bool,
+    peak_gflops: f64,
+    peak_gbps: f64,
+    pub failures: usize,
+}
+
+pub struct Timing {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Bench {
+    pub fn wants(&self, name: &str) -> bool {
+        self.filter.as_ref().is_none_or(|f| name.contains(f.as_str()))
+    }
+
+    /// Validate, then time `run` (which records GPU work) and report it with `cost`.
+    pub fn case(
+        &mut self,
+        name: &str,
+        cost: Cost,
+        validate: impl FnOnce(&Gpu) -> Result<(), String>,
+        mut run: impl FnMut(&Gpu) -> fido::Result<()>,
+    ) {
+        if !self.wants(name) {
+            return;
+        }
+        if let Err(e) = validate(&self.gpu) {
+            eprintln!("{name}: VALIDATION FAILED: {e}");
+            self.failures += 1;
+            return;
+        }
+        let timing = match time(&self.gpu, &mut run) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("{name}: failed: {e}");
+                self.failures += 1;
+                return;
+            }
+        };
+        self.report(name, cost, &timing);
+    }
+
+    fn report(&self, name: &str, cost: Cost, t: &Timing) {
+        let secs = t.median / 1e3;
+        let gflops = cost.flops / secs / 1e9;
+        let gbps = cost.bytes / secs / 1e9;
+        let frac_fma = if self.peak_gflops > 0.0 {
+            gflops / self.peak_gflops
+        } else {
+            0.0
+        };
+        let frac_copy = if self.peak_gbps > 0.0 {
+            gbps / self.peak_gbps
+        } else {
+            0.0
+        };
+        if self.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "name": name, "ms_median": t.median, "ms_min": t.min, "ms_max": t.max,
+                    "gflops": gflops, "gbps": gbps, "frac_fma_peak": frac_fma, "frac_copy_peak": frac_copy,
+                    "adapter": self.gpu.adapter_name(),
+                    "timer": if self.gpu.has_timestamps() { "timestamp" } else { "wall" },
+                })
+            );
+        } else {
+            println!(
+                "{name:<44} {:>9.3} {:>9.3} {:>9.3} {:>9.2} {:>9.2} {:>6.1}% {:>6.1}%",
+                t.median,
+                t.min,
+                t.max,
+                gflops,
+                gbps,
+                100.0 * frac_fma,
+                100.0 * frac_copy
+            );
+        }
+    }
+}
+
+/// Warm up once, then repeat until about 1.5 s or 25 runs (at least 3).
+fn time(gpu: &Gpu, run: &mut impl FnMut(&Gpu) -> fido::Result<()>) -> fido::Result<Timing> {
+    run(gpu)?;
+    gpu.sync()?;
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    while samples.len() < 3 || (samples.len() < 25 && start.elapsed().as_secs_f64() < 1.5) {
+        run(gpu)?;
+        let t = gpu.flush_timed()?;
+        samples.push(t.gpu_ms.unwrap_or(t.wall_ms));
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok(Timing {
+        median: samples[samples.len() / 2],
+        min: samples[0],
+        max: *samples.last().unwrap(),
+    })
+}
+
+fn measure_peaks(gpu: &Gpu) -> fido::Result<(f64, f64)> {
+    // FMA: enough invocations to fill any adapter, enough trips to hide launch cost.
+    let (invocations, trips) = (1 << 16, 2048);
+    let mut best_gflops: f64 = 0.0;
+    for _ in 0..3 {
+        ops::probe::fma_loop(gpu, invocations, trips)?;
+        let t = gpu.flush_timed()?;
+        let ms = t.gpu_ms.unwrap_or(t.wall_ms);
+        best_gflops = best_gflops.max(ops::probe::fma_cost(invocations, trips).flops / (ms / 1e3) / 1e9);
+    }
+    let n = 16 << 20;
+    let src = Tensor::zeros(gpu, &[n])?;
+    let dst = Tensor::empty(gpu, &[n], DType::F32)?;
+    let mut best_gbps: f64 = 0.0;
+    for _ in 0..5 {
+        ops::probe::copy(&src, &dst)?;
+        let t = gpu.flush_timed()?;
+        let ms = t.gpu_ms.unwrap_or(t.wall_ms);
+        best_gbps = best_gbps.max(ops::probe::copy_cost(n).bytes / (ms / 1e3) / 1e9);
+    }
+    Ok((best_gflops, best_gbps))
+}
+
+fn main() {
+    let mut filter = None;
+    let mut json = false;
+    let mut choice = AdapterChoice::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--bench" => {}
+            "--json" => json = true,
+            "--adapter" => choice.adapter = args.next().expect("--adapter needs a value").parse().unwrap(),
+            "--backend" => choice.backend = args.next().expect("--backend needs a value").parse().unwrap(),
+            other if !other.starts_with('-') => filter = Some(other.to_string()),
+            _ => {}
+        }
+    }
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
+    let gpu = match Gpu::new(&choice) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    let fma_check = ops::probe::fma_loop(&gpu, 64, 100)
+        .and_then(|t| t.to_vec())
+        .expect("probe runs");
+    for i in 0..64 {
+        let want = ops::probe::reference::fma_loop(i, 100);
+        assert!(
+            (fma_check[4 * i] as f64 - want).abs() < 1e-4 * want.abs(),
+            "FMA probe validation failed at {i}"
+        );
+    }
+    let (peak_gflops, peak_gbps) = measure_peaks(&gpu).expect("peak probes run");
+    let timer = if gpu.has_timestamps() {
+        "timestamp queries"
+    } else {
+        "wall clock around a blocking poll"
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"name": "peak", "adapter": gpu.adapter_name(), "peak_gflops": peak_gflops, "peak_gbps": peak_gbps, "timer": timer})
+        );
+    } else {
+        println!("adapter: {}", gpu.adapter_name());
+        println!("timer:   {timer}");
+        println!("peak:    FMA loop {peak_gflops:.1} GFLOP/s, vec4 copy {peak_gbps:.1} GB/s");
+        println!(
+            "{:<44} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7}",
+            "case", "median ms", "min ms", "max ms", "GFLOP/s", "GB/s", "%FMA", "%copy"
+        );
+    }
+    let mut bench = Bench {
+        gpu,
+        filter,
+        json,
+        peak_gflops,
+        peak_gbps,
+        failures: 0,
+    };
+    cases::run_all(&mut bench);
+    if bench.failures > 0 {
+        eprintln!("{} case(s) failed", bench.failures);
+        std::process::exit(1);
+    }
+}

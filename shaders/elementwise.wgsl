@@ -115,3 +115,44 @@ fn binary_broadcast(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     }
     out[i] = binary(a[ia], b[ib]);
 }
+
+// In-place forms: the output is also the (first) input, bound once as read_write.
+
+@compute @workgroup_size(WG)
+fn unary_vec4_inplace(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i >= p.n { return; }
+    let v = out4[i];
+    out4[i] = vec4<f32>(unary(v.x), unary(v.y), unary(v.z), unary(v.w));
+}
+
+@compute @workgroup_size(WG)
+fn unary_scalar_inplace(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i >= p.n { return; }
+    out[i] = unary(out[i]);
+}
+
+@compute @workgroup_size(WG)
+fn binary_vec4_inplace(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i >= p.n { return; }
+    let x = out4[i];
+    let y = b4[i];
+    out4[i] = vec4<f32>(binary(x.x, y.x), binary(x.y, y.y), binary(x.z, y.z), binary(x.w, y.w));
+}
+
+@compute @workgroup_size(WG)
+fn binary_broadcast_inplace(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i >= p.n { return; }
+    var rest = i;
+    var ib = 0u;
+    for (var d = i32(p.rank) - 1; d >= 0; d--) {
+        let extent = dim(p.out_shape, u32(d));
+        let coord = rest % extent;
+        rest = rest / extent;
+        ib += coord * dim(p.b_strides, u32(d));
+    }
+    out[i] = binary(out[i], b[ib]);
+}

@@ -21,7 +21,9 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
-    #[error("kernel `{kernel}::{entry}` needs {needed} bytes of workgroup storage but the adapter allows {limit}")]
+    #[error(
+        "kernel `{kernel}::{entry}` needs {needed} bytes of workgroup storage but the adapter allows {limit}"
+    )]
     WorkgroupStorage {
         kernel: &'static str,
         entry: String,
@@ -30,14 +32,9 @@ pub enum Error {
     },
 
     #[error("kernel `{kernel}` failed to compile: {reason}")]
-    Shader {
-        kernel: &'static str,
-        reason: String,
-    },
+    Shader { kernel: &'static str, reason: String },
 
-    #[error(
-        "tensor of {bytes} bytes exceeds the adapter's storage-binding limit of {limit} bytes"
-    )]
+    #[error("tensor of {bytes} bytes exceeds the adapter's storage-binding limit of {limit} bytes")]
     TooLarge { bytes: u64, limit: u64 },
 
     #[error("GPU error: {0}")]

@@ -1,1 +1,234 @@
-fn main() {}
+//! The `fido` command line.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use fido::gpu::{describe, list_adapters};
+use fido::ops::matmul::{self, MatmulShape};
+use fido::{AdapterChoice, AdapterSelector, BackendSelector, Gpu, Tensor};
+
+#[derive(Parser)]
+#[command(
+    name = "fido",
+    version,
+    about = "Explain image classifiers with FIDO saliency maps, on any GPU or on the CPU"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the adapters, the one fido would choose, its limits and its features.
+    Info {
+        #[command(flatten)]
+        adapter: AdapterArgs,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a matrix multiply on the chosen adapter, check it against the CPU and report its speed.
+    Check {
+        #[command(flatten)]
+        adapter: AdapterArgs,
+        /// Matrix side.
+        #[arg(long, default_value_t = 512)]
+        size: usize,
+    },
+}
+
+#[derive(Args, Clone)]
+struct AdapterArgs {
+    /// auto (best hardware GPU, else software), gpu, cpu, or part of an adapter's name.
+    #[arg(long, default_value = "auto")]
+    adapter: String,
+    /// auto, vulkan, metal, dx12 or gl.
+    #[arg(long, default_value = "auto")]
+    backend: String,
+}
+
+impl AdapterArgs {
+    fn choice(&self) -> fido::Result<AdapterChoice> {
+        Ok(AdapterChoice {
+            adapter: self.adapter.parse::<AdapterSelector>()?,
+            backend: self.backend.parse::<BackendSelector>()?,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    // Mesa warns on every device creation when this is unset; the warning is harmless.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info { adapter, json } => info(&adapter, json),
+        Command::Check { adapter, size } => check(&adapter, size),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn info(args: &AdapterArgs, as_json: bool) -> fido::Result<()> {
+    let choice = args.choice()?;
+    let adapters: Vec<_> = list_adapters(choice.backend)
+        .iter()
+        .map(|a| a.get_info())
+        .collect();
+    let gpu = Gpu::new(&choice)?;
+    let limits = gpu.limits();
+    let limit_rows: Vec<(&str, u64)> = vec![
+        ("max_buffer_size", limits.max_buffer_size),
+        (
+            "max_storage_buffer_binding_size",
+            limits.max_storage_buffer_binding_size.into(),
+        ),
+        (
+            "max_uniform_buffer_binding_size",
+            limits.max_uniform_buffer_binding_size.into(),
+        ),
+        (
+            "max_storage_buffers_per_shader_stage",
+            limits.max_storage_buffers_per_shader_stage.into(),
+        ),
+        ("max_bind_groups", limits.max_bind_groups.into()),
+        (
+            "max_compute_workgroup_storage_size",
+            limits.max_compute_workgroup_storage_size.into(),
+        ),
+        (
+            "max_compute_invocations_per_workgroup",
+            limits.max_compute_invocations_per_workgroup.into(),
+        ),
+        (
+            "max_compute_workgroup_size_x",
+            limits.max_compute_workgroup_size_x.into(),
+        ),
+        (
+            "max_compute_workgroup_size_y",
+            limits.max_compute_workgroup_size_y.into(),
+        ),
+        (
+            "max_compute_workgroup_size_z",
+            limits.max_compute_workgroup_size_z.into(),
+        ),
+        (
+            "max_compute_workgroups_per_dimension",
+            limits.max_compute_workgroups_per_dimension.into(),
+        ),
+        (
+            "min_storage_buffer_offset_alignment",
+            limits.min_storage_buffer_offset_alignment.into(),
+        ),
+        (
+            "min_uniform_buffer_offset_alignment",
+            limits.min_uniform_buffer_offset_alignment.into(),
+        ),
+    ];
+    let features: Vec<String> = gpu
+        .features()
+        .iter_names()
+        .map(|(name, _)| name.to_string())
+        .collect();
+    if as_json {
+        let list: Vec<_> = adapters.iter().map(adapter_json).collect();
+        let out = json!({
+            "adapters": list,
+            "chosen": adapter_json(gpu.info()),
+            "limits": limit_rows.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "features": features,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("JSON of plain values")
+        );
+        return Ok(());
+    }
+    println!("Adapters:");
+    for a in &adapters {
+        println!("  {}", describe(a));
+    }
+    let info = gpu.info();
+    println!("Chosen: {}", describe(info));
+    println!("  driver: {} {}", info.driver, info.driver_info);
+    println!("Limits:");
+    for (k, v) in &limit_rows {
+        println!("  {k:<40} {v}");
+    }
+    println!("Features used by fido when present:");
+    for f in &features {
+        println!("  {f}");
+    }
+    Ok(())
+}
+
+fn adapter_json(info: &wgpu::AdapterInfo) -> serde_json::Value {
+    json!({
+        "name": info.name,
+        "backend": format!("{:?}", info.backend),
+        "device_type": format!("{:?}", info.device_type),
+        "driver": info.driver,
+        "driver_info": info.driver_info,
+        "vendor": info.vendor,
+        "device": info.device,
+    })
+}
+
+fn check(args: &AdapterArgs, size: usize) -> fido::Result<()> {
+    if size == 0 || size > 4096 {
+        return Err(fido::Error::InvalidArgument(format!(
+            "--size {size}: choose 1 to 4096"
+        )));
+    }
+    let gpu = Gpu::new(&args.choice()?)?;
+    println!("adapter: {}", gpu.adapter_name());
+    let a_host: Vec<f32> = (0..size * size)
+        .map(|i| ((i * 7 % 13) as f32 - 6.0) / 6.0)
+        .collect();
+    let b_host: Vec<f32> = (0..size * size)
+        .map(|i| ((i * 5 % 11) as f32 - 5.0) / 5.0)
+        .collect();
+    let a = Tensor::from_slice(&gpu, &[size, size], &a_host)?;
+    let b = Tensor::from_slice(&gpu, &[size, size], &b_host)?;
+    let c = matmul::matmul(&a, &b, false, false)?;
+    gpu.sync()?;
+    let start = Instant::now();
+    let c2 = matmul::matmul(&a, &b, false, false)?;
+    gpu.sync()?;
+    let secs = start.elapsed().as_secs_f64();
+    let got = c.to_vec()?;
+    drop(c2);
+    let mut worst = 0.0f64;
+    for s in 0..64 {
+        let (i, j) = ((s * 7919) % size, (s * 104_729) % size);
+        let want: f64 = (0..size)
+            .map(|k| a_host[i * size + k] as f64 * b_host[k * size + j] as f64)
+            .sum();
+        worst = worst.max((got[i * size + j] as f64 - want).abs() / (1.0 + want.abs()));
+    }
+    let flops = MatmulShape::infer(&[size, size], &[size, size], false, false)?
+        .cost()
+        .flops;
+    println!(
+        "matmul {size}³: {:.1} ms, {:.2} GFLOP/s, max relative error {worst:.1e}",
+        secs * 1e3,
+        flops / secs / 1e9
+    );
+    if worst > 1e-4 {
+        return Err(fido::Error::Gpu(format!(
+            "matmul result differs from the CPU by {worst:.1e}"
+        )));
+    }
+    println!("ok");
+    Ok(())
+}

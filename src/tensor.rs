@@ -48,11 +48,7 @@ impl Tensor {
                 limit: gpu.max_binding_bytes(),
             });
         }
-        let buf = Arc::new(PooledBuffer::new(
-            &gpu.inner,
-            BufferKind::Storage,
-            bytes.max(4),
-        ));
+        let buf = Arc::new(PooledBuffer::new(&gpu.inner, BufferKind::Storage, bytes.max(4)));
         Ok(Tensor {
             gpu: gpu.clone(),
             buf,
@@ -71,36 +67,18 @@ impl Tensor {
     }
 
     pub fn from_slice(gpu: &Gpu, shape: &[usize], data: &[f32]) -> Result<Tensor> {
-        Self::upload(
-            gpu,
-            shape,
-            DType::F32,
-            bytemuck::cast_slice(data),
-            data.len(),
-        )
+        Self::upload(gpu, shape, DType::F32, bytemuck::cast_slice(data), data.len())
     }
 
     pub fn from_u32(gpu: &Gpu, shape: &[usize], data: &[u32]) -> Result<Tensor> {
-        Self::upload(
-            gpu,
-            shape,
-            DType::U32,
-            bytemuck::cast_slice(data),
-            data.len(),
-        )
+        Self::upload(gpu, shape, DType::U32, bytemuck::cast_slice(data), data.len())
     }
 
     pub fn full(gpu: &Gpu, shape: &[usize], value: f32) -> Result<Tensor> {
         Self::from_slice(gpu, shape, &vec![value; numel(shape)])
     }
 
-    fn upload(
-        gpu: &Gpu,
-        shape: &[usize],
-        dtype: DType,
-        bytes: &[u8],
-        len: usize,
-    ) -> Result<Tensor> {
+    fn upload(gpu: &Gpu, shape: &[usize], dtype: DType, bytes: &[u8], len: usize) -> Result<Tensor> {
         if len != numel(shape) {
             return Err(Error::Shape {
                 op: "upload",
@@ -206,6 +184,11 @@ impl Tensor {
             bytes: self.bytes().div_ceil(4) * 4,
         });
         Ok(t)
+    }
+
+    /// Whether both tensors view the same buffer.
+    pub fn aliases(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.buf, &other.buf)
     }
 
     pub(crate) fn expect_f32(&self, op: &'static str) -> Result<()> {

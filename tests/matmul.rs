@@ -50,15 +50,7 @@ fn matmul_matches_reference_for_every_transpose_and_odd_sizes() {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             let a_shape = if ta { [k, m] } else { [m, k] };
             let b_shape = if tb { [n, k] } else { [k, n] };
-            check(
-                &gpu,
-                &mut rng,
-                &a_shape,
-                &b_shape,
-                ta,
-                tb,
-                MatmulTiles::default(),
-            );
+            check(&gpu, &mut rng, &a_shape, &b_shape, ta, tb, MatmulTiles::default());
         }
     }
 }
@@ -112,10 +104,7 @@ fn matmul_is_correct_for_other_tile_sizes() {
     for tiles in [
         MatmulTiles { rows: 1, width: 32 },
         MatmulTiles { rows: 3, width: 16 },
-        MatmulTiles {
-            rows: 8,
-            width: 128,
-        },
+        MatmulTiles { rows: 8, width: 128 },
     ] {
         check(&gpu, &mut rng, &[19, 24], &[24, 40], false, false, tiles);
         check(&gpu, &mut rng, &[19, 23], &[41, 23], false, true, tiles);
@@ -128,17 +117,7 @@ fn matmul_accumulates_and_scales() {
     let a = Tensor::from_slice(&gpu, &[2, 2], &[1.0, 2.0, 3.0, 4.0]).unwrap();
     let b = Tensor::from_slice(&gpu, &[2, 4], &[1.0, 0.0, 2.0, 1.0, 0.0, 1.0, 1.0, -1.0]).unwrap();
     let out = Tensor::full(&gpu, &[2, 4], 10.0).unwrap();
-    matmul::matmul_into(
-        &a,
-        &b,
-        false,
-        false,
-        &out,
-        0.5,
-        true,
-        MatmulTiles::default(),
-    )
-    .unwrap();
+    matmul::matmul_into(&a, &b, false, false, &out, 0.5, true, MatmulTiles::default()).unwrap();
     let s = MatmulShape::infer(&[2, 2], &[2, 4], false, false).unwrap();
     let want: Vec<f64> = reference::matmul(
         &[1.0, 2.0, 3.0, 4.0],
@@ -158,9 +137,7 @@ fn matmul_rejects_mismatched_shapes() {
     let gpu = gpu();
     let a = Tensor::zeros(&gpu, &[3, 4]).unwrap();
     let b = Tensor::zeros(&gpu, &[5, 6]).unwrap();
-    let err = matmul::matmul(&a, &b, false, false)
-        .unwrap_err()
-        .to_string();
+    let err = matmul::matmul(&a, &b, false, false).unwrap_err().to_string();
     assert!(err.contains("inner sizes differ"), "{err}");
     let c = Tensor::zeros(&gpu, &[2, 4, 6]).unwrap();
     let d = Tensor::zeros(&gpu, &[3, 6, 2]).unwrap();

@@ -109,6 +109,9 @@ pub(crate) struct GpuInner {
     pub pool: Mutex<BufferPool>,
     pub pipelines: Mutex<PipelineCache>,
     pub recorder: Mutex<Recorder>,
+    /// Device errors nobody captured, surfaced at the next sync or readback. Only collected
+    /// on devices fido created; a host's device keeps the host's own error handler.
+    pub uncaptured: Arc<Mutex<Vec<String>>>,
 }
 
 /// Features fido uses when present; none is required.
@@ -122,6 +125,11 @@ impl Gpu {
     pub fn new(choice: &AdapterChoice) -> Result<Gpu> {
         let instance = new_instance(choice.backend);
         let adapters = pollster::block_on(instance.enumerate_adapters(choice.backend.backends()));
+        if adapters.is_empty() && choice.backend != BackendSelector::Auto {
+            return Err(Error::NoAdapter {
+                detail: format!(" on the {:?} backend", choice.backend),
+            });
+        }
         let adapter = pick_adapter(adapters, &choice.adapter)?;
         let info = adapter.get_info();
         let features = adapter.features() & WANTED_FEATURES;
@@ -163,6 +171,7 @@ impl Gpu {
                 pool: Mutex::new(BufferPool::default()),
                 pipelines: Mutex::new(PipelineCache::default()),
                 recorder: Mutex::new(recorder),
+                uncaptured: Arc::new(Mutex::new(Vec::new())),
             }),
         }
     }
@@ -183,9 +192,7 @@ impl Gpu {
         self.inner.features
     }
     pub fn has_timestamps(&self) -> bool {
-        self.inner
-            .features
-            .contains(wgpu::Features::TIMESTAMP_QUERY)
+        self.inner.features.contains(wgpu::Features::TIMESTAMP_QUERY)
     }
 
     /// A one-line description such as `llvmpipe (LLVM 15.0.6, 256 bits) [Vulkan, Cpu]`.
@@ -195,13 +202,23 @@ impl Gpu {
 
     /// The largest buffer one binding may cover.
     pub fn max_binding_bytes(&self) -> u64 {
-        u64::from(self.inner.limits.max_storage_buffer_binding_size)
-            .min(self.inner.limits.max_buffer_size)
+        u64::from(self.inner.limits.max_storage_buffer_binding_size).min(self.inner.limits.max_buffer_size)
     }
 
     /// Statistics of the buffer pool: (buffers created, reuses).
     pub fn pool_stats(&self) -> crate::gpu::pool::PoolStats {
         self.inner.pool.lock().unwrap().stats()
+    }
+
+    /// Take the device errors collected since the last call, as one error.
+    pub fn take_device_error(&self) -> Result<()> {
+        let mut list = self.inner.uncaptured.lock().unwrap();
+        if list.is_empty() {
+            return Ok(());
+        }
+        let joined = list.join("; ");
+        list.clear();
+        Err(Error::Gpu(joined))
     }
 
     /// Number of pipelines compiled so far.
@@ -252,10 +269,7 @@ fn rank(info: &wgpu::AdapterInfo) -> u32 {
     ty + api
 }
 
-pub(crate) fn pick_adapter(
-    adapters: Vec<wgpu::Adapter>,
-    wanted: &AdapterSelector,
-) -> Result<wgpu::Adapter> {
+pub(crate) fn pick_adapter(adapters: Vec<wgpu::Adapter>, wanted: &AdapterSelector) -> Result<wgpu::Adapter> {
     if adapters.is_empty() {
         return Err(Error::NoAdapter {
             detail: String::new(),

@@ -29,10 +29,12 @@ struct PipelineKey {
 }
 
 pub struct CompiledPipeline {
+    /// `family::entry`, for error messages.
+    pub label: String,
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
-    /// Storage bindings (numbers ≥ 1) the entry point uses, ascending.
-    pub storage_bindings: Vec<u32>,
+    /// Storage bindings (numbers ≥ 1) the entry point uses, ascending, with whether each is read-only.
+    pub storage_bindings: Vec<(u32, bool)>,
     pub uses_params: bool,
     pub workgroup_size: [u32; 3],
     pub workgroup_bytes: u64,
@@ -55,8 +57,8 @@ pub fn parse_and_validate(
     name: &str,
     source: &str,
 ) -> Result<(naga::Module, naga::valid::ModuleInfo), String> {
-    let module = naga::front::wgsl::parse_str(source)
-        .map_err(|e| e.emit_to_string_with_path(source, name))?;
+    let module =
+        naga::front::wgsl::parse_str(source).map_err(|e| e.emit_to_string_with_path(source, name))?;
     let info = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
         naga::valid::Capabilities::all(),
@@ -101,9 +103,7 @@ pub fn reflect_entry(
     let ep = &module.entry_points[index];
     let uses = info.get_entry_point(index);
     let mut layouter = naga::proc::Layouter::default();
-    layouter
-        .update(module.to_ctx())
-        .map_err(|e| format!("{e:?}"))?;
+    layouter.update(module.to_ctx()).map_err(|e| format!("{e:?}"))?;
     let mut workgroup_bytes = 0u64;
     let mut bindings = Vec::new();
     for (handle, var) in module.global_variables.iter() {
@@ -119,11 +119,7 @@ pub fn reflect_entry(
             }
             naga::AddressSpace::Storage { access } => {
                 if let Some(b) = &var.binding {
-                    bindings.push((
-                        b.binding,
-                        false,
-                        !access.contains(naga::StorageAccess::STORE),
-                    ));
+                    bindings.push((b.binding, false, !access.contains(naga::StorageAccess::STORE)));
                 }
             }
             _ => {}
@@ -182,20 +178,13 @@ impl PipelineCache {
             reason,
         };
         if !self.kernels.contains_key(kernel.name) {
-            let (module, info) =
-                parse_and_validate(kernel.name, kernel.source).map_err(shader_error)?;
+            let (module, info) = parse_and_validate(kernel.name, kernel.source).map_err(shader_error)?;
             let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(kernel.name),
                 source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
             });
-            self.kernels.insert(
-                kernel.name,
-                ParsedKernel {
-                    module,
-                    info,
-                    shader,
-                },
-            );
+            self.kernels
+                .insert(kernel.name, ParsedKernel { module, info, shader });
         }
         let parsed = &self.kernels[kernel.name];
         let reflection =
@@ -220,22 +209,20 @@ impl PipelineCache {
         let layout_entries: Vec<wgpu::BindGroupLayoutEntry> = reflection
             .bindings
             .iter()
-            .map(
-                |&(binding, uniform, read_only)| wgpu::BindGroupLayoutEntry {
-                    binding,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: if uniform {
-                            wgpu::BufferBindingType::Uniform
-                        } else {
-                            wgpu::BufferBindingType::Storage { read_only }
-                        },
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
+            .map(|&(binding, uniform, read_only)| wgpu::BindGroupLayoutEntry {
+                binding,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: if uniform {
+                        wgpu::BufferBindingType::Uniform
+                    } else {
+                        wgpu::BufferBindingType::Storage { read_only }
                     },
-                    count: None,
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
                 },
-            )
+                count: None,
+            })
             .collect();
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some(kernel.name),
@@ -261,13 +248,14 @@ impl PipelineCache {
             return Err(shader_error(err.to_string()));
         }
         Ok(CompiledPipeline {
+            label: format!("{}::{entry}", kernel.name),
             pipeline,
             layout,
             storage_bindings: reflection
                 .bindings
                 .iter()
-                .map(|b| b.0)
-                .filter(|&b| b != PARAMS_BINDING)
+                .filter(|b| b.0 != PARAMS_BINDING)
+                .map(|&(binding, _, read_only)| (binding, read_only))
                 .collect(),
             uses_params: reflection.bindings.iter().any(|b| b.0 == PARAMS_BINDING),
             workgroup_size: reflection.workgroup_size,

@@ -63,12 +63,7 @@ impl BufferPool {
         self.stats
     }
 
-    pub(crate) fn take(
-        &mut self,
-        device: &wgpu::Device,
-        kind: BufferKind,
-        bytes: u64,
-    ) -> wgpu::Buffer {
+    pub(crate) fn take(&mut self, device: &wgpu::Device, kind: BufferKind, bytes: u64) -> wgpu::Buffer {
         let class = size_class(bytes);
         if let Some(buffer) = self.free.get_mut(&(kind, class)).and_then(Vec::pop) {
             self.stats.reused += 1;
@@ -89,10 +84,7 @@ impl BufferPool {
     }
 
     pub(crate) fn give_back(&mut self, kind: BufferKind, buffer: wgpu::Buffer) {
-        self.free
-            .entry((kind, buffer.size()))
-            .or_default()
-            .push(buffer);
+        self.free.entry((kind, buffer.size())).or_default().push(buffer);
     }
 
     /// Drop every idle buffer, for hosts that want their memory back between jobs.
@@ -119,9 +111,7 @@ impl PooledBuffer {
     }
 
     pub fn buffer(&self) -> &wgpu::Buffer {
-        self.buffer
-            .as_ref()
-            .expect("pooled buffer used after release")
+        self.buffer.as_ref().expect("pooled buffer used after release")
     }
 }
 

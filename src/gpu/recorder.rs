@@ -125,14 +125,32 @@ impl Gpu {
             }
         };
         let params_offset = pipeline.uses_params.then(|| rec.push_params(params));
-        let mut bound = Vec::with_capacity(pipeline.storage_bindings.len());
-        for &binding in &pipeline.storage_bindings {
+        let mut bound: Vec<(u32, Arc<PooledBuffer>, u64)> =
+            Vec::with_capacity(pipeline.storage_bindings.len());
+        for &(binding, read_only) in &pipeline.storage_bindings {
             let (buf, bytes) = buffers.get(binding as usize - 1).ok_or_else(|| {
                 Error::InvalidArgument(format!(
                     "kernel uses binding {binding} but only {} buffers were given",
                     buffers.len()
                 ))
             })?;
+            // A buffer written by a dispatch may not be bound a second time in it: the
+            // backends forbid it, and wgpu would report it only as an uncaptured error.
+            let clash =
+                pipeline
+                    .storage_bindings
+                    .iter()
+                    .zip(&bound)
+                    .any(|(&(_, other_read_only), (_, other, _))| {
+                        Arc::ptr_eq(other, buf) && !(read_only && other_read_only)
+                    });
+            if clash {
+                return Err(Error::InvalidArgument(format!(
+                    "a buffer written by `{}` is also bound as another of its operands; \
+                     use the op's in-place form",
+                    pipeline.label
+                )));
+            }
             bound.push((binding, Arc::clone(buf), (*bytes).max(4)));
         }
         rec.commands.push(Command::Dispatch {
@@ -293,9 +311,7 @@ fn flush_inner(
     });
     let mut encoder = inner
         .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("fido"),
-        });
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("fido") });
     let mut pass: Option<wgpu::ComputePass<'static>> = None;
     let mut first_pass = true;
     for command in &commands {
@@ -307,12 +323,11 @@ fn flush_inner(
                 groups,
             } => {
                 if pass.is_none() {
-                    let timestamp_writes =
-                        timing.map(|(set, _, _)| wgpu::ComputePassTimestampWrites {
-                            query_set: set,
-                            beginning_of_pass_write_index: first_pass.then_some(0),
-                            end_of_pass_write_index: Some(1),
-                        });
+                    let timestamp_writes = timing.map(|(set, _, _)| wgpu::ComputePassTimestampWrites {
+                        query_set: set,
+                        beginning_of_pass_write_index: first_pass.then_some(0),
+                        end_of_pass_write_index: Some(1),
+                    });
                     first_pass = false;
                     pass = Some(
                         encoder
@@ -362,13 +377,7 @@ fn flush_inner(
                 bytes,
             } => {
                 drop(pass.take());
-                encoder.copy_buffer_to_buffer(
-                    src.buffer(),
-                    *src_offset,
-                    dst.buffer(),
-                    *dst_offset,
-                    *bytes,
-                );
+                encoder.copy_buffer_to_buffer(src.buffer(), *src_offset, dst.buffer(), *dst_offset, *bytes);
             }
             Command::Clear { dst, bytes } => {
                 drop(pass.take());

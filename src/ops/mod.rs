@@ -3,6 +3,7 @@
 
 pub mod elementwise;
 pub mod matmul;
+pub mod probe;
 pub mod reduce;
 pub mod softmax;
 

@@ -7,8 +7,7 @@ pub fn gpu() -> Gpu {
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
         std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
     }
-    Gpu::new(&AdapterChoice::default())
-        .expect("a GPU adapter (install mesa-vulkan-drivers for lavapipe)")
+    Gpu::new(&AdapterChoice::default()).expect("a GPU adapter (install mesa-vulkan-drivers for lavapipe)")
 }
 
 /// A small xorshift generator so tests need no extra crate and are reproducible.

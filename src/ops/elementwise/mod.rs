@@ -125,7 +125,13 @@ pub fn unary_into(a: &Tensor, op: UnaryOp, out: &Tensor) -> Result<()> {
     let vec4 = n % 4 == 0;
     let items = if vec4 { n / 4 } else { n };
     let params = Params::new().u(items as u32).f(s0).f(s1).u(0);
-    let entry = if vec4 { "unary_vec4" } else { "unary_scalar" };
+    let in_place = a.aliases(out);
+    let entry = match (vec4, in_place) {
+        (true, false) => "unary_vec4",
+        (false, false) => "unary_scalar",
+        (true, true) => "unary_vec4_inplace",
+        (false, true) => "unary_scalar_inplace",
+    };
     a.gpu().launch(
         &KERNEL,
         entry,
@@ -140,19 +146,15 @@ pub fn unary_into(a: &Tensor, op: UnaryOp, out: &Tensor) -> Result<()> {
 pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp) -> Result<Tensor> {
     let shape = broadcast_shapes(a.shape(), b.shape()).ok_or_else(|| Error::Shape {
         op: "binary",
-        detail: format!(
-            "shapes {:?} and {:?} do not broadcast",
-            a.shape(),
-            b.shape()
-        ),
+        detail: format!("shapes {:?} and {:?} do not broadcast", a.shape(), b.shape()),
     })?;
     let out = Tensor::empty(a.gpu(), &shape, DType::F32)?;
     binary_into(a, b, op, &out)?;
     Ok(out)
 }
 
-/// `out = op(a, b)`; `out` must have the broadcast shape and may alias `a` or `b` when it
-/// has the same shape as the aliased input.
+/// `out = op(a, b)`; `out` must have the broadcast shape. It may be `a` itself (an in-place
+/// update such as gradient accumulation) but not `b`.
 pub fn binary_into(a: &Tensor, b: &Tensor, op: BinaryOp, out: &Tensor) -> Result<()> {
     a.expect_f32("binary")?;
     b.expect_f32("binary")?;
@@ -160,11 +162,7 @@ pub fn binary_into(a: &Tensor, b: &Tensor, op: BinaryOp, out: &Tensor) -> Result
     a.same_gpu(out, "binary")?;
     let shape = broadcast_shapes(a.shape(), b.shape()).ok_or_else(|| Error::Shape {
         op: "binary",
-        detail: format!(
-            "shapes {:?} and {:?} do not broadcast",
-            a.shape(),
-            b.shape()
-        ),
+        detail: format!("shapes {:?} and {:?} do not broadcast", a.shape(), b.shape()),
     })?;
     if shape != out.shape() {
         return Err(Error::Shape {
@@ -182,13 +180,23 @@ pub fn binary_into(a: &Tensor, b: &Tensor, op: BinaryOp, out: &Tensor) -> Result
     if n == 0 {
         return Ok(());
     }
+    if b.aliases(out) {
+        return Err(Error::InvalidArgument(
+            "binary: the output may alias the first operand, not the second".into(),
+        ));
+    }
+    let in_place = a.aliases(out);
     let constants = [("OP", op.code() as f64)];
     let gpu = a.gpu();
     if a.shape() == b.shape() && n % 4 == 0 {
         let params = Params::new().u((n / 4) as u32).f(0.0).f(0.0).u(0);
         return gpu.launch(
             &KERNEL,
-            "binary_vec4",
+            if in_place {
+                "binary_vec4_inplace"
+            } else {
+                "binary_vec4"
+            },
             &constants,
             &params,
             &[a, b, out, a, b, out],
@@ -206,7 +214,11 @@ pub fn binary_into(a: &Tensor, b: &Tensor, op: BinaryOp, out: &Tensor) -> Result
     }
     gpu.launch(
         &KERNEL,
-        "binary_broadcast",
+        if in_place {
+            "binary_broadcast_inplace"
+        } else {
+            "binary_broadcast"
+        },
         &constants,
         &params,
         &[a, b, out, a, b, out],

@@ -42,14 +42,9 @@ impl MatmulShape {
     /// Read shapes `[..., rows, cols]`; leading axes are flattened into one batch axis, and a
     /// batch of 1 broadcasts.
     pub fn infer(a: &[usize], b: &[usize], trans_a: bool, trans_b: bool) -> Result<Self> {
-        let err = |detail: String| Error::Shape {
-            op: "matmul",
-            detail,
-        };
+        let err = |detail: String| Error::Shape { op: "matmul", detail };
         if a.len() < 2 || b.len() < 2 {
-            return Err(err(format!(
-                "operands need at least 2 axes, got {a:?} and {b:?}"
-            )));
+            return Err(err(format!("operands need at least 2 axes, got {a:?} and {b:?}")));
         }
         let (ar, ac) = (a[a.len() - 2], a[a.len() - 1]);
         let (br, bc) = (b[b.len() - 2], b[b.len() - 1]);
@@ -76,12 +71,7 @@ impl MatmulShape {
     }
 
     pub fn cost(&self) -> Cost {
-        let (b, m, n, k) = (
-            self.batch as f64,
-            self.m as f64,
-            self.n as f64,
-            self.k as f64,
-        );
+        let (b, m, n, k) = (self.batch as f64, self.m as f64, self.n as f64, self.k as f64);
         Cost {
             flops: 2.0 * b * m * n * k,
             bytes: 4.0 * (b * m * n + m * k * b + k * n * b),
@@ -103,16 +93,7 @@ pub fn matmul(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Te
     };
     out_shape.extend([shape.m, shape.n]);
     let out = Tensor::empty(a.gpu(), &out_shape, DType::F32)?;
-    matmul_into(
-        a,
-        b,
-        trans_a,
-        trans_b,
-        &out,
-        1.0,
-        false,
-        MatmulTiles::default(),
-    )?;
+    matmul_into(a, b, trans_a, trans_b, &out, 1.0, false, MatmulTiles::default())?;
     Ok(out)
 }
 
@@ -136,13 +117,7 @@ pub fn matmul_into(
     if out.numel() != s.batch * s.m * s.n {
         return Err(Error::Shape {
             op: "matmul",
-            detail: format!(
-                "output {:?} cannot hold {}×{}×{}",
-                out.shape(),
-                s.batch,
-                s.m,
-                s.n
-            ),
+            detail: format!("output {:?} cannot hold {}×{}×{}", out.shape(), s.batch, s.m, s.n),
         });
     }
     if !(1..=8).contains(&tiles.rows) || tiles.width == 0 {
@@ -184,17 +159,7 @@ pub fn matmul_into(
         s.m.div_ceil(tiles.rows as usize) as u32,
         s.batch as u32,
     );
-    let entry = if vec4 {
-        "matmul_vec4"
-    } else {
-        "matmul_general"
-    };
-    a.gpu().launch(
-        &KERNEL,
-        entry,
-        &constants,
-        &params,
-        &[a, b, out, a, b, out],
-        grid,
-    )
+    let entry = if vec4 { "matmul_vec4" } else { "matmul_general" };
+    a.gpu()
+        .launch(&KERNEL, entry, &constants, &params, &[a, b, out, a, b, out], grid)
 }

@@ -1,0 +1,167 @@
+//! Matmul, elementwise, reductions and softmax at the sizes the issue of record names.
+
+use fido::ops::elementwise::{self, BinaryOp};
+use fido::ops::matmul::{self, MatmulShape, MatmulTiles};
+use fido::ops::{reduce, softmax};
+use fido::{DType, Tensor};
+
+use super::{check_close, pseudo_random};
+use crate::Bench;
+
+pub fn run(bench: &mut Bench) {
+    for &(m, n, k) in &[
+        (1024usize, 1024usize, 1024usize),
+        (512, 512, 512),
+        (8, 1000, 1280),
+    ] {
+        for (ta, tb) in [(false, false), (false, true)] {
+            matmul_case(bench, m, n, k, ta, tb);
+        }
+    }
+    let n = 16 << 20;
+    let name = "add 16M f32";
+    if bench.wants(name) {
+        let gpu = bench.gpu.clone();
+        let a_host = pseudo_random(n, 1);
+        let b_host = pseudo_random(n, 2);
+        let a = Tensor::from_slice(&gpu, &[n], &a_host).unwrap();
+        let b = Tensor::from_slice(&gpu, &[n], &b_host).unwrap();
+        let out = Tensor::empty(&gpu, &[n], DType::F32).unwrap();
+        bench.case(
+            name,
+            elementwise::binary_cost(n),
+            |_| {
+                elementwise::binary_into(&a, &b, BinaryOp::Add, &out).map_err(|e| e.to_string())?;
+                let got = out.to_vec().map_err(|e| e.to_string())?;
+                check_close(
+                    name,
+                    (0..n)
+                        .step_by(4099)
+                        .map(|i| (got[i], a_host[i] as f64 + b_host[i] as f64)),
+                    1e-6,
+                    1e-6,
+                )
+            },
+            |_| elementwise::binary_into(&a, &b, BinaryOp::Add, &out),
+        );
+    }
+    let name = "sum 16M f32";
+    if bench.wants(name) {
+        let gpu = bench.gpu.clone();
+        let host = pseudo_random(n, 3);
+        let x = Tensor::from_slice(&gpu, &[n], &host).unwrap();
+        let want: f64 = host.iter().map(|&v| v as f64).sum();
+        let scale: f64 = host.iter().map(|&v| v.abs() as f64).sum();
+        bench.case(
+            name,
+            reduce::cost(n),
+            |_| {
+                let got = reduce::sum(&x)
+                    .and_then(|t| t.item())
+                    .map_err(|e| e.to_string())?;
+                check_close(
+                    name,
+                    [(got, want)],
+                    4.0 * f32::EPSILON as f64 * scale.sqrt(),
+                    1e-6,
+                )
+            },
+            |_| reduce::sum(&x).map(drop),
+        );
+    }
+    let name = "exp 16M f32";
+    if bench.wants(name) {
+        let gpu = bench.gpu.clone();
+        let host = pseudo_random(n, 4);
+        let x = Tensor::from_slice(&gpu, &[n], &host).unwrap();
+        let out = Tensor::empty(&gpu, &[n], DType::F32).unwrap();
+        let op = elementwise::UnaryOp::Exp;
+        bench.case(
+            name,
+            op.cost(n),
+            |_| {
+                elementwise::unary_into(&x, op, &out).map_err(|e| e.to_string())?;
+                let got = out.to_vec().map_err(|e| e.to_string())?;
+                check_close(
+                    name,
+                    (0..n).step_by(7919).map(|i| (got[i], (host[i] as f64).exp())),
+                    1e-6,
+                    4e-6,
+                )
+            },
+            |_| elementwise::unary_into(&x, op, &out),
+        );
+    }
+    let name = "log_softmax 8x1000";
+    if bench.wants(name) {
+        let gpu = bench.gpu.clone();
+        let host = pseudo_random(8000, 5);
+        let x = Tensor::from_slice(&gpu, &[8, 1000], &host).unwrap();
+        bench.case(
+            name,
+            softmax::cost(8000),
+            |_| {
+                let got = softmax::log_softmax(&x)
+                    .and_then(|t| t.to_vec())
+                    .map_err(|e| e.to_string())?;
+                let want = softmax::reference::softmax_like(&host, 1000, softmax::SoftmaxKind::LogSoftmax);
+                check_close(name, got.into_iter().zip(want), 1e-5, 1e-5)
+            },
+            |_| softmax::log_softmax(&x).map(drop),
+        );
+    }
+}
+
+fn matmul_case(bench: &mut Bench, m: usize, n: usize, k: usize, ta: bool, tb: bool) {
+    let name = format!(
+        "matmul {m}x{n}x{k}{}{}",
+        if ta { " Aᵀ" } else { "" },
+        if tb { " Bᵀ" } else { "" }
+    );
+    if !bench.wants(&name) {
+        return;
+    }
+    let gpu = bench.gpu.clone();
+    let a_shape = if ta { [k, m] } else { [m, k] };
+    let b_shape = if tb { [n, k] } else { [k, n] };
+    let a_host = pseudo_random(m * k, 7);
+    let b_host = pseudo_random(k * n, 8);
+    let a = Tensor::from_slice(&gpu, &a_shape, &a_host).unwrap();
+    let b = Tensor::from_slice(&gpu, &b_shape, &b_host).unwrap();
+    let out = Tensor::empty(&gpu, &[m, n], DType::F32).unwrap();
+    let shape = MatmulShape::infer(&a_shape, &b_shape, ta, tb).unwrap();
+    let tiles = MatmulTiles::default();
+    bench.case(
+        &name,
+        shape.cost(),
+        |_| {
+            matmul::matmul_into(&a, &b, ta, tb, &out, 1.0, false, tiles).map_err(|e| e.to_string())?;
+            let got = out.to_vec().map_err(|e| e.to_string())?;
+            let samples = (0..256).map(|s| ((s * 7919) % m, (s * 104_729) % n));
+            check_close(
+                &name,
+                samples.map(|(i, j)| {
+                    let want: f64 = (0..k)
+                        .map(|kk| {
+                            let av = if ta {
+                                a_host[kk * m + i]
+                            } else {
+                                a_host[i * k + kk]
+                            };
+                            let bv = if tb {
+                                b_host[j * k + kk]
+                            } else {
+                                b_host[kk * n + j]
+                            };
+                            av as f64 * bv as f64
+                        })
+                        .sum();
+                    (got[i * n + j], want)
+                }),
+                1e-4,
+                1e-4,
+            )
+        },
+        |_| matmul::matmul_into(&a, &b, ta, tb, &out, 1.0, false, tiles),
+    );
+}

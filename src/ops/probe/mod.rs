@@ -1,0 +1,69 @@
+//! Peak probes: what this adapter can do at best, so benchmarks can report a fraction of it.
+
+pub mod reference;
+
+use crate::gpu::{groups_for, Grid, Kernel, Params};
+use crate::ops::Cost;
+use crate::tensor::{DType, Tensor};
+use crate::{Error, Result};
+
+pub const KERNEL: Kernel = Kernel {
+    name: "probe",
+    source: include_str!("../../../shaders/probe.wgsl"),
+};
+const WG: usize = 256;
+
+/// FLOPs per invocation per loop trip: 8 chains × vec4 × (mul + add).
+pub const FLOPS_PER_TRIP: usize = 8 * 4 * 2;
+
+/// Run `iterations` trips of the FMA loop on `invocations` invocations; returns one vec4 each.
+pub fn fma_loop(gpu: &crate::Gpu, invocations: usize, iterations: u32) -> Result<Tensor> {
+    let out = Tensor::empty(gpu, &[invocations, 4], DType::F32)?;
+    let params = Params::new().u(invocations as u32).u(iterations);
+    gpu.launch(
+        &KERNEL,
+        "fma_loop",
+        &[],
+        &params,
+        &[&out, &out],
+        Grid::Linear(groups_for(invocations, WG)),
+    )?;
+    Ok(out)
+}
+
+pub fn fma_cost(invocations: usize, iterations: u32) -> Cost {
+    Cost {
+        flops: (invocations * iterations as usize * FLOPS_PER_TRIP) as f64,
+        bytes: 16.0 * invocations as f64,
+    }
+}
+
+/// Copy `src` into `dst` with vec4 loads and stores. Both must hold a multiple of 4 floats.
+pub fn copy(src: &Tensor, dst: &Tensor) -> Result<()> {
+    if src.numel() != dst.numel() || src.numel() % 4 != 0 {
+        return Err(Error::Shape {
+            op: "copy",
+            detail: format!(
+                "{:?} into {:?}: sizes must match and be multiples of 4",
+                src.shape(),
+                dst.shape()
+            ),
+        });
+    }
+    let n = src.numel() / 4;
+    src.gpu().launch(
+        &KERNEL,
+        "copy",
+        &[],
+        &Params::new().u(n as u32).u(0),
+        &[src, dst],
+        Grid::Linear(groups_for(n, WG)),
+    )
+}
+
+pub fn copy_cost(n: usize) -> Cost {
+    Cost {
+        flops: 0.0,
+        bytes: 8.0 * n as f64,
+    }
+}

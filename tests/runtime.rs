@@ -1,0 +1,169 @@
+//! The runtime: buffer pool reuse, pipeline caching, batched submissions, adapter errors.
+
+mod common;
+
+use common::gpu;
+use fido::gpu::{fold_grid, Grid};
+use fido::ops::elementwise::{self as ew, UnaryOp};
+use fido::{AdapterChoice, AdapterSelector, DType, Error, Tensor};
+
+#[test]
+fn buffers_return_to_the_pool_and_are_reused() {
+    let gpu = gpu();
+    let x = Tensor::from_slice(&gpu, &[1000], &vec![1.0; 1000]).unwrap();
+    let mut before = gpu.pool_stats();
+    for round in 0..21 {
+        if round == 1 {
+            // The first round fills the pool; from here on nothing new may be created.
+            gpu.sync().unwrap();
+            before = gpu.pool_stats();
+        }
+        let y = ew::exp(&x).unwrap();
+        let z = ew::add(&y, &x).unwrap();
+        drop((y, z));
+        gpu.flush();
+    }
+    gpu.sync().unwrap();
+    let after = gpu.pool_stats();
+    assert_eq!(
+        after.created, before.created,
+        "steady state allocates nothing: {before:?} -> {after:?}"
+    );
+    assert!(after.reused > before.reused);
+}
+
+#[test]
+fn pipelines_are_compiled_once() {
+    let gpu = gpu();
+    let x = Tensor::from_slice(&gpu, &[10], &[0.5; 10]).unwrap();
+    ew::exp(&x).unwrap();
+    let compiled = gpu.pipelines_compiled();
+    for _ in 0..50 {
+        ew::exp(&x).unwrap();
+    }
+    assert_eq!(gpu.pipelines_compiled(), compiled);
+    ew::unary(&x, UnaryOp::Tanh).unwrap();
+    assert_eq!(
+        gpu.pipelines_compiled(),
+        compiled + 1,
+        "a new override constant is a new pipeline"
+    );
+}
+
+#[test]
+fn many_dispatches_go_in_one_submission() {
+    let gpu = gpu();
+    let mut x = Tensor::from_slice(&gpu, &[64], &[0.0; 64]).unwrap();
+    gpu.sync().unwrap();
+    let before = gpu.submissions();
+    for _ in 0..100 {
+        x = ew::add_scalar(&x, 1.0).unwrap();
+    }
+    assert_eq!(
+        gpu.submissions(),
+        before,
+        "nothing is submitted until a flush or a read"
+    );
+    assert_eq!(x.to_vec().unwrap(), vec![100.0; 64]);
+    assert_eq!(
+        gpu.submissions(),
+        before + 1,
+        "the whole chain and the readback are one submission"
+    );
+}
+
+#[test]
+fn per_dispatch_parameters_do_not_leak_between_batched_dispatches() {
+    // Each dispatch has its own parameter slot; a shared uniform buffer would make every
+    // dispatch in the batch see the last scalar.
+    let gpu = gpu();
+    let x = Tensor::from_slice(&gpu, &[8], &[1.0; 8]).unwrap();
+    let outs: Vec<_> = (0..10).map(|i| ew::mul_scalar(&x, i as f32).unwrap()).collect();
+    for (i, o) in outs.iter().enumerate() {
+        assert_eq!(o.to_vec().unwrap(), vec![i as f32; 8]);
+    }
+}
+
+#[test]
+fn in_place_updates_see_earlier_batched_work() {
+    let gpu = gpu();
+    let x = Tensor::from_slice(&gpu, &[5], &[1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
+    ew::unary_into(&x, UnaryOp::MulScalar(2.0), &x).unwrap();
+    ew::unary_into(&x, UnaryOp::AddScalar(1.0), &x).unwrap();
+    assert_eq!(x.to_vec().unwrap(), vec![3.0, 5.0, 7.0, 9.0, 11.0]);
+    // Odd length takes the scalar path; broadcasting in place accumulates a row into each row.
+    let m = Tensor::from_slice(&gpu, &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+    let row = Tensor::from_slice(&gpu, &[3], &[10.0, 20.0, 30.0]).unwrap();
+    ew::binary_into(&m, &row, fido::ops::elementwise::BinaryOp::Add, &m).unwrap();
+    ew::unary_into(&m, UnaryOp::Neg, &m).unwrap();
+    assert_eq!(
+        m.to_vec().unwrap(),
+        vec![-11.0, -22.0, -33.0, -14.0, -25.0, -36.0]
+    );
+    let v = Tensor::from_slice(&gpu, &[4], &[1.0; 4]).unwrap();
+    let w = Tensor::from_slice(&gpu, &[4], &[2.0; 4]).unwrap();
+    ew::binary_into(&v, &w, fido::ops::elementwise::BinaryOp::Mul, &v).unwrap();
+    assert_eq!(v.to_vec().unwrap(), vec![2.0; 4]);
+    // Aliasing the second operand is refused with an error, not a device fault.
+    assert!(ew::binary_into(&v, &w, fido::ops::elementwise::BinaryOp::Sub, &w).is_err());
+}
+
+#[test]
+fn grid_folding_covers_every_workgroup() {
+    for n in [1u32, 65535, 65536, 65537, 1 << 20, 4_000_001] {
+        let [x, y, z] = fold_grid(n, 65535);
+        assert!(x <= 65535 && y <= 65535 && z == 1);
+        assert!(x as u64 * y as u64 >= n as u64, "{n}: {x}×{y}");
+        assert!(
+            (x as u64 * y as u64) < n as u64 + x as u64,
+            "{n}: at most one partial row"
+        );
+    }
+}
+
+#[test]
+fn oversized_grids_and_tensors_are_errors() {
+    let gpu = gpu();
+    let t = Tensor::zeros(&gpu, &[4]).unwrap();
+    let err = gpu.launch(
+        &fido::ops::elementwise::KERNEL,
+        "unary_scalar",
+        &[],
+        &fido::gpu::Params::new().u(4).f(0.0).f(0.0).u(0),
+        &[&t, &t, &t],
+        Grid::Xyz(70000, 1, 1),
+    );
+    assert!(matches!(err, Err(Error::InvalidArgument(_))), "{err:?}");
+    let too_big = gpu.max_binding_bytes() as usize / 4 + 1;
+    assert!(matches!(
+        Tensor::empty(&gpu, &[too_big], DType::F32),
+        Err(Error::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn unknown_adapter_names_list_the_available_ones() {
+    let choice = AdapterChoice {
+        adapter: AdapterSelector::Name("no-such-adapter-xyz".into()),
+        ..Default::default()
+    };
+    let err = fido::Gpu::new(&choice).unwrap_err().to_string();
+    assert!(
+        err.contains("no-such-adapter-xyz") && err.contains("available"),
+        "{err}"
+    );
+    assert!("".parse::<AdapterSelector>().is_err());
+    assert!("quantum".parse::<fido::BackendSelector>().is_err());
+}
+
+#[test]
+fn no_adapter_error_names_the_fix() {
+    let msg = Error::NoAdapter {
+        detail: String::new(),
+    }
+    .to_string();
+    assert!(
+        msg.contains("mesa-vulkan-drivers") && msg.contains("libvulkan1") && msg.contains("--backend gl"),
+        "{msg}"
+    );
+}
