@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian/Ubuntu machine to build and run fido.
+# Installs a Vulkan driver only when none is present: on a machine without a GPU that is
+# Mesa's lavapipe, which runs Vulkan on the CPU.
+set -euo pipefail
+
+have_vulkan_driver() {
+    ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json 2>/dev/null | grep -q . &&
+        ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'
+}
+
+if ! have_vulkan_driver; then
+    echo "setup: no Vulkan driver found; installing Mesa's software driver (lavapipe)"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        mesa-vulkan-drivers libvulkan1 >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: cargo not found. Install Rust 1.85 or newer (https://rustup.rs) and run this again." >&2
+    exit 1
+fi
+echo "setup: ready ($(cargo --version))"
