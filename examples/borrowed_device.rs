@@ -41,7 +41,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut encoder = device.create_command_encoder(&Default::default());
     encoder.copy_buffer_to_buffer(d.buffer(), 0, &host_copy, 0, d.bytes());
     queue.submit(Some(encoder.finish()));
-    host_copy.slice(..).map_async(wgpu::MapMode::Read, |r| r.expect("map"));
+    host_copy
+        .slice(..)
+        .map_async(wgpu::MapMode::Read, |r| r.expect("map"));
     device.poll(wgpu::PollType::wait_indefinitely())?;
     let bytes = host_copy.get_mapped_range(..)?.to_vec();
     let copied: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);

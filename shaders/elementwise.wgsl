@@ -156,3 +156,55 @@ fn binary_broadcast_inplace(@builtin(global_invocation_id) gid: vec3<u32>, @buil
     }
     out[i] = binary(out[i], b[ib]);
 }
+
+// Broadcast `a` to the output shape (a copy that repeats along broadcast axes).
+@compute @workgroup_size(WG)
+fn broadcast_to(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i >= p.n { return; }
+    var rest = i;
+    var ia = 0u;
+    for (var d = i32(p.rank) - 1; d >= 0; d--) {
+        let extent = dim(p.out_shape, u32(d));
+        let coord = rest % extent;
+        rest = rest / extent;
+        ia += coord * dim(p.a_strides, u32(d));
+    }
+    out[i] = a[ia];
+}
+
+@group(0) @binding(7) var<storage, read> dy: array<f32>;
+
+// Gradient of a unary op: dx = dy · f'(x), using the saved input x (binding 1) and output
+// y (binding 2) whichever is cheaper or more accurate.
+@compute @workgroup_size(WG)
+fn unary_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i >= p.n { return; }
+    let x = a[i];
+    let y = b[i];
+    let g = dy[i];
+    var d: f32;
+    switch OP {
+        case 0u: { d = -g; }
+        case 1u: { d = g * y; }
+        case 2u: { d = g / x; }
+        case 3u: { d = g * y * (1.0 - y); }
+        case 4u: { d = select(0.0, g, x > 0.0); }
+        case 5u: { d = select(0.0, g, x > 0.0 && x < 6.0); }
+        case 6u: { d = select(g * (y + p.s0), g, x > 0.0); }
+        case 7u: { d = select(0.0, g, x >= p.s0 && x <= p.s1); }
+        case 8u: { d = g; }
+        case 9u: { d = g * p.s0; }
+        case 10u: { d = -g; }
+        case 11u: { d = -g * y / x; }
+        case 12u: { d = g * p.s0; }
+        case 13u: { d = 2.0 * x * g; }
+        case 14u: { d = 0.5 * g / y; }
+        case 15u: { d = g * sign(x); }
+        case 16u: { d = g * (1.0 - y * y); }
+        case 17u: { d = g * p.s0 * pow(x, p.s0 - 1.0); }
+        default: { d = g; }
+    }
+    out[i] = d;
+}

@@ -42,7 +42,7 @@ fn b_at(base: u32, kk: u32, col: u32) -> f32 {
     return b[base + kk * p.n + col];
 }
 
-// Fast path: B not transposed, N and (unless A is transposed) K multiples of 4.
+// Fast path: B not transposed, N and K multiples of 4.
 @compute @workgroup_size(WG_X)
 fn matmul_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let batch = wid.z;

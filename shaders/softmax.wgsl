@@ -66,3 +66,36 @@ fn softmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         }
     }
 }
+
+@group(0) @binding(3) var<storage, read> dy: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+
+// Log-softmax backward from its output y: dx = dy − exp(y)·Σdy over the row.
+@compute @workgroup_size(WG)
+fn log_softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                        @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = wid.x + wid.y * nwg.x;
+    if row >= p.rows { return; }
+    let base = row * p.len;
+    var s = 0.0;
+    for (var i = lid.x; i < p.len; i += WG) { s += dy[base + i]; }
+    s = workgroup_sum(s, lid.x);
+    for (var i = lid.x; i < p.len; i += WG) {
+        dx[base + i] = dy[base + i] - exp(x[base + i]) * s;
+    }
+}
+
+// Softmax backward from its output y: dx = y·(dy − Σ y·dy).
+@compute @workgroup_size(WG)
+fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = wid.x + wid.y * nwg.x;
+    if row >= p.rows { return; }
+    let base = row * p.len;
+    var s = 0.0;
+    for (var i = lid.x; i < p.len; i += WG) { s += x[base + i] * dy[base + i]; }
+    s = workgroup_sum(s, lid.x);
+    for (var i = lid.x; i < p.len; i += WG) {
+        dx[base + i] = x[base + i] * (dy[base + i] - s);
+    }
+}

@@ -4,11 +4,13 @@
 //! recorder that batches dispatches; [`tensor`] is a shaped GPU buffer; [`ops`] holds one
 //! module per kernel family, each pairing its WGSL file with a launcher and a CPU reference.
 
+pub mod autodiff;
 pub mod error;
 pub mod gpu;
 pub mod ops;
 pub mod tensor;
 
+pub use autodiff::{Tape, Var};
 pub use error::{Error, Result};
 pub use gpu::{AdapterChoice, AdapterSelector, BackendSelector, Gpu};
 pub use tensor::{DType, Tensor};

@@ -172,11 +172,16 @@ fn no_adapter_error_names_the_fix() {
 fn a_host_device_can_be_borrowed() {
     common::gpu(); // sets XDG_RUNTIME_DIR the same way
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default())).unwrap();
-    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
+    let adapter =
+        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default())).unwrap();
+    let (device, queue) =
+        pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
     let gpu = fido::Gpu::from_device(device.clone(), queue, adapter.get_info());
     // fido respects the host's (default) limits rather than the adapter's.
-    assert_eq!(gpu.limits().max_storage_buffer_binding_size, device.limits().max_storage_buffer_binding_size);
+    assert_eq!(
+        gpu.limits().max_storage_buffer_binding_size,
+        device.limits().max_storage_buffer_binding_size
+    );
     let x = Tensor::from_slice(&gpu, &[3], &[1.0, -2.0, 3.0]).unwrap();
     assert_eq!(ew::relu(&x).unwrap().to_vec().unwrap(), vec![1.0, 0.0, 3.0]);
 }

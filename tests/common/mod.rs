@@ -66,3 +66,21 @@ pub fn assert_close(what: &str, gpu: &[f32], reference: &[f64], atol: f64, rtol:
         reference[i]
     );
 }
+
+/// Central finite differences of `L(x) = Σ f(x)·r`, in f64: the reference a GPU backward
+/// rule is checked against when it is given `dy = r`.
+pub fn fd_gradient(f: impl Fn(&[f64]) -> Vec<f64>, x: &[f32], r: &[f32], eps: f64) -> Vec<f64> {
+    let mut xs: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let loss = |xs: &[f64]| -> f64 { f(xs).iter().zip(r).map(|(y, &w)| y * w as f64).sum() };
+    (0..xs.len())
+        .map(|i| {
+            let keep = xs[i];
+            xs[i] = keep + eps;
+            let up = loss(&xs);
+            xs[i] = keep - eps;
+            let down = loss(&xs);
+            xs[i] = keep;
+            (up - down) / (2.0 * eps)
+        })
+        .collect()
+}

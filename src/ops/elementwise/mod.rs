@@ -226,6 +226,64 @@ pub fn binary_into(a: &Tensor, b: &Tensor, op: BinaryOp, out: &Tensor) -> Result
     )
 }
 
+/// `a` repeated along broadcast axes to `shape`.
+pub fn broadcast_to(a: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    a.expect_f32("broadcast_to")?;
+    if broadcast_shapes(a.shape(), shape).as_deref() != Some(shape) || shape.len() > MAX_RANK {
+        return Err(Error::Shape {
+            op: "broadcast_to",
+            detail: format!("{:?} does not broadcast to {shape:?}", a.shape()),
+        });
+    }
+    let out = Tensor::empty(a.gpu(), shape, DType::F32)?;
+    let n = out.numel();
+    if n == 0 {
+        return Ok(out);
+    }
+    let mut params = Params::new().u(n as u32).f(0.0).f(0.0).u(shape.len() as u32);
+    let strides = broadcast_strides(a.shape(), shape);
+    for list in [shape, &strides[..], &strides[..]] {
+        for d in 0..MAX_RANK {
+            params = params.u(list.get(d).copied().unwrap_or(1) as u32);
+        }
+    }
+    a.gpu().launch(
+        &KERNEL,
+        "broadcast_to",
+        &[],
+        &params,
+        &[a, a, &out],
+        Grid::Linear(groups_for(n, WG)),
+    )?;
+    Ok(out)
+}
+
+/// Gradient of `y = op(x)`: `dx = dy · op'(x)`, from the saved input and output.
+pub fn unary_backward(x: &Tensor, y: &Tensor, dy: &Tensor, op: UnaryOp) -> Result<Tensor> {
+    if x.shape() != y.shape() || x.shape() != dy.shape() {
+        return Err(Error::Shape {
+            op: "unary_backward",
+            detail: format!("x {:?}, y {:?}, dy {:?}", x.shape(), y.shape(), dy.shape()),
+        });
+    }
+    let (code, s0, s1) = op.code_and_scalars();
+    let out = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+    let n = x.numel();
+    if n == 0 {
+        return Ok(out);
+    }
+    let params = Params::new().u(n as u32).f(s0).f(s1).u(0);
+    x.gpu().launch(
+        &KERNEL,
+        "unary_backward",
+        &[("OP", code as f64)],
+        &params,
+        &[x, y, &out, x, y, &out, dy],
+        Grid::Linear(groups_for(n, WG)),
+    )?;
+    Ok(out)
+}
+
 /// Strides of `shape` read as `target` (right-aligned), with 0 on broadcast axes.
 pub fn broadcast_strides(shape: &[usize], target: &[usize]) -> Vec<usize> {
     let own = contiguous_strides(shape);

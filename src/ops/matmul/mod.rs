@@ -137,7 +137,8 @@ pub fn matmul_into(
         }
         return Ok(());
     }
-    let vec4 = !trans_b && s.n % 4 == 0 && (trans_a || s.k % 4 == 0);
+    // The vec4 path steps k by 4 and reads B and C as vec4 rows.
+    let vec4 = !trans_b && s.n % 4 == 0 && s.k % 4 == 0;
     let params = Params::new()
         .u(s.m as u32)
         .u(s.n as u32)

@@ -66,6 +66,37 @@ pub fn logsumexp(x: &Tensor) -> Result<Tensor> {
     softmax_like(x, SoftmaxKind::LogSumExp)
 }
 
+/// Gradient of softmax or log-softmax given its output `y` and the output gradient `dy`.
+pub fn softmax_backward(y: &Tensor, dy: &Tensor, kind: SoftmaxKind) -> Result<Tensor> {
+    let (rows, len) = rows_and_len(y)?;
+    if y.shape() != dy.shape() {
+        return Err(Error::Shape {
+            op: "softmax_backward",
+            detail: format!("output {:?} vs gradient {:?}", y.shape(), dy.shape()),
+        });
+    }
+    let entry = match kind {
+        SoftmaxKind::Softmax => "softmax_backward",
+        SoftmaxKind::LogSoftmax => "log_softmax_backward",
+        SoftmaxKind::LogSumExp => {
+            return Err(Error::InvalidArgument(
+                "logsumexp backward is softmax(x)·dy".into(),
+            ))
+        }
+    };
+    let dx = Tensor::empty(y.gpu(), y.shape(), DType::F32)?;
+    let params = Params::new().u(rows as u32).u(len as u32);
+    y.gpu().launch(
+        &KERNEL,
+        entry,
+        &[],
+        &params,
+        &[y, y, dy, &dx],
+        Grid::Linear(rows as u32),
+    )?;
+    Ok(dx)
+}
+
 pub fn cost(n: usize) -> Cost {
     Cost {
         flops: 4.0 * n as f64,

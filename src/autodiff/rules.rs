@@ -1,0 +1,251 @@
+//! One method per differentiable op: the forward call and, next to it, its backward rule.
+
+use super::Var;
+use crate::ops::elementwise::{self, BinaryOp, UnaryOp};
+use crate::ops::matmul;
+use crate::ops::reduce::{self, Reduction};
+use crate::ops::softmax::{self, SoftmaxKind};
+use crate::tensor::Tensor;
+use crate::{Error, Result};
+
+/// Sum `g` over the axes along which a value of `shape` was broadcast to `g`'s shape.
+pub fn sum_to_shape(g: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    if g.shape() == shape {
+        return Ok(g.clone());
+    }
+    let offset = g.rank() - shape.len();
+    let mut current = g.clone();
+    for axis in 0..g.rank() {
+        let target = if axis < offset { 1 } else { shape[axis - offset] };
+        if target == 1 && current.shape()[axis] != 1 {
+            current = reduce::reduce_axis(&current, axis, Reduction::Sum, true)?;
+        }
+    }
+    current.reshape(shape)
+}
+
+impl Var {
+    fn binary(&self, other: &Var, op: BinaryOp) -> Result<Var> {
+        let out = elementwise::binary(&self.value, &other.value, op)?;
+        let (a, b, y) = (self.value.clone(), other.value.clone(), out.clone());
+        let backward = Box::new(
+            move |dy: &Tensor, needed: &[bool]| -> Result<Vec<Option<Tensor>>> {
+                let (da, db) = match op {
+                    BinaryOp::Add => (Some(dy.clone()), Some(dy.clone())),
+                    BinaryOp::Sub => (Some(dy.clone()), Some(elementwise::neg(dy)?)),
+                    BinaryOp::Mul => (
+                        needed[0].then(|| elementwise::mul(dy, &b)).transpose()?,
+                        needed[1].then(|| elementwise::mul(dy, &a)).transpose()?,
+                    ),
+                    BinaryOp::Div => (
+                        needed[0].then(|| elementwise::div(dy, &b)).transpose()?,
+                        // d(a/b)/db = −a/b² = −y/b
+                        needed[1]
+                            .then(|| elementwise::neg(&elementwise::div(&elementwise::mul(dy, &y)?, &b)?))
+                            .transpose()?,
+                    ),
+                    BinaryOp::Max | BinaryOp::Min => {
+                        return Err(Error::InvalidArgument(
+                            "max/min have no gradient on the tape".into(),
+                        ))
+                    }
+                };
+                Ok(vec![
+                    da.filter(|_| needed[0])
+                        .map(|g| sum_to_shape(&g, a.shape()))
+                        .transpose()?,
+                    db.filter(|_| needed[1])
+                        .map(|g| sum_to_shape(&g, b.shape()))
+                        .transpose()?,
+                ])
+            },
+        );
+        Ok(self.tape.record(out, &[self, other], backward))
+    }
+
+    pub fn add(&self, other: &Var) -> Result<Var> {
+        self.binary(other, BinaryOp::Add)
+    }
+    pub fn sub(&self, other: &Var) -> Result<Var> {
+        self.binary(other, BinaryOp::Sub)
+    }
+    pub fn mul(&self, other: &Var) -> Result<Var> {
+        self.binary(other, BinaryOp::Mul)
+    }
+    pub fn div(&self, other: &Var) -> Result<Var> {
+        self.binary(other, BinaryOp::Div)
+    }
+
+    /// Any elementwise unary op; the rule is `unary_backward` from the saved input and output.
+    pub fn unary(&self, op: UnaryOp) -> Result<Var> {
+        let out = elementwise::unary(&self.value, op)?;
+        let (x, y) = (self.value.clone(), out.clone());
+        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
+            Ok(vec![Some(elementwise::unary_backward(&x, &y, dy, op)?)])
+        });
+        Ok(self.tape.record(out, &[self], backward))
+    }
+
+    pub fn neg(&self) -> Result<Var> {
+        self.unary(UnaryOp::Neg)
+    }
+    pub fn exp(&self) -> Result<Var> {
+        self.unary(UnaryOp::Exp)
+    }
+    pub fn log(&self) -> Result<Var> {
+        self.unary(UnaryOp::Log)
+    }
+    pub fn sigmoid(&self) -> Result<Var> {
+        self.unary(UnaryOp::Sigmoid)
+    }
+    pub fn relu(&self) -> Result<Var> {
+        self.unary(UnaryOp::Relu)
+    }
+    pub fn relu6(&self) -> Result<Var> {
+        self.unary(UnaryOp::Relu6)
+    }
+    pub fn elu(&self, alpha: f32) -> Result<Var> {
+        self.unary(UnaryOp::Elu { alpha })
+    }
+    pub fn add_scalar(&self, s: f32) -> Result<Var> {
+        self.unary(UnaryOp::AddScalar(s))
+    }
+    pub fn mul_scalar(&self, s: f32) -> Result<Var> {
+        self.unary(UnaryOp::MulScalar(s))
+    }
+
+    /// `op(self) · op(other)`, see [`matmul::matmul`].
+    pub fn matmul(&self, other: &Var, trans_a: bool, trans_b: bool) -> Result<Var> {
+        let out = matmul::matmul(&self.value, &other.value, trans_a, trans_b)?;
+        let (a, b) = (self.value.clone(), other.value.clone());
+        let backward = Box::new(
+            move |dy: &Tensor, needed: &[bool]| -> Result<Vec<Option<Tensor>>> {
+                // C = A·B: dA = dC·Bᵀ, dB = Aᵀ·dC, with the stored layouts of A and B.
+                let da = needed[0]
+                    .then(|| {
+                        let g = if trans_a {
+                            matmul::matmul(&b, dy, trans_b, true)?
+                        } else {
+                            matmul::matmul(dy, &b, false, !trans_b)?
+                        };
+                        sum_to_batch(&g, a.shape())
+                    })
+                    .transpose()?;
+                let db = needed[1]
+                    .then(|| {
+                        let g = if trans_b {
+                            matmul::matmul(dy, &a, true, trans_a)?
+                        } else {
+                            matmul::matmul(&a, dy, !trans_a, false)?
+                        };
+                        sum_to_batch(&g, b.shape())
+                    })
+                    .transpose()?;
+                Ok(vec![da, db])
+            },
+        );
+        Ok(self.tape.record(out, &[self, other], backward))
+    }
+
+    /// The sum of every element, shape `[1]`.
+    pub fn sum(&self) -> Result<Var> {
+        self.reduce_all(Reduction::Sum)
+    }
+    /// The mean of every element, shape `[1]`.
+    pub fn mean(&self) -> Result<Var> {
+        self.reduce_all(Reduction::Mean)
+    }
+
+    fn reduce_all(&self, op: Reduction) -> Result<Var> {
+        let out = reduce::reduce_all(&self.value, op)?;
+        let shape = self.value.shape().to_vec();
+        let scale = if op == Reduction::Mean {
+            1.0 / self.value.numel() as f32
+        } else {
+            1.0
+        };
+        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
+            let g = elementwise::broadcast_to(&dy.reshape(&vec![1; shape.len()])?, &shape)?;
+            let g = if scale != 1.0 {
+                elementwise::mul_scalar(&g, scale)?
+            } else {
+                g
+            };
+            Ok(vec![Some(g)])
+        });
+        Ok(self.tape.record(out, &[self], backward))
+    }
+
+    /// Sum or mean over `axis`, keeping it as length 1 when `keep_dim`.
+    pub fn reduce_axis(&self, axis: usize, op: Reduction, keep_dim: bool) -> Result<Var> {
+        if op == Reduction::Max {
+            return Err(Error::InvalidArgument("max has no gradient on the tape".into()));
+        }
+        let out = reduce::reduce_axis(&self.value, axis, op, keep_dim)?;
+        let shape = self.value.shape().to_vec();
+        let scale = if op == Reduction::Mean {
+            1.0 / shape[axis] as f32
+        } else {
+            1.0
+        };
+        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
+            let mut kept = shape.clone();
+            kept[axis] = 1;
+            let g = elementwise::broadcast_to(&dy.reshape(&kept)?, &shape)?;
+            let g = if scale != 1.0 {
+                elementwise::mul_scalar(&g, scale)?
+            } else {
+                g
+            };
+            Ok(vec![Some(g)])
+        });
+        Ok(self.tape.record(out, &[self], backward))
+    }
+
+    pub fn log_softmax(&self) -> Result<Var> {
+        self.softmax_like(SoftmaxKind::LogSoftmax)
+    }
+    pub fn softmax(&self) -> Result<Var> {
+        self.softmax_like(SoftmaxKind::Softmax)
+    }
+
+    fn softmax_like(&self, kind: SoftmaxKind) -> Result<Var> {
+        let out = softmax::softmax_like(&self.value, kind)?;
+        let y = out.clone();
+        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
+            Ok(vec![Some(softmax::softmax_backward(&y, dy, kind)?)])
+        });
+        Ok(self.tape.record(out, &[self], backward))
+    }
+
+    /// The same values under another shape.
+    pub fn reshape(&self, shape: &[usize]) -> Result<Var> {
+        let out = self.value.reshape(shape)?;
+        let original = self.value.shape().to_vec();
+        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
+            Ok(vec![Some(dy.reshape(&original)?)])
+        });
+        Ok(self.tape.record(out, &[self], backward))
+    }
+
+    /// Repeat along broadcast axes; the rule sums them back.
+    pub fn broadcast_to(&self, shape: &[usize]) -> Result<Var> {
+        let out = elementwise::broadcast_to(&self.value, shape)?;
+        let original = self.value.shape().to_vec();
+        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
+            Ok(vec![Some(sum_to_shape(dy, &original)?)])
+        });
+        Ok(self.tape.record(out, &[self], backward))
+    }
+}
+
+/// A matmul gradient has the batch of the output; an operand broadcast over the batch gets
+/// the sum over it.
+fn sum_to_batch(g: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    if g.numel() == shape.iter().product::<usize>() {
+        return g.reshape(shape);
+    }
+    let rows = shape[shape.len() - 2] * shape[shape.len() - 1];
+    let batch = g.numel() / rows;
+    reduce::reduce_axis(&g.reshape(&[batch, rows])?, 0, Reduction::Sum, false)?.reshape(shape)
+}
