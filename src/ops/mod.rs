@@ -2,11 +2,19 @@
 //! (shape checks, FLOP and byte counts) and a plain CPU reference in `reference.rs`.
 
 pub mod elementwise;
+pub mod layout;
+pub mod optim;
+pub mod random;
 
 use crate::gpu::Kernel;
 
 /// Every kernel family compiled into the library.
-pub const ALL_KERNELS: &[Kernel] = &[elementwise::KERNEL];
+pub const ALL_KERNELS: &[Kernel] = &[
+    elementwise::KERNEL,
+    layout::KERNEL,
+    optim::KERNEL,
+    random::KERNEL,
+];
 
 /// Work done by one kernel launch, for benchmark reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

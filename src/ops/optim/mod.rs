@@ -81,7 +81,7 @@ pub fn adam_step(
         ));
     }
     let valid_beta = |b: f32| (0.0..1.0).contains(&b);
-    if !valid_beta(beta1) || !valid_beta(beta2) || !(eps >= 0.0) || !lr.is_finite() {
+    if !valid_beta(beta1) || !valid_beta(beta2) || eps.is_nan() || eps < 0.0 || !lr.is_finite() {
         return Err(Error::InvalidArgument(format!(
             "adam_step: need 0 ≤ β1, β2 < 1, ε ≥ 0 and a finite lr; got β1 {beta1}, β2 {beta2}, ε {eps}, lr {lr}"
         )));
