@@ -2,8 +2,11 @@
 //! (shape checks, FLOP and byte counts) and a plain CPU reference in `reference.rs`.
 
 pub mod elementwise;
+pub mod layout;
 pub mod matmul;
+pub mod optim;
 pub mod probe;
+pub mod random;
 pub mod reduce;
 pub mod softmax;
 
@@ -12,7 +15,11 @@ use crate::gpu::Kernel;
 /// Every kernel family compiled into the library.
 pub const ALL_KERNELS: &[Kernel] = &[
     elementwise::KERNEL,
+    layout::KERNEL,
     matmul::KERNEL,
+    optim::KERNEL,
+    probe::KERNEL,
+    random::KERNEL,
     reduce::KERNEL,
     softmax::KERNEL,
 ];

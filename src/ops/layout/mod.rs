@@ -1,0 +1,306 @@
+//! Layout ops and their backward passes: constant padding and cropping of the last two axes,
+//! slicing along any axis, and concatenation. All are index maps over a contiguous tensor.
+
+pub mod reference;
+
+use crate::gpu::{groups_for, Grid, Kernel, Params};
+use crate::ops::{contiguous_strides, Cost};
+use crate::tensor::{numel, DType, Tensor};
+use crate::{Error, Result};
+
+pub const KERNEL: Kernel = Kernel {
+    name: "layout",
+    source: include_str!("../../../shaders/layout.wgsl"),
+};
+
+/// Largest rank the layout kernels accept.
+pub const MAX_RANK: usize = 8;
+const WG: usize = 256;
+
+/// Constant padding of the last two axes by `[top, bottom, left, right]`.
+pub fn pad(x: &Tensor, pads: [usize; 4], value: f32) -> Result<Tensor> {
+    let rank = need_rank(x, 2, "pad")?;
+    let [top, bottom, left, right] = pads;
+    let mut shape = x.shape().to_vec();
+    shape[rank - 2] += top + bottom;
+    shape[rank - 1] += left + right;
+    let mut offsets = vec![0i64; rank];
+    offsets[rank - 2] = top as i64;
+    offsets[rank - 1] = left as i64;
+    window(x, &shape, &offsets, value, "pad")
+}
+
+/// Gradient of [`pad`]: the cotangent cropped back to the unpadded size.
+pub fn pad_backward(dy: &Tensor, pads: [usize; 4]) -> Result<Tensor> {
+    let rank = need_rank(dy, 2, "pad_backward")?;
+    let [top, bottom, left, right] = pads;
+    let (h, w) = (dy.shape()[rank - 2], dy.shape()[rank - 1]);
+    if top + bottom > h || left + right > w {
+        return Err(Error::Shape {
+            op: "pad_backward",
+            detail: format!(
+                "cotangent {:?} is smaller than the padding {pads:?}",
+                dy.shape()
+            ),
+        });
+    }
+    crop(dy, top, left, h - top - bottom, w - left - right)
+}
+
+/// The `height × width` window of the last two axes starting at `(top, left)`.
+pub fn crop(x: &Tensor, top: usize, left: usize, height: usize, width: usize) -> Result<Tensor> {
+    let rank = need_rank(x, 2, "crop")?;
+    let (h, w) = (x.shape()[rank - 2], x.shape()[rank - 1]);
+    if top + height > h || left + width > w {
+        return Err(Error::Shape {
+            op: "crop",
+            detail: format!(
+                "window {height}×{width} at ({top}, {left}) leaves input {:?}",
+                x.shape()
+            ),
+        });
+    }
+    let mut shape = x.shape().to_vec();
+    shape[rank - 2] = height;
+    shape[rank - 1] = width;
+    let mut offsets = vec![0i64; rank];
+    offsets[rank - 2] = -(top as i64);
+    offsets[rank - 1] = -(left as i64);
+    window(x, &shape, &offsets, 0.0, "crop")
+}
+
+/// Gradient of [`crop`]: the cotangent placed at `(top, left)` in zeros of `input_shape`.
+pub fn crop_backward(
+    dy: &Tensor,
+    input_shape: &[usize],
+    top: usize,
+    left: usize,
+) -> Result<Tensor> {
+    let rank = need_rank(dy, 2, "crop_backward")?;
+    let fits = input_shape.len() == rank
+        && input_shape[..rank - 2] == dy.shape()[..rank - 2]
+        && top + dy.shape()[rank - 2] <= input_shape[rank - 2]
+        && left + dy.shape()[rank - 1] <= input_shape[rank - 1];
+    if !fits {
+        return Err(Error::Shape {
+            op: "crop_backward",
+            detail: format!(
+                "cotangent {:?} at ({top}, {left}) does not fit input {input_shape:?}",
+                dy.shape()
+            ),
+        });
+    }
+    let mut offsets = vec![0i64; rank];
+    offsets[rank - 2] = top as i64;
+    offsets[rank - 1] = left as i64;
+    window(dy, input_shape, &offsets, 0.0, "crop_backward")
+}
+
+/// Elements `start..end` along `axis`.
+pub fn slice(x: &Tensor, axis: usize, start: usize, end: usize) -> Result<Tensor> {
+    let rank = need_rank(x, 1, "slice")?;
+    if axis >= rank || start > end || end > x.shape()[axis] {
+        return Err(Error::Shape {
+            op: "slice",
+            detail: format!("range {start}..{end} on axis {axis} of {:?}", x.shape()),
+        });
+    }
+    let mut shape = x.shape().to_vec();
+    shape[axis] = end - start;
+    let mut offsets = vec![0i64; rank];
+    offsets[axis] = -(start as i64);
+    window(x, &shape, &offsets, 0.0, "slice")
+}
+
+/// Gradient of [`slice`]: the cotangent at `start` along `axis` in zeros of `input_shape`.
+pub fn slice_backward(
+    dy: &Tensor,
+    input_shape: &[usize],
+    axis: usize,
+    start: usize,
+) -> Result<Tensor> {
+    let rank = need_rank(dy, 1, "slice_backward")?;
+    let fits = input_shape.len() == rank
+        && axis < rank
+        && (0..rank).all(|d| d == axis || input_shape[d] == dy.shape()[d])
+        && start + dy.shape()[axis] <= input_shape[axis];
+    if !fits {
+        return Err(Error::Shape {
+            op: "slice_backward",
+            detail: format!(
+                "cotangent {:?} at {start} on axis {axis} does not fit input {input_shape:?}",
+                dy.shape()
+            ),
+        });
+    }
+    let mut offsets = vec![0i64; rank];
+    offsets[axis] = start as i64;
+    window(dy, input_shape, &offsets, 0.0, "slice_backward")
+}
+
+/// Concatenation along axis 1 (channels of NCHW).
+pub fn concat_channels(parts: &[&Tensor]) -> Result<Tensor> {
+    concat(parts, 1)
+}
+
+/// Gradient of [`concat_channels`]: the cotangent split into parts of `channels` channels.
+pub fn concat_channels_backward(dy: &Tensor, channels: &[usize]) -> Result<Vec<Tensor>> {
+    concat_backward(dy, 1, channels)
+}
+
+/// Concatenation along `axis`; all other extents must agree.
+pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
+    let first = parts.first().ok_or_else(|| Error::Shape {
+        op: "concat",
+        detail: "no tensors to concatenate".into(),
+    })?;
+    let rank = need_rank(first, 1, "concat")?;
+    let shapes: Vec<_> = parts.iter().map(|t| t.shape().to_vec()).collect();
+    let compatible = axis < rank
+        && shapes
+            .iter()
+            .all(|s| s.len() == rank && (0..rank).all(|d| d == axis || s[d] == first.shape()[d]));
+    if !compatible {
+        return Err(Error::Shape {
+            op: "concat",
+            detail: format!("shapes {shapes:?} do not concatenate along axis {axis}"),
+        });
+    }
+    for t in parts {
+        t.expect_f32("concat")?;
+        first.same_gpu(t, "concat")?;
+    }
+    let mut shape = first.shape().to_vec();
+    shape[axis] = shapes.iter().map(|s| s[axis]).sum();
+    let out = Tensor::empty(first.gpu(), &shape, DType::F32)?;
+    let out_strides = contiguous_strides(&shape);
+    let mut start = 0;
+    for t in parts {
+        let mut offsets = vec![0i64; rank];
+        offsets[axis] = start as i64;
+        start += t.shape()[axis];
+        let n = t.numel();
+        if n == 0 {
+            continue;
+        }
+        let params = layout_params(n, t.shape(), &shape, &out_strides, &offsets, 0.0);
+        out.gpu().launch(
+            &KERNEL,
+            "place",
+            &[],
+            &params,
+            &[t, &out],
+            Grid::Linear(groups_for(n, WG)),
+        )?;
+    }
+    Ok(out)
+}
+
+/// Gradient of [`concat`]: slices of `dy` along `axis` of the given sizes.
+pub fn concat_backward(dy: &Tensor, axis: usize, sizes: &[usize]) -> Result<Vec<Tensor>> {
+    let rank = need_rank(dy, 1, "concat_backward")?;
+    if axis >= rank || sizes.iter().sum::<usize>() != dy.shape()[axis] || sizes.is_empty() {
+        return Err(Error::Shape {
+            op: "concat_backward",
+            detail: format!(
+                "sizes {sizes:?} do not split axis {axis} of cotangent {:?}",
+                dy.shape()
+            ),
+        });
+    }
+    let mut start = 0;
+    sizes
+        .iter()
+        .map(|&size| {
+            start += size;
+            slice(dy, axis, start - size, start)
+        })
+        .collect()
+}
+
+/// A pure copy: reads and writes each output element once.
+pub fn cost(output_elements: usize) -> Cost {
+    Cost {
+        flops: 0.0,
+        bytes: 8.0 * output_elements as f64,
+    }
+}
+
+/// `out[c] = x[c − offsets]` where that lies inside `x`, else `value`; `out` has `shape`.
+fn window(
+    x: &Tensor,
+    shape: &[usize],
+    offsets: &[i64],
+    value: f32,
+    op: &'static str,
+) -> Result<Tensor> {
+    x.expect_f32(op)?;
+    let out = Tensor::empty(x.gpu(), shape, DType::F32)?;
+    let n = out.numel();
+    if n == 0 {
+        return Ok(out);
+    }
+    for (what, s) in [("output", shape), ("input", x.shape())] {
+        if numel(s) > i32::MAX as usize {
+            return Err(Error::Shape {
+                op,
+                detail: format!("{what} {s:?} is too large to index with 32-bit words"),
+            });
+        }
+    }
+    let params = layout_params(
+        n,
+        shape,
+        x.shape(),
+        &contiguous_strides(x.shape()),
+        offsets,
+        value,
+    );
+    x.gpu().launch(
+        &KERNEL,
+        "window",
+        &[],
+        &params,
+        &[x, &out],
+        Grid::Linear(groups_for(n, WG)),
+    )?;
+    Ok(out)
+}
+
+fn layout_params(
+    n: usize,
+    iter_shape: &[usize],
+    other_shape: &[usize],
+    other_strides: &[usize],
+    offsets: &[i64],
+    value: f32,
+) -> Params {
+    let mut params = Params::new()
+        .u(n as u32)
+        .u(iter_shape.len() as u32)
+        .f(value)
+        .u(0);
+    for list in [iter_shape, other_shape, other_strides] {
+        for d in 0..MAX_RANK {
+            params = params.u(list.get(d).copied().unwrap_or(1) as u32);
+        }
+    }
+    for d in 0..MAX_RANK {
+        params = params.i(offsets.get(d).copied().unwrap_or(0) as i32);
+    }
+    params
+}
+
+fn need_rank(x: &Tensor, min: usize, op: &'static str) -> Result<usize> {
+    let rank = x.rank();
+    if rank < min || rank > MAX_RANK {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "input {:?} must have between {min} and {MAX_RANK} axes",
+                x.shape()
+            ),
+        });
+    }
+    Ok(rank)
+}

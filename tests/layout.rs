@@ -1,0 +1,251 @@
+mod common;
+
+use common::{assert_close, gpu, Rng};
+use fido::ops::layout::{self as lay, reference};
+use fido::{Error, Tensor};
+
+fn to_f64(x: &[f32]) -> Vec<f64> {
+    x.iter().map(|&v| v as f64).collect()
+}
+
+fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+/// Central differences of L(x) = Σ f(x)·R over every element of x, in f64. The layout ops
+/// are linear, so the estimate is exact up to rounding.
+fn fd_grad(x: &[f64], r: &[f32], f: impl Fn(&[f64]) -> Vec<f64>) -> Vec<f64> {
+    let loss = |x: &[f64]| -> f64 { f(x).iter().zip(r).map(|(a, &b)| a * b as f64).sum() };
+    let eps = 1e-3;
+    (0..x.len())
+        .map(|i| {
+            let (mut up, mut down) = (x.to_vec(), x.to_vec());
+            up[i] += eps;
+            down[i] -= eps;
+            (loss(&up) - loss(&down)) / (2.0 * eps)
+        })
+        .collect()
+}
+
+#[test]
+fn pad_and_crop_match_reference() {
+    let gpu = gpu();
+    let mut rng = Rng::new(1);
+    let cases: &[(&[usize], [usize; 4])] = &[
+        (&[2, 3, 5, 7], [1, 2, 3, 0]),
+        (&[1, 1, 1, 1], [0, 0, 0, 0]),
+        (&[3, 1], [2, 1, 0, 4]),
+        (&[2, 1, 3, 9, 11], [4, 4, 4, 4]),
+        (&[1, 3, 17, 13], [0, 5, 1, 0]),
+    ];
+    for &(shape, pads) in cases {
+        let x = rng.vec(numel(shape), -5.0, 5.0);
+        let t = Tensor::from_slice(&gpu, shape, &x).unwrap();
+        for value in [0.0f32, -1.5] {
+            let y = lay::pad(&t, pads, value).unwrap();
+            let (want_shape, want) = reference::pad(&to_f64(&x), shape, pads, value as f64);
+            assert_eq!(y.shape(), &want_shape[..]);
+            // A copy: exact.
+            assert_close(
+                &format!("pad {shape:?} {pads:?}"),
+                &y.to_vec().unwrap(),
+                &want,
+                0.0,
+                0.0,
+            );
+        }
+        let rank = shape.len();
+        let (h, w) = (shape[rank - 2], shape[rank - 1]);
+        let (top, left) = (rng.below(h), rng.below(w));
+        let (ch, cw) = (1 + rng.below(h - top), 1 + rng.below(w - left));
+        let y = lay::crop(&t, top, left, ch, cw).unwrap();
+        let (want_shape, want) = reference::crop(&to_f64(&x), shape, top, left, ch, cw);
+        assert_eq!(y.shape(), &want_shape[..]);
+        assert_close("crop", &y.to_vec().unwrap(), &want, 0.0, 0.0);
+    }
+}
+
+#[test]
+fn slice_matches_reference_on_every_axis() {
+    let gpu = gpu();
+    let mut rng = Rng::new(2);
+    for shape in [
+        vec![5usize],
+        vec![3, 1, 7],
+        vec![2, 5, 3, 4],
+        vec![1, 2, 1, 3, 1, 5],
+    ] {
+        let x = rng.vec(numel(&shape), -5.0, 5.0);
+        let t = Tensor::from_slice(&gpu, &shape, &x).unwrap();
+        for axis in 0..shape.len() {
+            let start = rng.below(shape[axis]);
+            let end = start + 1 + rng.below(shape[axis] - start);
+            for (s, e) in [(start, end), (0, shape[axis]), (start, start)] {
+                let y = lay::slice(&t, axis, s, e).unwrap();
+                let (want_shape, want) = reference::slice(&to_f64(&x), &shape, axis, s, e);
+                assert_eq!(y.shape(), &want_shape[..]);
+                assert_close(
+                    &format!("slice {shape:?} axis {axis} {s}..{e}"),
+                    &y.to_vec().unwrap(),
+                    &want,
+                    0.0,
+                    0.0,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn concat_matches_reference() {
+    let gpu = gpu();
+    let mut rng = Rng::new(3);
+    let cases: &[(&[&[usize]], usize)] = &[
+        (&[&[2, 3, 5, 7], &[2, 1, 5, 7], &[2, 4, 5, 7]], 1),
+        (&[&[1, 5, 3, 3]], 1),
+        (&[&[3, 2], &[3, 5]], 1),
+        (&[&[3, 2], &[1, 2], &[4, 2]], 0),
+        (&[&[2, 3, 4], &[2, 3, 1]], 2),
+        (&[&[1, 2, 9, 11], &[1, 0, 9, 11], &[1, 3, 9, 11]], 1),
+    ];
+    for &(shapes, axis) in cases {
+        let data: Vec<Vec<f32>> = shapes
+            .iter()
+            .map(|s| rng.vec(numel(s), -5.0, 5.0))
+            .collect();
+        let tensors: Vec<Tensor> = shapes
+            .iter()
+            .zip(&data)
+            .map(|(s, d)| Tensor::from_slice(&gpu, s, d).unwrap())
+            .collect();
+        let refs: Vec<&Tensor> = tensors.iter().collect();
+        let y = if axis == 1 {
+            lay::concat_channels(&refs).unwrap()
+        } else {
+            lay::concat(&refs, axis).unwrap()
+        };
+        let data64: Vec<Vec<f64>> = data.iter().map(|d| to_f64(d)).collect();
+        let parts: Vec<(&[f64], &[usize])> = data64
+            .iter()
+            .zip(shapes)
+            .map(|(d, s)| (&d[..], *s))
+            .collect();
+        let (want_shape, want) = reference::concat(&parts, axis);
+        assert_eq!(y.shape(), &want_shape[..]);
+        assert_close(
+            &format!("concat {shapes:?}"),
+            &y.to_vec().unwrap(),
+            &want,
+            0.0,
+            0.0,
+        );
+    }
+}
+
+#[test]
+fn pad_and_crop_backward_match_finite_differences() {
+    let gpu = gpu();
+    let mut rng = Rng::new(4);
+    let shape = [2usize, 3, 4, 5];
+    let pads = [1, 2, 0, 3];
+    let x = to_f64(&rng.vec(numel(&shape), -1.0, 1.0));
+    let (out_shape, _) = reference::pad(&x, &shape, pads, 0.7);
+    let r = rng.vec(numel(&out_shape), -1.0, 1.0);
+    let dy = Tensor::from_slice(&gpu, &out_shape, &r).unwrap();
+    let dx = lay::pad_backward(&dy, pads).unwrap();
+    assert_eq!(dx.shape(), &shape);
+    let fd = fd_grad(&x, &r, |x| reference::pad(x, &shape, pads, 0.7).1);
+    assert_close("pad backward", &dx.to_vec().unwrap(), &fd, 1e-6, 1e-3);
+
+    let (top, left, h, w) = (1, 2, 2, 3);
+    let r = rng.vec(numel(&[2, 3, h, w]), -1.0, 1.0);
+    let dy = Tensor::from_slice(&gpu, &[2, 3, h, w], &r).unwrap();
+    let dx = lay::crop_backward(&dy, &shape, top, left).unwrap();
+    assert_eq!(dx.shape(), &shape);
+    let fd = fd_grad(&x, &r, |x| reference::crop(x, &shape, top, left, h, w).1);
+    assert_close("crop backward", &dx.to_vec().unwrap(), &fd, 1e-6, 1e-3);
+}
+
+#[test]
+fn slice_backward_matches_finite_differences() {
+    let gpu = gpu();
+    let mut rng = Rng::new(5);
+    let shape = [3usize, 4, 1, 5];
+    let x = to_f64(&rng.vec(numel(&shape), -1.0, 1.0));
+    for (axis, start, end) in [(0, 1, 3), (1, 0, 1), (2, 0, 1), (3, 2, 5)] {
+        let mut out_shape = shape.to_vec();
+        out_shape[axis] = end - start;
+        let r = rng.vec(numel(&out_shape), -1.0, 1.0);
+        let dy = Tensor::from_slice(&gpu, &out_shape, &r).unwrap();
+        let dx = lay::slice_backward(&dy, &shape, axis, start).unwrap();
+        assert_eq!(dx.shape(), &shape);
+        let fd = fd_grad(&x, &r, |x| reference::slice(x, &shape, axis, start, end).1);
+        assert_close(
+            &format!("slice backward axis {axis}"),
+            &dx.to_vec().unwrap(),
+            &fd,
+            1e-6,
+            1e-3,
+        );
+    }
+}
+
+#[test]
+fn concat_backward_matches_finite_differences() {
+    let gpu = gpu();
+    let mut rng = Rng::new(6);
+    let shapes: [&[usize]; 3] = [&[2, 3, 2, 3], &[2, 1, 2, 3], &[2, 2, 2, 3]];
+    let xs: Vec<Vec<f64>> = shapes
+        .iter()
+        .map(|s| to_f64(&rng.vec(numel(s), -1.0, 1.0)))
+        .collect();
+    let out_shape = [2usize, 6, 2, 3];
+    let r = rng.vec(numel(&out_shape), -1.0, 1.0);
+    let dy = Tensor::from_slice(&gpu, &out_shape, &r).unwrap();
+    let grads = lay::concat_channels_backward(&dy, &[3, 1, 2]).unwrap();
+    assert_eq!(grads.len(), 3);
+    for (k, grad) in grads.iter().enumerate() {
+        assert_eq!(grad.shape(), shapes[k]);
+        let fd = fd_grad(&xs[k], &r, |x| {
+            let parts: Vec<(&[f64], &[usize])> = (0..3)
+                .map(|j| (if j == k { x } else { &xs[j][..] }, shapes[j]))
+                .collect();
+            reference::concat(&parts, 1).1
+        });
+        assert_close(
+            &format!("concat backward part {k}"),
+            &grad.to_vec().unwrap(),
+            &fd,
+            1e-6,
+            1e-3,
+        );
+    }
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let gpu = gpu();
+    let x = Tensor::zeros(&gpu, &[2, 3, 4, 5]).unwrap();
+    let v = Tensor::zeros(&gpu, &[5]).unwrap();
+    let shape_err = |r: fido::Result<_>| matches!(r, Err(Error::Shape { .. }));
+    assert!(shape_err(lay::pad(&v, [1, 1, 1, 1], 0.0)));
+    assert!(shape_err(lay::crop(&x, 2, 0, 3, 5)));
+    assert!(shape_err(lay::crop(&x, 0, 1, 4, 5)));
+    assert!(shape_err(lay::slice(&x, 4, 0, 1)));
+    assert!(shape_err(lay::slice(&x, 1, 2, 1)));
+    assert!(shape_err(lay::slice(&x, 3, 0, 6)));
+    assert!(shape_err(lay::slice_backward(&x, &[2, 3, 4, 6], 2, 0)));
+    assert!(shape_err(lay::slice_backward(&x, &[2, 3, 4, 5, 1], 2, 0)));
+    assert!(shape_err(lay::crop_backward(&x, &[2, 3, 5, 5], 2, 0)));
+    assert!(shape_err(lay::pad_backward(&x, [3, 2, 0, 0])));
+    let y = Tensor::zeros(&gpu, &[2, 3, 4, 6]).unwrap();
+    assert!(shape_err(lay::concat_channels(&[&x, &y])));
+    assert!(shape_err(lay::concat_channels(&[&x, &v])));
+    assert!(shape_err(lay::concat_channels(&[])));
+    assert!(matches!(
+        lay::concat_channels_backward(&x, &[1, 1]),
+        Err(Error::Shape { .. })
+    ));
+    let deep = Tensor::zeros(&gpu, &[1; 9]).unwrap();
+    assert!(shape_err(lay::slice(&deep, 0, 0, 1)));
+}
