@@ -2,11 +2,19 @@
 //! (shape checks, FLOP and byte counts) and a plain CPU reference in `reference.rs`.
 
 pub mod elementwise;
+pub mod filter;
+pub mod pool;
+pub mod resize;
 
 use crate::gpu::Kernel;
 
 /// Every kernel family compiled into the library.
-pub const ALL_KERNELS: &[Kernel] = &[elementwise::KERNEL];
+pub const ALL_KERNELS: &[Kernel] = &[
+    elementwise::KERNEL,
+    pool::KERNEL,
+    resize::KERNEL,
+    filter::KERNEL,
+];
 
 /// Work done by one kernel launch, for benchmark reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
