@@ -14,6 +14,8 @@ pub const KERNEL: Kernel = Kernel {
 };
 
 const WG: usize = 256;
+/// Outputs per invocation along the filtered axis; fixed by the shader's register window.
+const BLOCK: usize = 8;
 
 /// Radius of the Gaussian kernel for `sigma`: `ceil(3·sigma)`.
 pub fn gaussian_radius(sigma: f64) -> usize {
@@ -103,38 +105,37 @@ fn separable(op: &'static str, x: &Tensor, taps: &[f32], zero_border: bool) -> R
     let scratch = Tensor::empty(gpu, x.shape(), DType::F32)?;
 
     let quads = w.div_ceil(4);
-    let total = planes * h * quads;
-    let params = Params::new()
-        .u(total as u32)
-        .u(h as u32)
-        .u(w as u32)
-        .u(radius)
-        .u(quads as u32);
+    let params = |total: usize, blocks: usize| {
+        Params::new()
+            .u(total as u32)
+            .u(h as u32)
+            .u(w as u32)
+            .u(radius)
+            .u(quads as u32)
+            .u(blocks as u32)
+    };
+    let row_blocks = w.div_ceil(BLOCK);
+    let total = planes * h * row_blocks;
     gpu.launch(
         &KERNEL,
         "rows",
         &constants,
-        &params,
+        &params(total, row_blocks),
         &[x, &taps_t, &scratch],
         Grid::Linear(groups_for(total, WG)),
     )?;
 
+    let col_blocks = h.div_ceil(BLOCK);
     let (entry, total) = if w % 4 == 0 {
-        ("cols_vec4", planes * h * quads)
+        ("cols_vec4", planes * col_blocks * quads)
     } else {
         ("cols", planes * h * w)
     };
-    let params = Params::new()
-        .u(total as u32)
-        .u(h as u32)
-        .u(w as u32)
-        .u(radius)
-        .u(quads as u32);
     gpu.launch(
         &KERNEL,
         entry,
         &constants,
-        &params,
+        &params(total, col_blocks),
         &[&scratch, &taps_t, &out, &scratch, &out],
         Grid::Linear(groups_for(total, WG)),
     )?;
