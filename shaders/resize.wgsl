@@ -74,22 +74,58 @@ fn output_range(lo: f32, hi: f32, scale: f32, n_out: u32, centred: bool) -> vec2
     return vec2<u32>(first, last);
 }
 
+// One of five registers by index, without a dynamically indexed private array
+// (which CPU adapters keep in memory).
+fn pick5(v: array<f32, 5>, i: u32) -> f32 {
+    return select(select(select(select(v[4], v[3], i == 3u), v[2], i == 2u), v[1], i == 1u), v[0], i == 0u);
+}
+
+// Four adjacent outputs of one row per invocation. When upsampling along x (scale ≤ 1)
+// their stencils span at most five source columns, so two rows of five loads serve all
+// four; otherwise each output loads its own four taps.
 @compute @workgroup_size(WG)
 fn bilinear_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_id(gid, nwg);
-    if i >= p.total { return; }
-    let ow = i % p.out_w;
-    let rest = i / p.out_w;
+    let id = linear_id(gid, nwg);
+    if id >= p.total { return; }
+    let quads = (p.out_w + 3u) / 4u;
+    let quad = id % quads;
+    let rest = id / quads;
     let oh = rest % p.out_h;
     let plane = rest / p.out_h;
     let base = plane * p.in_h * p.in_w;
     let ty = bilinear_taps(oh, p.scale_h, p.in_h);
-    let tx = bilinear_taps(ow, p.scale_w, p.in_w);
     let r0 = base + ty.i0 * p.in_w;
     let r1 = base + ty.i1 * p.in_w;
-    let top = tx.w0 * x[r0 + tx.i0] + tx.w1 * x[r0 + tx.i1];
-    let bottom = tx.w0 * x[r1 + tx.i0] + tx.w1 * x[r1 + tx.i1];
-    out[i] = ty.w0 * top + ty.w1 * bottom;
+    let x0 = quad * 4u;
+    let count = min(4u, p.out_w - x0);
+    let o = (plane * p.out_h + oh) * p.out_w + x0;
+    if p.scale_w <= 1.0 {
+        let c0 = bilinear_taps(x0, p.scale_w, p.in_w).i0;
+        let span = bilinear_taps(x0 + count - 1u, p.scale_w, p.in_w).i1 - c0 + 1u;
+        var top: array<f32, 5>;
+        var bottom: array<f32, 5>;
+        for (var j = 0u; j < 5u; j++) {
+            if j < span {
+                top[j] = x[r0 + c0 + j];
+                bottom[j] = x[r1 + c0 + j];
+            }
+        }
+        for (var j = 0u; j < count; j++) {
+            let tx = bilinear_taps(x0 + j, p.scale_w, p.in_w);
+            let a = tx.i0 - c0;
+            let b = tx.i1 - c0;
+            let t = tx.w0 * pick5(top, a) + tx.w1 * pick5(top, b);
+            let u = tx.w0 * pick5(bottom, a) + tx.w1 * pick5(bottom, b);
+            out[o + j] = ty.w0 * t + ty.w1 * u;
+        }
+    } else {
+        for (var j = 0u; j < count; j++) {
+            let tx = bilinear_taps(x0 + j, p.scale_w, p.in_w);
+            let t = tx.w0 * x[r0 + tx.i0] + tx.w1 * x[r0 + tx.i1];
+            let u = tx.w0 * x[r1 + tx.i0] + tx.w1 * x[r1 + tx.i1];
+            out[o + j] = ty.w0 * t + ty.w1 * u;
+        }
+    }
 }
 
 // Reads dy (shape [.., out_h, out_w]) from `x` and writes dx (shape [.., in_h, in_w]).

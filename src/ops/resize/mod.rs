@@ -68,7 +68,7 @@ pub fn resize_bilinear(
 ) -> Result<Tensor> {
     let (h, w) = spatial("resize_bilinear", x)?;
     let plan = Plan::bilinear("resize_bilinear", x, [h, w], [out_h, out_w], align_corners)?;
-    run(x, [out_h, out_w], "bilinear_forward", plan)
+    run(x, [out_h, out_w], "bilinear_forward", plan, 4)
 }
 
 /// Gradient of [`resize_bilinear`] with respect to its `in_h`×`in_w` input.
@@ -81,14 +81,14 @@ pub fn resize_bilinear_backward(
     let op = "resize_bilinear_backward";
     let (out_h, out_w) = spatial(op, dy)?;
     let plan = Plan::bilinear(op, dy, [in_h, in_w], [out_h, out_w], align_corners)?;
-    run(dy, [in_h, in_w], "bilinear_backward", plan)
+    run(dy, [in_h, in_w], "bilinear_backward", plan, 1)
 }
 
 /// Nearest resize of `[N, C, H, W]` to `[N, C, out_h, out_w]`.
 pub fn resize_nearest(x: &Tensor, out_h: usize, out_w: usize, mode: NearestMode) -> Result<Tensor> {
     let (h, w) = spatial("resize_nearest", x)?;
     let plan = Plan::nearest("resize_nearest", x, [h, w], [out_h, out_w], mode)?;
-    run(x, [out_h, out_w], "nearest_forward", plan)
+    run(x, [out_h, out_w], "nearest_forward", plan, 1)
 }
 
 /// Gradient of [`resize_nearest`]: each input sums the `dy` of the outputs that picked it.
@@ -101,7 +101,7 @@ pub fn resize_nearest_backward(
     let op = "resize_nearest_backward";
     let (out_h, out_w) = spatial(op, dy)?;
     let plan = Plan::nearest(op, dy, [in_h, in_w], [out_h, out_w], mode)?;
-    run(dy, [in_h, in_w], "nearest_backward", plan)
+    run(dy, [in_h, in_w], "nearest_backward", plan, 1)
 }
 
 /// Bilinear forward over `planes` = N·C planes: four taps and three lerps per output.
@@ -206,14 +206,21 @@ fn check_sizes(op: &'static str, t: &Tensor, in_hw: [usize; 2], out_hw: [usize; 
     Ok(())
 }
 
-/// Launch one invocation per element of the `[N, C, result_hw]` result, reading `src`.
-fn run(src: &Tensor, result_hw: [usize; 2], entry: &str, plan: Plan) -> Result<Tensor> {
+/// Launch over the `[N, C, result_hw]` result, reading `src`; each invocation writes
+/// `per_row_block` adjacent outputs of a row.
+fn run(
+    src: &Tensor,
+    result_hw: [usize; 2],
+    entry: &str,
+    plan: Plan,
+    per_row_block: usize,
+) -> Result<Tensor> {
     let shape = [src.shape()[0], src.shape()[1], result_hw[0], result_hw[1]];
     let out = Tensor::empty(src.gpu(), &shape, DType::F32)?;
-    let total = out.numel();
-    if total == 0 {
+    if out.numel() == 0 {
         return Ok(out);
     }
+    let total = shape[0] * shape[1] * shape[2] * shape[3].div_ceil(per_row_block);
     let params = Params::new()
         .u(total as u32)
         .u(plan.in_hw[0] as u32)
