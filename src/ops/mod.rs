@@ -2,12 +2,15 @@
 //! (shape checks, FLOP and byte counts) and a plain CPU reference in `reference.rs`.
 
 pub mod elementwise;
+pub mod filter;
 pub mod layout;
 pub mod matmul;
 pub mod optim;
+pub mod pool;
 pub mod probe;
 pub mod random;
 pub mod reduce;
+pub mod resize;
 pub mod softmax;
 
 use crate::gpu::Kernel;
@@ -15,12 +18,15 @@ use crate::gpu::Kernel;
 /// Every kernel family compiled into the library.
 pub const ALL_KERNELS: &[Kernel] = &[
     elementwise::KERNEL,
+    filter::KERNEL,
     layout::KERNEL,
     matmul::KERNEL,
     optim::KERNEL,
+    pool::KERNEL,
     probe::KERNEL,
     random::KERNEL,
     reduce::KERNEL,
+    resize::KERNEL,
     softmax::KERNEL,
 ];
 
