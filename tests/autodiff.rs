@@ -81,35 +81,14 @@ fn unary_rules_match_finite_differences() {
     }
 }
 
+/// `f(a, b)` with NumPy broadcasting in f64. The element of each operand that feeds each
+/// output is found by broadcasting its indices (max of an index and −1 is the index).
 fn broadcast_ref(a: &[f64], sa: &[usize], b: &[f64], sb: &[usize], f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
-    let a32: Vec<f32> = a.iter().map(|&v| v as f32).collect();
-    let b32: Vec<f32> = b.iter().map(|&v| v as f32).collect();
-    // Use the reference's index arithmetic on positions, then apply f in f64.
+    use fido::ops::elementwise::{reference::binary, BinaryOp};
     let idx_a: Vec<f32> = (0..a.len()).map(|i| i as f32).collect();
     let idx_b: Vec<f32> = (0..b.len()).map(|i| i as f32).collect();
-    let (_, ia) = fido::ops::elementwise::reference::binary(
-        &idx_a,
-        sa,
-        &idx_b,
-        sb,
-        fido::ops::elementwise::BinaryOp::Max,
-    );
-    let _ = (a32, b32);
-    let (_, pick_a) = fido::ops::elementwise::reference::binary(
-        &idx_a,
-        sa,
-        &vec![-1.0; b.len()],
-        sb,
-        fido::ops::elementwise::BinaryOp::Max,
-    );
-    let (_, pick_b) = fido::ops::elementwise::reference::binary(
-        &vec![-1.0; a.len()],
-        sa,
-        &idx_b,
-        sb,
-        fido::ops::elementwise::BinaryOp::Max,
-    );
-    let _ = ia;
+    let (_, pick_a) = binary(&idx_a, sa, &vec![-1.0; b.len()], sb, BinaryOp::Max);
+    let (_, pick_b) = binary(&vec![-1.0; a.len()], sa, &idx_b, sb, BinaryOp::Max);
     pick_a
         .iter()
         .zip(&pick_b)
@@ -199,9 +178,6 @@ fn matmul_rule_matches_finite_differences_for_every_transpose_and_broadcast() {
                 .unwrap();
             let s = fido::ops::matmul::MatmulShape::infer(&a_shape, &b_shape, ta, tb).unwrap();
             let fwd = |a: &[f64], b: &[f64]| -> Vec<f64> {
-                let a32: Vec<f32> = a.iter().map(|&v| v as f32).collect();
-                let b32: Vec<f32> = b.iter().map(|&v| v as f32).collect();
-                let _ = (&a32, &b32);
                 let mut c = vec![0.0; s.batch * s.m * s.n];
                 for bi in 0..s.batch {
                     let ab = if s.a_batched { bi * s.m * s.k } else { 0 };
@@ -268,8 +244,6 @@ fn reduction_and_softmax_rules_match_finite_differences() {
                 .backward_from(&y, Tensor::from_slice(&gpu, y.shape(), &r).unwrap())
                 .unwrap();
             let f = |xs: &[f64]| {
-                let x32: Vec<f32> = xs.iter().map(|&v| v as f32).collect();
-                let _ = x32;
                 let (outer, len, inner) = (
                     shape[..axis].iter().product::<usize>(),
                     shape[axis],
@@ -416,4 +390,104 @@ fn backward_needs_a_scalar_loss() {
     let x = tape.param(Tensor::zeros(&gpu, &[3]).unwrap());
     let y = x.exp().unwrap();
     assert!(tape.backward(&y).is_err());
+}
+
+/// The spatial rules hand the tape's gradient to the families' backward kernels, which their
+/// own tests check against finite differences. Here: the wiring, on a chain of them.
+#[test]
+fn spatial_layout_and_sampling_rules_match_finite_differences_through_the_tape() {
+    use fido::ops::resize::NearestMode;
+    let gpu = gpu();
+    let mut rng = Rng::new(34);
+    let shape = [1usize, 2, 5, 6];
+    let x = rng.vec(60, -1.0, 1.0);
+    let run = |x: &Tensor| -> (Tape, fido::Var, fido::Var) {
+        let tape = Tape::new();
+        let xv = tape.param(x.clone());
+        let a = xv.resize_bilinear(7, 9, false).unwrap();
+        let b = a.pad([1, 0, 2, 1], 0.5).unwrap();
+        let c = b.avg_pool2d([2, 2], [1, 1], [0, 0], true).unwrap();
+        let d = c.resize_nearest(4, 5, NearestMode::Torch).unwrap();
+        let e = d.slice(3, 1, 4).unwrap();
+        let f = fido::Var::concat(&[&e, &xv.adaptive_avg_pool2d(1, 3).unwrap()], 2).unwrap();
+        let g = f
+            .global_avg_pool()
+            .unwrap()
+            .add(
+                &f.max_pool2d([2, 2], [1, 1], [0, 0])
+                    .unwrap()
+                    .global_avg_pool()
+                    .unwrap(),
+            )
+            .unwrap();
+        (tape, xv, g)
+    };
+    let xt = Tensor::from_slice(&gpu, &shape, &x).unwrap();
+    let (tape, xv, out) = run(&xt);
+    let r = rng.vec(out.value().numel(), -1.0, 1.0);
+    let grads = tape
+        .backward_from(&out, Tensor::from_slice(&gpu, out.shape(), &r).unwrap())
+        .unwrap();
+    let got = grads.get(&xv).unwrap().to_vec().unwrap();
+    // The reference is the same chain evaluated on the GPU in f32, so the step must be large
+    // enough for f32 rounding to vanish in the difference; the chain is piecewise linear
+    // (max pool aside, whose argmax does not move for this step and seed).
+    let eps = 1e-2f32;
+    let loss = |xs: &[f32]| -> f64 {
+        let t = Tensor::from_slice(&gpu, &shape, xs).unwrap();
+        let (_, _, g) = run(&t);
+        g.value()
+            .to_vec()
+            .unwrap()
+            .iter()
+            .zip(&r)
+            .map(|(a, b)| *a as f64 * *b as f64)
+            .sum()
+    };
+    let mut xs = x.clone();
+    let want: Vec<f64> = (0..60)
+        .map(|i| {
+            let keep = xs[i];
+            xs[i] = keep + eps;
+            let up = loss(&xs);
+            xs[i] = keep - eps;
+            let down = loss(&xs);
+            xs[i] = keep;
+            (up - down) / (2.0 * eps as f64)
+        })
+        .collect();
+    assert_close("spatial chain", &got, &want, 2e-4, 2e-3);
+}
+
+#[test]
+fn concrete_rule_flows_to_the_logits() {
+    let gpu = gpu();
+    let logits = Tensor::from_slice(&gpu, &[1, 1, 2, 3], &[-2.0, -0.5, 0.0, 0.3, 1.0, 2.5]).unwrap();
+    let tape = Tape::new();
+    let lv = tape.param(logits.clone());
+    let z = lv.concrete_sample(4, 0.5, 9, 0).unwrap();
+    let loss = z.sum().unwrap();
+    let grads = tape.backward(&loss).unwrap();
+    // Same draws from the same seed: the rule is Σ_s z(1−z)/t per logit.
+    let zs = fido::ops::random::concrete_sample(&logits, 4, 0.5, 9, 0)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let want: Vec<f64> = (0..6)
+        .map(|i| {
+            (0..4)
+                .map(|s| {
+                    let v = zs[s * 6 + i] as f64;
+                    v * (1.0 - v) / 0.5
+                })
+                .sum()
+        })
+        .collect();
+    assert_close(
+        "concrete",
+        &grads.get(&lv).unwrap().to_vec().unwrap(),
+        &want,
+        1e-6,
+        1e-5,
+    );
 }

@@ -49,13 +49,7 @@ fn blur_sigma_10_on_224_matches_direct_2d_reference() {
     for row in [0usize, 1, 29, 30, 111, 193, 222, 223] {
         let got = &y[h * w + row * w..h * w + (row + 1) * w];
         let want = blur_row(&plane1, h, w, 10.0, row);
-        assert_close(
-            &format!("blur σ=10 plane 1 row {row}"),
-            got,
-            &want,
-            2e-6,
-            1e-5,
-        );
+        assert_close(&format!("blur σ=10 plane 1 row {row}"), got, &want, 2e-6, 1e-5);
     }
 }
 
@@ -149,9 +143,7 @@ fn box_sum_counts_kept_pixels_exactly() {
     let gpu = gpu();
     let mut rng = Rng::new(33);
     let (h, w) = (23, 31);
-    let mask: Vec<f32> = (0..h * w)
-        .map(|_| (rng.below(3) == 0) as u8 as f32)
-        .collect();
+    let mask: Vec<f32> = (0..h * w).map(|_| (rng.below(3) == 0) as u8 as f32).collect();
     let t = Tensor::from_slice(&gpu, &[1, 1, h, w], &mask).unwrap();
     let y = filter::box_sum(&t, 15).unwrap().to_vec().unwrap();
     let want = reference::box_sum(&to_f64(&mask), 1, h, w, 15);

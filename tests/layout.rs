@@ -109,10 +109,7 @@ fn concat_matches_reference() {
         (&[&[1, 2, 9, 11], &[1, 0, 9, 11], &[1, 3, 9, 11]], 1),
     ];
     for &(shapes, axis) in cases {
-        let data: Vec<Vec<f32>> = shapes
-            .iter()
-            .map(|s| rng.vec(numel(s), -5.0, 5.0))
-            .collect();
+        let data: Vec<Vec<f32>> = shapes.iter().map(|s| rng.vec(numel(s), -5.0, 5.0)).collect();
         let tensors: Vec<Tensor> = shapes
             .iter()
             .zip(&data)
@@ -125,11 +122,7 @@ fn concat_matches_reference() {
             lay::concat(&refs, axis).unwrap()
         };
         let data64: Vec<Vec<f64>> = data.iter().map(|d| to_f64(d)).collect();
-        let parts: Vec<(&[f64], &[usize])> = data64
-            .iter()
-            .zip(shapes)
-            .map(|(d, s)| (&d[..], *s))
-            .collect();
+        let parts: Vec<(&[f64], &[usize])> = data64.iter().zip(shapes).map(|(d, s)| (&d[..], *s)).collect();
         let (want_shape, want) = reference::concat(&parts, axis);
         assert_eq!(y.shape(), &want_shape[..]);
         assert_close(

@@ -41,13 +41,7 @@ fn adam_matches_reference_over_steps_with_changing_lr() {
         assert_eq!(adam.steps(), steps);
         // Each step moves a parameter by at most about lr; f32 rounding of m, v and the
         // update gives a relative error of a few 1e-7 per step on values of order 1.
-        assert_close(
-            &format!("param n={n}"),
-            &param.to_vec().unwrap(),
-            &p,
-            1e-5,
-            1e-5,
-        );
+        assert_close(&format!("param n={n}"), &param.to_vec().unwrap(), &p, 1e-5, 1e-5);
         assert_close("m", &adam.first_moment().to_vec().unwrap(), &m, 1e-6, 1e-5);
         assert_close("v", &adam.second_moment().to_vec().unwrap(), &v, 1e-9, 1e-5);
     }
@@ -133,9 +127,6 @@ fn bad_inputs_are_errors() {
         Err(Error::InvalidArgument(_))
     ));
     let mut adam = Adam::new(&p, AdamConfig::default()).unwrap();
-    assert!(matches!(
-        adam.step(&short, &short, 0.1),
-        Err(Error::Shape { .. })
-    ));
+    assert!(matches!(adam.step(&short, &short, 0.1), Err(Error::Shape { .. })));
     assert_eq!(adam.steps(), 0);
 }

@@ -61,10 +61,7 @@ fn cases() -> Vec<Case> {
 }
 
 fn geometry(c: &Case) -> (usize, PoolGeometry) {
-    let g = PoolGeometry::new(
-        "test", c.shape[2], c.shape[3], c.kernel, c.stride, c.padding,
-    )
-    .unwrap();
+    let g = PoolGeometry::new("test", c.shape[2], c.shape[3], c.kernel, c.stride, c.padding).unwrap();
     (c.shape[0] * c.shape[1], g)
 }
 
@@ -125,18 +122,8 @@ fn max_pool_backward_matches_finite_differences() {
             .unwrap()
             .to_vec()
             .unwrap();
-        let fd = finite_difference(
-            |x| reference::max_pool2d(x, planes, &g),
-            &to_f64(&x),
-            &to_f64(&r),
-        );
-        assert_close(
-            &format!("max_pool2d grad {:?}", c.shape),
-            &dx,
-            &fd,
-            1e-6,
-            1e-3,
-        );
+        let fd = finite_difference(|x| reference::max_pool2d(x, planes, &g), &to_f64(&x), &to_f64(&r));
+        assert_close(&format!("max_pool2d grad {:?}", c.shape), &dx, &fd, 1e-6, 1e-3);
     }
 }
 
@@ -173,13 +160,7 @@ fn avg_pool_matches_reference_and_finite_differences() {
                 &to_f64(&x),
                 &to_f64(&r),
             );
-            assert_close(
-                &format!("{what} grad"),
-                &dx.to_vec().unwrap(),
-                &fd,
-                1e-6,
-                1e-3,
-            );
+            assert_close(&format!("{what} grad"), &dx.to_vec().unwrap(), &fd, 1e-6, 1e-3);
         }
     }
 }
@@ -188,12 +169,7 @@ fn avg_pool_matches_reference_and_finite_differences() {
 fn global_avg_pool_and_its_gradient() {
     let gpu = gpu();
     let mut rng = Rng::new(13);
-    for shape in [
-        [2usize, 3, 7, 5],
-        [1, 1, 1, 1],
-        [3, 2, 1, 9],
-        [1, 4, 16, 16],
-    ] {
+    for shape in [[2usize, 3, 7, 5], [1, 1, 1, 1], [3, 2, 1, 9], [1, 4, 16, 16]] {
         let (planes, hw) = (shape[0] * shape[1], shape[2] * shape[3]);
         let x = rng.vec(shape.iter().product(), -2.0, 2.0);
         let xt = Tensor::from_slice(&gpu, &shape, &x).unwrap();
@@ -275,13 +251,7 @@ fn adaptive_avg_pool_and_its_gradient() {
             &to_f64(&x),
             &to_f64(&r),
         );
-        assert_close(
-            &format!("{what} grad"),
-            &dx.to_vec().unwrap(),
-            &fd,
-            1e-7,
-            1e-3,
-        );
+        assert_close(&format!("{what} grad"), &dx.to_vec().unwrap(), &fd, 1e-7, 1e-3);
     }
 }
 

@@ -34,11 +34,7 @@ fn to_f64(x: &[f32]) -> Vec<f64> {
 fn reference_philox_matches_random123_known_answers() {
     // Random123's tests/kat_vectors, the three philox4x32 10 lines: counter, key, expected.
     let cases: [([u32; 4], [u32; 2], [u32; 4]); 3] = [
-        (
-            [0; 4],
-            [0; 2],
-            [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8],
-        ),
+        ([0; 4], [0; 2], [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]),
         (
             [u32::MAX; 4],
             [u32::MAX; 2],
@@ -77,10 +73,7 @@ fn gpu_words_equal_reference_bit_for_bit() {
         if seed == 0 && stream == 0 {
             assert_eq!(words[0], reference::philox4x32_10([0; 4], [0; 2])[0]);
         }
-        let u = rnd::uniform(&gpu, &[n], seed, stream)
-            .unwrap()
-            .to_vec()
-            .unwrap();
+        let u = rnd::uniform(&gpu, &[n], seed, stream).unwrap().to_vec().unwrap();
         let want = reference::uniform(n, seed, stream);
         let same_bits = u.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
         assert!(same_bits, "uniform floats differ from the reference, n={n}");
@@ -107,13 +100,8 @@ fn uniform_moments_range_and_independence() {
         "variance {}",
         variance(&u)
     );
-    let (lo, hi) = u
-        .iter()
-        .fold((1.0f64, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
-    assert!(
-        lo > 0.0 && hi < 1.0,
-        "outside the open interval: [{lo}, {hi}]"
-    );
+    let (lo, hi) = u.iter().fold((1.0f64, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+    assert!(lo > 0.0 && hi < 1.0, "outside the open interval: [{lo}, {hi}]");
     // P(min > 20/n) = (1 − 20/n)^n ≈ e^−20.
     assert!(lo < 20.0 / nf && hi > 1.0 - 20.0 / nf, "range [{lo}, {hi}]");
     // Neighbours within a block (lag 1) and across blocks (lag 4): a correlation estimate
@@ -129,10 +117,7 @@ fn uniform_moments_range_and_independence() {
     }
     let sd = (nf * 0.1 * 0.9).sqrt();
     for (b, &count) in bins.iter().enumerate() {
-        assert!(
-            (count as f64 - nf / 10.0).abs() < SIGMAS * sd,
-            "bin {b}: {count}"
-        );
+        assert!((count as f64 - nf / 10.0).abs() < SIGMAS * sd, "bin {b}: {count}");
     }
 }
 
@@ -140,24 +125,14 @@ fn uniform_moments_range_and_independence() {
 fn same_seed_and_stream_repeat_and_others_differ() {
     let gpu = gpu();
     let n = 1 << 16;
-    let draw = |seed, stream| {
-        to_f64(
-            &rnd::uniform(&gpu, &[n], seed, stream)
-                .unwrap()
-                .to_vec()
-                .unwrap(),
-        )
-    };
+    let draw = |seed, stream| to_f64(&rnd::uniform(&gpu, &[n], seed, stream).unwrap().to_vec().unwrap());
     let base = draw(5, 0);
     assert_eq!(base, draw(5, 0), "same seed and stream");
     for (seed, stream) in [(6, 0), (5, 1), (5 + (1 << 32), 0)] {
         let other = draw(seed, stream);
         let equal = base.iter().zip(&other).filter(|(a, b)| a == b).count();
         // Equal 23-bit levels happen with probability 2^-23 each.
-        assert!(
-            equal < 4,
-            "seed {seed} stream {stream}: {equal} equal values"
-        );
+        assert!(equal < 4, "seed {seed} stream {stream}: {equal} equal values");
         let r = correlation(&base, &other);
         assert!(
             r.abs() < SIGMAS / (n as f64).sqrt(),
@@ -198,13 +173,7 @@ fn normal_moments_and_reference() {
         .to_vec()
         .unwrap();
     let want = reference::normal(m, 9, 2, mu as f64, sigma as f64);
-    assert_close(
-        "normal vs reference",
-        &got,
-        &want,
-        2e-5 * sigma as f64,
-        1e-5,
-    );
+    assert_close("normal vs reference", &got, &want, 2e-5 * sigma as f64, 1e-5);
 }
 
 #[test]
@@ -223,8 +192,7 @@ fn concrete_matches_reference_and_shapes() {
         for temperature in [0.1f32, 0.7] {
             let z = rnd::concrete_sample(&t, samples, temperature, 77, 1).unwrap();
             assert_eq!(z.shape(), &want_shape[..]);
-            let want =
-                reference::concrete_sample(&to_f64(&logits), samples, temperature as f64, 77, 1);
+            let want = reference::concrete_sample(&to_f64(&logits), samples, temperature as f64, 77, 1);
             // Same uniforms; the GPU's log has a few ulp error on noise of magnitude ≤ 16.7,
             // amplified by 1/t ≤ 10 and damped by the sigmoid's slope ≤ 1/4.
             assert_close(
@@ -298,10 +266,7 @@ fn concrete_is_finite_for_extreme_logits() {
             .to_vec()
             .unwrap();
         for (o, &v) in z.iter().enumerate() {
-            assert!(
-                (0.0..=1.0).contains(&v),
-                "z[{o}] = {v} at t = {temperature}"
-            );
+            assert!((0.0..=1.0).contains(&v), "z[{o}] = {v} at t = {temperature}");
             // The noise is bounded by ±16.7, so |logit| ≥ 30 fixes the side.
             let l = logits[o % 6];
             assert_eq!(v > 0.5, l > 0.0, "z[{o}] = {v} for logit {l}");

@@ -53,8 +53,7 @@ fn bilinear_matches_reference_both_align_modes() {
             let xt = Tensor::from_slice(&gpu, &shape, &x).unwrap();
             let y = resize::resize_bilinear(&xt, out[0], out[1], align).unwrap();
             assert_eq!(y.shape(), &[shape[0], shape[1], out[0], out[1]]);
-            let want =
-                reference::resize_bilinear(&to_f64(&x), planes, [shape[2], shape[3]], out, align);
+            let want = reference::resize_bilinear(&to_f64(&x), planes, [shape[2], shape[3]], out, align);
             // A convex combination of four values in f32: a few ulp of the inputs' range.
             assert_close(
                 &format!("bilinear {shape:?} -> {out:?} align={align}"),
@@ -161,13 +160,7 @@ fn nearest_matches_reference_and_finite_differences_both_modes() {
                 &to_f64(&r),
                 &all,
             );
-            assert_close(
-                &format!("{what} grad"),
-                &dx.to_vec().unwrap(),
-                &fd,
-                1e-5,
-                1e-3,
-            );
+            assert_close(&format!("{what} grad"), &dx.to_vec().unwrap(), &fd, 1e-5, 1e-3);
         }
     }
 }
@@ -202,15 +195,7 @@ fn tf_align_corners_nearest_picks_the_tf1_indices() {
         (0..64).flat_map(|i| [i, i]).collect::<Vec<_>>()
     );
     // The GPU's f32 index arithmetic agrees with the host rule on awkward ratios.
-    for (n_in, n_out) in [
-        (64, 32),
-        (7, 3),
-        (5, 12),
-        (100, 33),
-        (33, 100),
-        (1, 5),
-        (5, 1),
-    ] {
+    for (n_in, n_out) in [(64, 32), (7, 3), (5, 12), (100, 33), (33, 100), (1, 5), (5, 1)] {
         for mode in [NearestMode::Torch, NearestMode::TfAlignCorners] {
             assert_eq!(
                 picked_columns(&gpu, n_in, n_out, mode),
@@ -239,9 +224,7 @@ fn tf_align_corners_doubling_is_repetition() {
 fn bad_sizes_are_errors() {
     let gpu = gpu();
     let x = Tensor::zeros(&gpu, &[1, 2, 5, 6]).unwrap();
-    let e = resize::resize_bilinear(&x, 0, 4, false)
-        .unwrap_err()
-        .to_string();
+    let e = resize::resize_bilinear(&x, 0, 4, false).unwrap_err().to_string();
     assert!(e.contains("non-empty"), "{e}");
     assert!(resize::resize_bilinear(&x, 4, 0, true).is_err());
     assert!(resize::resize_nearest(&x, 0, 0, NearestMode::Torch).is_err());

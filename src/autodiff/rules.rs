@@ -4,7 +4,9 @@ use super::Var;
 use crate::ops::elementwise::{self, BinaryOp, UnaryOp};
 use crate::ops::matmul;
 use crate::ops::reduce::{self, Reduction};
+use crate::ops::resize::{self, NearestMode};
 use crate::ops::softmax::{self, SoftmaxKind};
+use crate::ops::{layout, pool, random};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -248,4 +250,143 @@ fn sum_to_batch(g: &Tensor, shape: &[usize]) -> Result<Tensor> {
     let rows = shape[shape.len() - 2] * shape[shape.len() - 1];
     let batch = g.numel() / rows;
     reduce::reduce_axis(&g.reshape(&[batch, rows])?, 0, Reduction::Sum, false)?.reshape(shape)
+}
+
+/// Spatial, layout and sampling ops. Each rule calls the family's own backward kernel.
+impl Var {
+    pub fn max_pool2d(&self, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Result<Var> {
+        let out = pool::max_pool2d(&self.value, kernel, stride, padding)?;
+        let x = self.value.clone();
+        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
+            Ok(vec![Some(pool::max_pool2d_backward(
+                &x, dy, kernel, stride, padding,
+            )?)])
+        });
+        Ok(self.tape.record(out, &[self], backward))
+    }
+
+    pub fn avg_pool2d(
+        &self,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        count_include_pad: bool,
+    ) -> Result<Var> {
+        let out = pool::avg_pool2d(&self.value, kernel, stride, padding, count_include_pad)?;
+        let (h, w) = spatial_size(&self.value);
+        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
+            Ok(vec![Some(pool::avg_pool2d_backward(
+                dy,
+                h,
+                w,
+                kernel,
+                stride,
+                padding,
+                count_include_pad,
+            )?)])
+        });
+        Ok(self.tape.record(out, &[self], backward))
+    }
+
+    /// `[N, C, H, W] -> [N, C, 1, 1]`
+    pub fn global_avg_pool(&self) -> Result<Var> {
+        let out = pool::global_avg_pool(&self.value)?;
+        let (h, w) = spatial_size(&self.value);
+        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
+            Ok(vec![Some(pool::global_avg_pool_backward(dy, h, w)?)])
+        });
+        Ok(self.tape.record(out, &[self], backward))
+    }
+
+    pub fn adaptive_avg_pool2d(&self, out_h: usize, out_w: usize) -> Result<Var> {
+        let out = pool::adaptive_avg_pool2d(&self.value, out_h, out_w)?;
+        let (h, w) = spatial_size(&self.value);
+        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
+            Ok(vec![Some(pool::adaptive_avg_pool2d_backward(dy, h, w)?)])
+        });
+        Ok(self.tape.record(out, &[self], backward))
+    }
+
+    pub fn resize_bilinear(&self, out_h: usize, out_w: usize, align_corners: bool) -> Result<Var> {
+        let out = resize::resize_bilinear(&self.value, out_h, out_w, align_corners)?;
+        let (h, w) = spatial_size(&self.value);
+        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
+            Ok(vec![Some(resize::resize_bilinear_backward(
+                dy,
+                h,
+                w,
+                align_corners,
+            )?)])
+        });
+        Ok(self.tape.record(out, &[self], backward))
+    }
+
+    pub fn resize_nearest(&self, out_h: usize, out_w: usize, mode: NearestMode) -> Result<Var> {
+        let out = resize::resize_nearest(&self.value, out_h, out_w, mode)?;
+        let (h, w) = spatial_size(&self.value);
+        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
+            Ok(vec![Some(resize::resize_nearest_backward(dy, h, w, mode)?)])
+        });
+        Ok(self.tape.record(out, &[self], backward))
+    }
+
+    /// Constant padding of the last two axes by `[top, bottom, left, right]`.
+    pub fn pad(&self, pads: [usize; 4], value: f32) -> Result<Var> {
+        let out = layout::pad(&self.value, pads, value)?;
+        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
+            Ok(vec![Some(layout::pad_backward(dy, pads)?)])
+        });
+        Ok(self.tape.record(out, &[self], backward))
+    }
+
+    /// Elements `start..end` of `axis`.
+    pub fn slice(&self, axis: usize, start: usize, end: usize) -> Result<Var> {
+        let out = layout::slice(&self.value, axis, start, end)?;
+        let shape = self.value.shape().to_vec();
+        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
+            Ok(vec![Some(layout::slice_backward(dy, &shape, axis, start)?)])
+        });
+        Ok(self.tape.record(out, &[self], backward))
+    }
+
+    /// Concatenate along `axis`.
+    pub fn concat(parts: &[&Var], axis: usize) -> Result<Var> {
+        let first = parts
+            .first()
+            .ok_or_else(|| Error::InvalidArgument("concat of nothing".into()))?;
+        let values: Vec<&Tensor> = parts.iter().map(|p| &p.value).collect();
+        let out = layout::concat(&values, axis)?;
+        let sizes: Vec<usize> = parts.iter().map(|p| p.value.shape()[axis]).collect();
+        let backward = Box::new(
+            move |dy: &Tensor, needed: &[bool]| -> Result<Vec<Option<Tensor>>> {
+                let pieces = layout::concat_backward(dy, axis, &sizes)?;
+                Ok(pieces
+                    .into_iter()
+                    .zip(needed)
+                    .map(|(p, &n)| n.then_some(p))
+                    .collect())
+            },
+        );
+        Ok(first.tape.record(out, parts, backward))
+    }
+
+    /// Relaxed Bernoulli draws from these logits; see [`random::concrete_sample`].
+    pub fn concrete_sample(&self, samples: usize, temperature: f32, seed: u64, stream: u32) -> Result<Var> {
+        let out = random::concrete_sample(&self.value, samples, temperature, seed, stream)?;
+        let (z, shape) = (out.clone(), self.value.shape().to_vec());
+        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
+            Ok(vec![Some(random::concrete_backward(
+                &z,
+                dy,
+                temperature,
+                &shape,
+            )?)])
+        });
+        Ok(self.tape.record(out, &[self], backward))
+    }
+}
+
+fn spatial_size(x: &Tensor) -> (usize, usize) {
+    let s = x.shape();
+    (s[s.len() - 2], s[s.len() - 1])
 }

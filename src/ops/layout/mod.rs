@@ -38,10 +38,7 @@ pub fn pad_backward(dy: &Tensor, pads: [usize; 4]) -> Result<Tensor> {
     if top + bottom > h || left + right > w {
         return Err(Error::Shape {
             op: "pad_backward",
-            detail: format!(
-                "cotangent {:?} is smaller than the padding {pads:?}",
-                dy.shape()
-            ),
+            detail: format!("cotangent {:?} is smaller than the padding {pads:?}", dy.shape()),
         });
     }
     crop(dy, top, left, h - top - bottom, w - left - right)
@@ -70,12 +67,7 @@ pub fn crop(x: &Tensor, top: usize, left: usize, height: usize, width: usize) ->
 }
 
 /// Gradient of [`crop`]: the cotangent placed at `(top, left)` in zeros of `input_shape`.
-pub fn crop_backward(
-    dy: &Tensor,
-    input_shape: &[usize],
-    top: usize,
-    left: usize,
-) -> Result<Tensor> {
+pub fn crop_backward(dy: &Tensor, input_shape: &[usize], top: usize, left: usize) -> Result<Tensor> {
     let rank = need_rank(dy, 2, "crop_backward")?;
     let fits = input_shape.len() == rank
         && input_shape[..rank - 2] == dy.shape()[..rank - 2]
@@ -113,12 +105,7 @@ pub fn slice(x: &Tensor, axis: usize, start: usize, end: usize) -> Result<Tensor
 }
 
 /// Gradient of [`slice`]: the cotangent at `start` along `axis` in zeros of `input_shape`.
-pub fn slice_backward(
-    dy: &Tensor,
-    input_shape: &[usize],
-    axis: usize,
-    start: usize,
-) -> Result<Tensor> {
+pub fn slice_backward(dy: &Tensor, input_shape: &[usize], axis: usize, start: usize) -> Result<Tensor> {
     let rank = need_rank(dy, 1, "slice_backward")?;
     let fits = input_shape.len() == rank
         && axis < rank
@@ -227,13 +214,7 @@ pub fn cost(output_elements: usize) -> Cost {
 }
 
 /// `out[c] = x[c − offsets]` where that lies inside `x`, else `value`; `out` has `shape`.
-fn window(
-    x: &Tensor,
-    shape: &[usize],
-    offsets: &[i64],
-    value: f32,
-    op: &'static str,
-) -> Result<Tensor> {
+fn window(x: &Tensor, shape: &[usize], offsets: &[i64], value: f32, op: &'static str) -> Result<Tensor> {
     x.expect_f32(op)?;
     let out = Tensor::empty(x.gpu(), shape, DType::F32)?;
     let n = out.numel();
@@ -275,11 +256,7 @@ fn layout_params(
     offsets: &[i64],
     value: f32,
 ) -> Params {
-    let mut params = Params::new()
-        .u(n as u32)
-        .u(iter_shape.len() as u32)
-        .f(value)
-        .u(0);
+    let mut params = Params::new().u(n as u32).u(iter_shape.len() as u32).f(value).u(0);
     for list in [iter_shape, other_shape, other_strides] {
         for d in 0..MAX_RANK {
             params = params.u(list.get(d).copied().unwrap_or(1) as u32);

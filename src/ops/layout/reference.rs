@@ -22,13 +22,7 @@ pub fn pad(x: &[f64], shape: &[usize], pads: [usize; 4], value: f64) -> (Vec<usi
 }
 
 /// Elements `start..end` along `axis`.
-pub fn slice(
-    x: &[f64],
-    shape: &[usize],
-    axis: usize,
-    start: usize,
-    end: usize,
-) -> (Vec<usize>, Vec<f64>) {
+pub fn slice(x: &[f64], shape: &[usize], axis: usize, start: usize, end: usize) -> (Vec<usize>, Vec<f64>) {
     let outer: usize = shape[..axis].iter().product();
     let inner: usize = shape[axis + 1..].iter().product();
     let mut out = Vec::with_capacity(outer * (end - start) * inner);

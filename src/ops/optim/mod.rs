@@ -65,11 +65,10 @@ pub fn adam_step(
             ),
         });
     }
-    let distinct = [param, grad, m, v].iter().enumerate().all(|(i, a)| {
-        [param, grad, m, v][i + 1..]
-            .iter()
-            .all(|b| !same_buffer(a, b))
-    });
+    let distinct = [param, grad, m, v]
+        .iter()
+        .enumerate()
+        .all(|(i, a)| [param, grad, m, v][i + 1..].iter().all(|b| !same_buffer(a, b)));
     if !distinct {
         return Err(Error::InvalidArgument(
             "adam_step: param, grad, m and v must be distinct tensors".into(),

@@ -44,9 +44,7 @@ impl PoolGeometry {
             ));
         }
         if padding[0] > kernel[0] / 2 || padding[1] > kernel[1] / 2 {
-            return bad(format!(
-                "padding {padding:?} exceeds half the kernel {kernel:?}"
-            ));
+            return bad(format!("padding {padding:?} exceeds half the kernel {kernel:?}"));
         }
         if in_h == 0 || in_w == 0 {
             return bad(format!("input plane {in_h}×{in_w} is empty"));
@@ -92,12 +90,7 @@ impl PoolGeometry {
 }
 
 /// Max pooling; padding counts as −inf and ties go to the first maximum in row-major order.
-pub fn max_pool2d(
-    x: &Tensor,
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    padding: [usize; 2],
-) -> Result<Tensor> {
+pub fn max_pool2d(x: &Tensor, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Result<Tensor> {
     let (planes, g) = geometry("max_pool2d", x, kernel, stride, padding)?;
     forward(x, planes, &g, "max_forward", false)
 }
@@ -253,13 +246,7 @@ fn geometry(
     Ok((x.shape()[0] * x.shape()[1], g))
 }
 
-fn forward(
-    x: &Tensor,
-    planes: usize,
-    g: &PoolGeometry,
-    entry: &str,
-    include_pad: bool,
-) -> Result<Tensor> {
+fn forward(x: &Tensor, planes: usize, g: &PoolGeometry, entry: &str, include_pad: bool) -> Result<Tensor> {
     let shape = [x.shape()[0], x.shape()[1], g.out_h, g.out_w];
     let out = Tensor::empty(x.gpu(), &shape, DType::F32)?;
     let total = planes * g.out_h * g.out_w;

@@ -61,10 +61,7 @@ pub fn avg_pool2d(x: &[f64], planes: usize, g: &PoolGeometry, count_include_pad:
         for oh in 0..g.out_h {
             for ow in 0..g.out_w {
                 let (cells, divisor) = avg_window(g, oh, ow, count_include_pad);
-                let sum: f64 = cells
-                    .iter()
-                    .map(|&idx| x[plane * g.in_h * g.in_w + idx])
-                    .sum();
+                let sum: f64 = cells.iter().map(|&idx| x[plane * g.in_h * g.in_w + idx]).sum();
                 out.push(sum / divisor);
             }
         }
@@ -73,12 +70,7 @@ pub fn avg_pool2d(x: &[f64], planes: usize, g: &PoolGeometry, count_include_pad:
 }
 
 /// Gradient of average pooling with respect to its input.
-pub fn avg_pool2d_backward(
-    dy: &[f64],
-    planes: usize,
-    g: &PoolGeometry,
-    count_include_pad: bool,
-) -> Vec<f64> {
+pub fn avg_pool2d_backward(dy: &[f64], planes: usize, g: &PoolGeometry, count_include_pad: bool) -> Vec<f64> {
     let mut dx = vec![0.0; planes * g.in_h * g.in_w];
     for plane in 0..planes {
         for oh in 0..g.out_h {
@@ -95,12 +87,7 @@ pub fn avg_pool2d_backward(
 }
 
 /// The in-bounds cells of a window and its divisor.
-fn avg_window(
-    g: &PoolGeometry,
-    oh: usize,
-    ow: usize,
-    count_include_pad: bool,
-) -> (Vec<usize>, f64) {
+fn avg_window(g: &PoolGeometry, oh: usize, ow: usize, count_include_pad: bool) -> (Vec<usize>, f64) {
     let h0 = window_start(oh, g.stride[0], g.padding[0]);
     let w0 = window_start(ow, g.stride[1], g.padding[1]);
     let mut cells = Vec::new();

@@ -42,14 +42,7 @@ pub fn uniform(gpu: &Gpu, shape: &[usize], seed: u64, stream: u32) -> Result<Ten
 
 /// Normal numbers `mean + std·N(0, 1)` by Box–Muller on pairs of open uniforms
 /// (words 4b, 4b+1 give outputs 4b, 4b+1; words 4b+2, 4b+3 give the next two).
-pub fn normal(
-    gpu: &Gpu,
-    shape: &[usize],
-    seed: u64,
-    stream: u32,
-    mean: f32,
-    std: f32,
-) -> Result<Tensor> {
+pub fn normal(gpu: &Gpu, shape: &[usize], seed: u64, stream: u32, mean: f32, std: f32) -> Result<Tensor> {
     check_count("normal", shape)?;
     if !mean.is_finite() || !std.is_finite() || std < 0.0 {
         return Err(Error::InvalidArgument(format!(
@@ -124,12 +117,7 @@ pub fn concrete_sample(
 /// logit gathering over the samples. Returns a tensor of shape `logit_shape`.
 /// Where f32 rounds `z` to exactly 0 or 1 the term is 0; the true slope there is below
 /// 6e-8/t, so the absolute error stays negligible.
-pub fn concrete_backward(
-    z: &Tensor,
-    dy: &Tensor,
-    temperature: f32,
-    logit_shape: &[usize],
-) -> Result<Tensor> {
+pub fn concrete_backward(z: &Tensor, dy: &Tensor, temperature: f32, logit_shape: &[usize]) -> Result<Tensor> {
     z.expect_f32("concrete_backward")?;
     dy.expect_f32("concrete_backward")?;
     z.same_gpu(dy, "concrete_backward")?;
@@ -207,15 +195,7 @@ fn draw_params(n: usize, seed: u64, stream: u32, a: f32, b: f32) -> Params {
         .f(b)
 }
 
-fn launch_draw(
-    gpu: &Gpu,
-    entry: &str,
-    out: &Tensor,
-    seed: u64,
-    stream: u32,
-    a: f32,
-    b: f32,
-) -> Result<()> {
+fn launch_draw(gpu: &Gpu, entry: &str, out: &Tensor, seed: u64, stream: u32, a: f32, b: f32) -> Result<()> {
     let n = out.numel();
     if n == 0 {
         return Ok(());

@@ -86,13 +86,7 @@ pub fn sigmoid(x: f64) -> f64 {
 }
 
 /// Concrete draws for `samples` samples of `logits` (sample-major), in f64.
-pub fn concrete_sample(
-    logits: &[f64],
-    samples: usize,
-    temperature: f64,
-    seed: u64,
-    stream: u32,
-) -> Vec<f64> {
+pub fn concrete_sample(logits: &[f64], samples: usize, temperature: f64, seed: u64, stream: u32) -> Vec<f64> {
     let words = random_bits(logits.len() * samples, seed, stream);
     words
         .iter()

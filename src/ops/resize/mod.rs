@@ -60,12 +60,7 @@ pub fn bilinear_scale(n_in: usize, n_out: usize, align_corners: bool) -> f32 {
 }
 
 /// Bilinear resize of `[N, C, H, W]` to `[N, C, out_h, out_w]`.
-pub fn resize_bilinear(
-    x: &Tensor,
-    out_h: usize,
-    out_w: usize,
-    align_corners: bool,
-) -> Result<Tensor> {
+pub fn resize_bilinear(x: &Tensor, out_h: usize, out_w: usize, align_corners: bool) -> Result<Tensor> {
     let (h, w) = spatial("resize_bilinear", x)?;
     let plan = Plan::bilinear("resize_bilinear", x, [h, w], [out_h, out_w], align_corners)?;
     run(x, [out_h, out_w], "bilinear_forward", plan, 4)
@@ -92,12 +87,7 @@ pub fn resize_nearest(x: &Tensor, out_h: usize, out_w: usize, mode: NearestMode)
 }
 
 /// Gradient of [`resize_nearest`]: each input sums the `dy` of the outputs that picked it.
-pub fn resize_nearest_backward(
-    dy: &Tensor,
-    in_h: usize,
-    in_w: usize,
-    mode: NearestMode,
-) -> Result<Tensor> {
+pub fn resize_nearest_backward(dy: &Tensor, in_h: usize, in_w: usize, mode: NearestMode) -> Result<Tensor> {
     let op = "resize_nearest_backward";
     let (out_h, out_w) = spatial(op, dy)?;
     let plan = Plan::nearest(op, dy, [in_h, in_w], [out_h, out_w], mode)?;
@@ -180,10 +170,7 @@ impl Plan {
         Ok(Plan {
             in_hw,
             out_hw,
-            scale: [
-                mode.scale(in_hw[0], out_hw[0]),
-                mode.scale(in_hw[1], out_hw[1]),
-            ],
+            scale: [mode.scale(in_hw[0], out_hw[0]), mode.scale(in_hw[1], out_hw[1])],
             mode: mode.code(),
         })
     }
@@ -208,13 +195,7 @@ fn check_sizes(op: &'static str, t: &Tensor, in_hw: [usize; 2], out_hw: [usize; 
 
 /// Launch over the `[N, C, result_hw]` result, reading `src`; each invocation writes
 /// `per_row_block` adjacent outputs of a row.
-fn run(
-    src: &Tensor,
-    result_hw: [usize; 2],
-    entry: &str,
-    plan: Plan,
-    per_row_block: usize,
-) -> Result<Tensor> {
+fn run(src: &Tensor, result_hw: [usize; 2], entry: &str, plan: Plan, per_row_block: usize) -> Result<Tensor> {
     let shape = [src.shape()[0], src.shape()[1], result_hw[0], result_hw[1]];
     let out = Tensor::empty(src.gpu(), &shape, DType::F32)?;
     if out.numel() == 0 {

@@ -4,11 +4,7 @@
 use super::{bilinear_scale, NearestMode};
 
 /// One axis of a bilinear stencil: `(i0, i1, w0, w1)` for every output index.
-pub fn bilinear_taps(
-    n_in: usize,
-    n_out: usize,
-    align_corners: bool,
-) -> Vec<(usize, usize, f64, f64)> {
+pub fn bilinear_taps(n_in: usize, n_out: usize, align_corners: bool) -> Vec<(usize, usize, f64, f64)> {
     let scale = bilinear_scale(n_in, n_out, align_corners);
     (0..n_out)
         .map(|dst| {
@@ -126,8 +122,7 @@ pub fn resize_nearest_backward(
     for plane in 0..planes {
         for (oh, &h) in iy.iter().enumerate() {
             for (ow, &w) in ix.iter().enumerate() {
-                dx[(plane * in_hw[0] + h) * in_hw[1] + w] +=
-                    dy[(plane * out_hw[0] + oh) * out_hw[1] + ow];
+                dx[(plane * in_hw[0] + h) * in_hw[1] + w] += dy[(plane * out_hw[0] + oh) * out_hw[1] + ow];
             }
         }
     }
