@@ -1,12 +1,13 @@
 //! Kernel families. Each module pairs one WGSL file in `shaders/` with its launcher
 //! (shape checks, FLOP and byte counts) and a plain CPU reference in `reference.rs`.
 
+pub mod conv;
 pub mod elementwise;
 
 use crate::gpu::Kernel;
 
 /// Every kernel family compiled into the library.
-pub const ALL_KERNELS: &[Kernel] = &[elementwise::KERNEL];
+pub const ALL_KERNELS: &[Kernel] = &[elementwise::KERNEL, conv::KERNEL, conv::BATCHNORM_KERNEL];
 
 /// Work done by one kernel launch, for benchmark reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
