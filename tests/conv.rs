@@ -58,7 +58,14 @@ fn kernels_validate_and_reflect_with_naga() {
     for kernel in [conv::KERNEL, conv::BATCHNORM_KERNEL] {
         let (module, info) = parse_and_validate(kernel.name, kernel.source).unwrap();
         let entries: &[&str] = if kernel.name == "conv2d" {
-            &["gemm", "weight_grad", "depthwise", "pad", "bias_grad"]
+            &[
+                "gemm",
+                "weight_grad",
+                "depthwise",
+                "pack_planes",
+                "pack_weights",
+                "bias_grad",
+            ]
         } else {
             &["batch_norm"]
         };
@@ -211,6 +218,57 @@ fn grouped_and_depthwise_forward() {
         &[10, 1, 3, 3],
         true,
         &opts(1, 1, 5),
+    );
+    // Widths that are multiples of 4 take the aligned vec4 kernel: block tails, left padding
+    // of 1, 2 and 5 (shifts within the first vec4), stride 2, dilation and a multiplier.
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[2, 8, 6, 16],
+        &[8, 1, 3, 3],
+        true,
+        &opts(1, 1, 8),
+    );
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[1, 6, 12, 24],
+        &[6, 1, 5, 5],
+        true,
+        &opts(2, 2, 6),
+    );
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[1, 3, 5, 12],
+        &[6, 1, 3, 3],
+        false,
+        &opts(1, 1, 3),
+    );
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[1, 2, 9, 4],
+        &[2, 1, 3, 3],
+        true,
+        &opts(1, 1, 2),
+    );
+    let wide_pad = Conv2dOptions::new()
+        .padding(Padding {
+            top: 1,
+            bottom: 0,
+            left: 5,
+            right: 3,
+        })
+        .dilation(2, 2)
+        .groups(4);
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[2, 4, 7, 8],
+        &[4, 1, 3, 5],
+        true,
+        &wide_pad,
     );
     // One input channel, groups = 1, is the depthwise case with multiplier Cout.
     check_forward(

@@ -29,10 +29,14 @@ const WG: usize = 64;
 const PIX: usize = 4;
 /// Largest number of rows (channels) one invocation accumulates.
 const MAX_BLOCK: usize = 8;
+/// Rows and columns (four channels at one tap) per weight-gradient invocation.
+const WEIGHT_GRAD_MAX_ROWS: usize = 4;
+const WEIGHT_GRAD_COLUMNS: usize = 2;
 /// Neighbouring outputs per invocation in the depthwise kernel.
 const DW_BLOCK: usize = 4;
 const DW_MAX_BLOCK: usize = 8;
 const DW_MAX_SEGMENT: usize = 48;
+const DW_MAX_QUADS: usize = 16;
 
 /// Zero padding on each side of the image.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -218,30 +222,40 @@ pub fn conv2d(
         depthwise_forward(x, w, bias, &g, &out)?;
         return Ok(out);
     }
-    let padded = pad_planes(
-        x,
-        g.batch * g.in_channels,
-        [g.in_h, g.in_w],
-        [g.padded_h(), g.padded_w()],
-        [-(opts.padding.top as i64), -(opts.padding.left as i64)],
-    )?;
     let (kh, kw) = (g.kernel_h, g.kernel_w);
     let (hp, wp) = (g.padded_h(), g.padded_w());
     let [sh, sw] = opts.stride;
     let [dh, dw] = opts.dilation;
-    let cin_g = g.in_per_group();
-    // One phase: header, then one tap per (ci, ky, kx).
+    let (cin_g, cout_g) = (g.in_per_group(), g.out_per_group());
+    let quads = cin_g.div_ceil(4);
+    let area = kh * kw;
+    let packed_x = pack_planes(
+        x,
+        [g.batch, g.in_channels, g.groups],
+        [g.in_h, g.in_w],
+        [hp, wp],
+        [-(opts.padding.top as i64), -(opts.padding.left as i64)],
+    )?;
+    let packed_w = pack_weights(
+        w,
+        g.groups * cout_g,
+        cout_g,
+        area,
+        cin_g,
+        [cout_g * cin_g * area, cin_g * area, area],
+    )?;
+    // One phase: header, then one tap per (channel quad, ky, kx).
     let mut table = vec![
-        [3, (cin_g * kh * kw) as u32],
+        [3, (quads * area) as u32],
         [g.out_h as u32, g.out_w as u32],
         [0, 0],
     ];
-    for ci in 0..cin_g {
+    for q in 0..quads {
         for ky in 0..kh {
             for kx in 0..kw {
                 table.push([
-                    (ci * kh * kw + ky * kw + kx) as u32,
-                    (ci * hp * wp + ky * dh * wp + kx * dw) as u32,
+                    ((ky * kw + kx) * quads + q) as u32,
+                    (q * hp * wp + ky * dh * wp + kx * dw) as u32,
                 ]);
             }
         }
@@ -249,11 +263,11 @@ pub fn conv2d(
     let spec = GemmSpec {
         images: g.batch,
         groups: g.groups,
-        rows_per_group: g.out_per_group(),
-        a_group_stride: g.out_per_group() * cin_g * kh * kw,
-        a_row_stride: cin_g * kh * kw,
-        b_group_stride: cin_g * hp * wp,
-        b_image_stride: g.in_channels * hp * wp,
+        rows_per_group: cout_g,
+        a_group_stride: cout_g * area * quads,
+        a_row_stride: area * quads,
+        b_group_stride: quads * hp * wp,
+        b_image_stride: g.groups * quads * hp * wp,
         b_row_stride: sh * wp,
         b_col_stride: sw,
         out_image_stride: g.out_channels * g.out_h * g.out_w,
@@ -263,7 +277,7 @@ pub fn conv2d(
         phases: 1,
         max_phase_pixels: g.batch * g.out_h * g.out_w,
     };
-    launch_gemm(w, &padded, &table, bias, &out, &spec)?;
+    launch_gemm(&packed_w, &packed_x, &table, bias, &out, &spec)?;
     Ok(out)
 }
 
@@ -307,28 +321,31 @@ pub fn conv2d_backward_weight(
         return Tensor::zeros(x.gpu(), &g.weight_shape());
     }
     let (hp, wp) = (g.padded_h(), g.padded_w());
-    let padded = pad_planes(
+    let packed_x = pack_planes(
         x,
-        g.batch * g.in_channels,
+        [g.batch, g.in_channels, g.groups],
         [g.in_h, g.in_w],
         [hp, wp],
         [-(opts.padding.top as i64), -(opts.padding.left as i64)],
     )?;
     let cin_g = g.in_per_group();
-    let taps = cin_g * g.kernel_h * g.kernel_w;
+    let quads = cin_g.div_ceil(4);
+    let area = g.kernel_h * g.kernel_w;
+    let columns = quads * area;
     let rows = g.out_per_group();
-    let block = block_for(rows);
+    let block = block_for(rows).min(WEIGHT_GRAD_MAX_ROWS);
     let blocks_per_group = rows.div_ceil(block);
     let params = Params::new()
         .u(g.batch as u32)
-        .u(taps as u32)
+        .u(columns as u32)
         .u(rows as u32)
         .u(blocks_per_group as u32)
-        .u((g.kernel_h * g.kernel_w) as u32)
+        .u(area as u32)
         .u(g.kernel_w as u32)
-        .u((g.in_channels * hp * wp) as u32)
+        .u(cin_g as u32)
+        .u((g.groups * quads * hp * wp) as u32)
         .u((hp * wp) as u32)
-        .u((cin_g * hp * wp) as u32)
+        .u((quads * hp * wp) as u32)
         .u((opts.dilation[0] * wp) as u32)
         .u(opts.dilation[1] as u32)
         .u(g.out_h as u32)
@@ -337,16 +354,16 @@ pub fn conv2d_backward_weight(
         .u(opts.stride[1] as u32)
         .u((g.out_channels * g.out_h * g.out_w) as u32);
     let grid = Grid::Xyz(
-        groups_for(taps, WG * PIX),
+        groups_for(columns, WG * WEIGHT_GRAD_COLUMNS),
         (g.groups * blocks_per_group) as u32,
         1,
     );
     x.gpu().launch(
         &KERNEL,
         "weight_grad",
-        &gemm_constants(block),
+        &[("WG", WG as f64), ("WG_ROWS", block as f64)],
         &params,
-        &[dy, &padded, dy, dy, &out],
+        &[dy, &packed_x, dy, dy, &out],
         grid,
     )?;
     Ok(out)
@@ -695,25 +712,27 @@ fn gemm_constants(block: usize) -> [(&'static str, f64); 2] {
     [("WG", WG as f64), ("BLOCK", block as f64)]
 }
 
-/// `out[plane, r, c] = x[plane, r + offset[0], c + offset[1]]`, zero outside `x`. Returns
-/// `x` itself when that is the identity.
-fn pad_planes(
+/// Pack `x: [N, C, H, W]` as `[N, groups, ceil(C/groups/4), rows, cols]` vec4s of four
+/// channels, with `packed[.., r, c] = x[.., r + offset[0], c + offset[1]]` and zeros outside.
+fn pack_planes(
     x: &Tensor,
-    planes: usize,
+    [batch, channels, groups]: [usize; 3],
     in_size: [usize; 2],
     out_size: [usize; 2],
     offset: [i64; 2],
 ) -> Result<Tensor> {
-    if in_size == out_size && offset == [0, 0] {
-        return Ok(x.clone());
-    }
-    let out = Tensor::empty(x.gpu(), &[planes, out_size[0], out_size[1]], DType::F32)?;
-    let items = out.numel();
+    let per_group = channels / groups;
+    let quads = per_group.div_ceil(4);
+    let items = batch * groups * quads * out_size[0] * out_size[1];
+    let out = Tensor::empty(x.gpu(), &[items * 4], DType::F32)?;
     if items == 0 {
         return Ok(out);
     }
     let params = Params::new()
         .u(items as u32)
+        .u(groups as u32)
+        .u(per_group as u32)
+        .u(quads as u32)
         .u(in_size[0] as u32)
         .u(in_size[1] as u32)
         .u(out_size[0] as u32)
@@ -722,11 +741,47 @@ fn pad_planes(
         .i(offset[1] as i32);
     x.gpu().launch(
         &KERNEL,
-        "pad",
-        &[("WG", 256.0)],
+        "pack_planes",
+        &[("WG", WG as f64)],
         &params,
-        &[x, x, x, x, &out],
-        Grid::Linear(groups_for(items, 256)),
+        &[x, x, x, x, x, &out],
+        Grid::Linear(groups_for(items, WG)),
+    )?;
+    Ok(out)
+}
+
+/// Pack a weight tensor as `[rows][tap][ceil(reduction/4)]` vec4s, where row `r` of group
+/// `g` and reduction channel `q` at `tap` reads `w[g·strides[0] + r·strides[1] + q·strides[2] + tap]`.
+fn pack_weights(
+    w: &Tensor,
+    rows: usize,
+    rows_per_group: usize,
+    taps: usize,
+    reduction: usize,
+    strides: [usize; 3],
+) -> Result<Tensor> {
+    let quads = reduction.div_ceil(4);
+    let items = rows * taps * quads;
+    let out = Tensor::empty(w.gpu(), &[items * 4], DType::F32)?;
+    if items == 0 {
+        return Ok(out);
+    }
+    let params = Params::new()
+        .u(items as u32)
+        .u(rows_per_group as u32)
+        .u(taps as u32)
+        .u(reduction as u32)
+        .u(quads as u32)
+        .u(strides[0] as u32)
+        .u(strides[1] as u32)
+        .u(strides[2] as u32);
+    w.gpu().launch(
+        &KERNEL,
+        "pack_weights",
+        &[("WG", WG as f64)],
+        &params,
+        &[w, w, w, w, w, &out],
+        Grid::Linear(groups_for(items, WG)),
     )?;
     Ok(out)
 }
@@ -822,12 +877,22 @@ fn input_gradient_into(
         opts.dilation[1],
     );
     let (hd, wd) = (rows.padded_len(), cols.padded_len());
-    let padded = pad_planes(
+    let area = kh * kw;
+    let quads = cout_g.div_ceil(4);
+    let packed_dy = pack_planes(
         dy,
-        g.batch * g.out_channels,
+        [g.batch, g.out_channels, g.groups],
         [g.out_h, g.out_w],
         [hd, wd],
         [rows.low, cols.low],
+    )?;
+    let packed_w = pack_weights(
+        w,
+        g.groups * cin_g,
+        cin_g,
+        area,
+        cout_g,
+        [cout_g * cin_g * area, area, cin_g * area],
     )?;
     let phases = opts.stride[0] * opts.stride[1];
     let mut table = vec![[0u32; 2]; 3 * phases];
@@ -840,10 +905,10 @@ fn input_gradient_into(
             for &(ky, oy) in &rows.taps[rh] {
                 for &(kx, ox) in &cols.taps[rw] {
                     let shift = (oy - rows.low) as usize * wd + (ox - cols.low) as usize;
-                    for co in 0..cout_g {
+                    for q in 0..quads {
                         table.push([
-                            (co * cin_g * kh * kw + ky * kw + kx) as u32,
-                            (co * hd * wd + shift) as u32,
+                            ((ky * kw + kx) * quads + q) as u32,
+                            (q * hd * wd + shift) as u32,
                         ]);
                     }
                 }
@@ -858,10 +923,10 @@ fn input_gradient_into(
         images: g.batch,
         groups: g.groups,
         rows_per_group: cin_g,
-        a_group_stride: cout_g * cin_g * kh * kw,
-        a_row_stride: kh * kw,
-        b_group_stride: cout_g * hd * wd,
-        b_image_stride: g.out_channels * hd * wd,
+        a_group_stride: cin_g * area * quads,
+        a_row_stride: area * quads,
+        b_group_stride: quads * hd * wd,
+        b_image_stride: g.groups * quads * hd * wd,
         b_row_stride: wd,
         b_col_stride: 1,
         out_image_stride: g.in_channels * g.in_h * g.in_w,
@@ -871,7 +936,7 @@ fn input_gradient_into(
         phases,
         max_phase_pixels: max_pixels,
     };
-    launch_gemm(w, &padded, &table, bias, out, &spec)
+    launch_gemm(&packed_w, &packed_dy, &table, bias, out, &spec)
 }
 
 /// One axis of the input-gradient gather. Input pixel `i = phase + stride·t` receives from
@@ -949,10 +1014,17 @@ fn depthwise_forward(
     g: &ConvGeometry,
     out: &Tensor,
 ) -> Result<()> {
-    let block = DW_BLOCK.min(DW_MAX_BLOCK);
+    let o = &g.opts;
+    // Aligned rows allow vec4 loads and stores; a wider block amortises the weight loads.
+    let wide = DW_MAX_BLOCK;
+    let pad_quads = o.padding.left.div_ceil(4);
+    let shift = 4 * pad_quads - o.padding.left;
+    let vec4 = g.in_w % 4 == 0
+        && g.out_w % 4 == 0
+        && (shift + depthwise_segment(g, wide)).div_ceil(4) <= DW_MAX_QUADS;
+    let block = if vec4 { wide } else { DW_BLOCK };
     let blocks_per_row = g.out_w.div_ceil(block);
     let items = g.batch * g.out_channels * g.out_h * blocks_per_row;
-    let o = &g.opts;
     let params = Params::new()
         .u(items as u32)
         .u(g.in_channels as u32)
@@ -966,7 +1038,7 @@ fn depthwise_forward(
         .i(o.padding.left as i32)
         .u(blocks_per_row as u32)
         .u(bias.is_some() as u32);
-    let constants = [
+    let mut constants = vec![
         ("WG", WG as f64),
         ("DW_KH", g.kernel_h as f64),
         ("DW_KW", g.kernel_w as f64),
@@ -976,12 +1048,17 @@ fn depthwise_forward(
         ("DW_DW", o.dilation[1] as f64),
         ("DW_BLOCK", block as f64),
     ];
+    if vec4 {
+        constants.push(("DW_SHIFT", shift as f64));
+        constants.push(("DW_PAD_QUADS", pad_quads as f64));
+    }
+    let entry = if vec4 { "depthwise_vec4" } else { "depthwise" };
     x.gpu().launch(
         &KERNEL,
-        "depthwise",
+        entry,
         &constants,
         &params,
-        &[w, x, x, bias.unwrap_or(w), out],
+        &[w, x, x, bias.unwrap_or(w), out, out, x, out],
         Grid::Linear(groups_for(items, WG)),
     )
 }
