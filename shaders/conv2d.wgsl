@@ -389,7 +389,8 @@ fn depthwise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 }
 
 // The same with aligned vec4 loads and stores, for rows whose input and output widths are
-// multiples of 4 (DW_BLOCK a multiple of 4 too): a block's segment starts DW_SHIFT columns
+// multiples of 4; DW_BLOCK is 8, two vec4 accumulators (CPU compilers keep arrays that are
+// indexed in loops in memory, so accumulators are named vectors): a block's segment starts DW_SHIFT columns
 // into an aligned vec4, and a vec4 lies wholly inside the row or wholly in the padding.
 override DW_SHIFT: u32 = 0u;     // 4 * ceil(pad_left / 4) - pad_left
 override DW_PAD_QUADS: u32 = 0u; // ceil(pad_left / 4)
@@ -419,10 +420,8 @@ fn depthwise_vec4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let quads = (DW_SHIFT + seg_len + 3u) / 4u;
     let w0 = co * DW_KH * DW_KW;
 
-    var acc: array<f32, DW_MAX_BLOCK>;
-    for (var j = 0u; j < DW_MAX_BLOCK; j++) {
-        acc[j] = 0.0;
-    }
+    var acc_lo = vec4<f32>(0.0);
+    var acc_hi = vec4<f32>(0.0);
     for (var ky = 0u; ky < DW_KH; ky++) {
         let row = i32(oh * DW_SH + ky * DW_DH) - dp.pad_top;
         let row_ok = row >= 0 && row < i32(dp.in_rows);
@@ -434,11 +433,10 @@ fn depthwise_vec4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
             seg[t] = select(vec4<f32>(0.0), dw_input4[u32(select(0, row_base + q, ok))], ok);
         }
         for (var kx = 0u; kx < DW_KW; kx++) {
-            let wv = dw_weight[w0 + ky * DW_KW + kx];
-            for (var j = 0u; j < DW_BLOCK; j++) {
-                let c = DW_SHIFT + j * DW_SW + kx * DW_DW;
-                acc[j] = fma(wv, seg[c / 4u][c % 4u], acc[j]);
-            }
+            let wv = vec4<f32>(dw_weight[w0 + ky * DW_KW + kx]);
+            let c = DW_SHIFT + kx * DW_DW;
+            acc_lo = fma(wv, pick4(seg, c), acc_lo);
+            acc_hi = fma(wv, pick4(seg, c + 4u * DW_SW), acc_hi);
         }
     }
     var shift = 0.0;
@@ -446,12 +444,20 @@ fn depthwise_vec4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         shift = dw_bias[co];
     }
     let out_row = (((n * dp.channels_out + co) * dp.out_rows + oh) * dp.out_cols + ow0) / 4u;
-    for (var t = 0u; t < DW_BLOCK / 4u; t++) {
-        if ow0 + 4u * t < dp.out_cols {
-            dw_out4[out_row + t] = vec4<f32>(acc[4u * t], acc[4u * t + 1u], acc[4u * t + 2u],
-                acc[4u * t + 3u]) + shift;
-        }
+    dw_out4[out_row] = acc_lo + shift;
+    if ow0 + 4u < dp.out_cols {
+        dw_out4[out_row + 1u] = acc_hi + shift;
     }
+}
+
+// Segment values c, c + DW_SW, c + 2 DW_SW, c + 3 DW_SW.
+fn pick4(seg: array<vec4<f32>, DW_MAX_QUADS>, c: u32) -> vec4<f32> {
+    var v: vec4<f32>;
+    for (var j = 0u; j < 4u; j++) {
+        let i = c + j * DW_SW;
+        v[j] = seg[i / 4u][i % 4u];
+    }
+    return v;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 //! 2-D convolution (NCHW, f32): forward, gradients, transposed convolution, batch norm.
 //!
-//! The dense path is an implicit GEMM over a zero-padded copy of its input (see
-//! `shaders/conv2d.wgsl`); convolutions with one input channel per group (depthwise, with any
-//! channel multiplier) take a memory-bound kernel that checks bounds itself. The input
-//! gradient is a gather: dx is split into stride phases, and within one phase every dx pixel
-//! is reached by the same kernel taps, so each phase is a dense GEMM over a zero-padded dy.
+//! The dense path is an implicit GEMM (see `shaders/conv2d.wgsl`): the input is first packed
+//! into a zero-padded copy whose vec4s hold four channels, and the weights into matching
+//! vec4s, so the inner loop has no bounds checks and every load carries four channels.
+//! Convolutions with one input channel per group (depthwise, with any channel multiplier)
+//! take a memory-bound kernel that checks bounds itself. The input gradient is a gather: dx is
+//! split into stride phases, and within one phase every dx pixel is reached by the same
+//! kernel taps, so each phase is a dense GEMM over a packed, zero-padded dy.
 
 pub mod reference;
 
@@ -34,9 +36,10 @@ const WEIGHT_GRAD_MAX_ROWS: usize = 4;
 const WEIGHT_GRAD_COLUMNS: usize = 2;
 /// Neighbouring outputs per invocation in the depthwise kernel.
 const DW_BLOCK: usize = 4;
-const DW_MAX_BLOCK: usize = 8;
 const DW_MAX_SEGMENT: usize = 48;
 const DW_MAX_QUADS: usize = 16;
+/// Outputs per invocation of the vec4 depthwise kernel (two vec4 accumulators).
+const DW_VEC4_BLOCK: usize = 8;
 
 /// Zero padding on each side of the image.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -1016,7 +1019,7 @@ fn depthwise_forward(
 ) -> Result<()> {
     let o = &g.opts;
     // Aligned rows allow vec4 loads and stores; a wider block amortises the weight loads.
-    let wide = DW_MAX_BLOCK;
+    let wide = DW_VEC4_BLOCK;
     let pad_quads = o.padding.left.div_ceil(4);
     let shift = 4 * pad_quads - o.padding.left;
     let vec4 = g.in_w % 4 == 0
