@@ -1,6 +1,7 @@
 //! Kernel families. Each module pairs one WGSL file in `shaders/` with its launcher
 //! (shape checks, FLOP and byte counts) and a plain CPU reference in `reference.rs`.
 
+pub mod conv;
 pub mod elementwise;
 pub mod filter;
 pub mod layout;
@@ -17,6 +18,8 @@ use crate::gpu::Kernel;
 
 /// Every kernel family compiled into the library.
 pub const ALL_KERNELS: &[Kernel] = &[
+    conv::KERNEL,
+    conv::BATCHNORM_KERNEL,
     elementwise::KERNEL,
     filter::KERNEL,
     layout::KERNEL,

@@ -1,0 +1,872 @@
+mod common;
+
+use common::{assert_close, gpu, Rng};
+use fido::gpu::pipelines::{parse_and_validate, reflect_entry};
+use fido::ops::conv::{self, reference, Conv2dOptions, Padding};
+use fido::{Gpu, Tensor};
+
+// Forward tolerance: f32 products summed over at most a few hundred terms of size ≤ 1 give
+// absolute errors of order 1e-6; 2e-5 leaves room without hiding an indexing bug (those
+// produce errors of order 0.1).
+const ATOL: f64 = 2e-5;
+const RTOL: f64 = 1e-4;
+
+fn rand_tensor(gpu: &Gpu, rng: &mut Rng, shape: &[usize]) -> (Tensor, Vec<f32>) {
+    let v = rng.vec(shape.iter().product(), -1.0, 1.0);
+    (Tensor::from_slice(gpu, shape, &v).unwrap(), v)
+}
+
+fn f64s(v: &[f32]) -> Vec<f64> {
+    reference::to_f64(v)
+}
+
+/// Run conv2d on the GPU and compare with the reference.
+fn check_forward(
+    gpu: &Gpu,
+    rng: &mut Rng,
+    x_shape: &[usize],
+    w_shape: &[usize],
+    with_bias: bool,
+    opts: &Conv2dOptions,
+) {
+    let (x, xv) = rand_tensor(gpu, rng, x_shape);
+    let (w, wv) = rand_tensor(gpu, rng, w_shape);
+    let (b, bv) = rand_tensor(gpu, rng, &[w_shape[0]]);
+    let bias = with_bias.then_some(&b);
+    let y = conv::conv2d(&x, &w, bias, opts).unwrap();
+    let bias64 = f64s(&bv);
+    let (shape, want) = reference::conv2d(
+        &f64s(&xv),
+        x_shape,
+        &f64s(&wv),
+        w_shape,
+        with_bias.then_some(&bias64[..]),
+        opts,
+    );
+    assert_eq!(y.shape(), &shape[..], "{x_shape:?} * {w_shape:?} {opts:?}");
+    assert_close(
+        &format!("conv2d {x_shape:?} * {w_shape:?} bias={with_bias} {opts:?}"),
+        &y.to_vec().unwrap(),
+        &want,
+        ATOL,
+        RTOL,
+    );
+}
+
+#[test]
+fn kernels_validate_and_reflect_with_naga() {
+    for kernel in [conv::KERNEL, conv::BATCHNORM_KERNEL] {
+        let (module, info) = parse_and_validate(kernel.name, kernel.source).unwrap();
+        let entries: &[&str] = if kernel.name == "conv2d" {
+            &[
+                "gemm",
+                "weight_grad",
+                "depthwise",
+                "pack_planes",
+                "pack_weights",
+                "bias_grad",
+            ]
+        } else {
+            &["batch_norm"]
+        };
+        for entry in entries {
+            let r = reflect_entry(&module, &info, entry, &[]).unwrap();
+            assert!(r.workgroup_bytes <= 16 * 1024, "{entry} workgroup storage");
+        }
+    }
+}
+
+#[test]
+fn forward_matches_reference_across_strides_groups_and_bias() {
+    let gpu = gpu();
+    let mut rng = Rng::new(11);
+    let sym = |s: usize, p: usize| {
+        Conv2dOptions::new()
+            .stride(s, s)
+            .padding(Padding::symmetric(p, p))
+    };
+    // Stride 2 on odd sizes, batch > 1, Cout not a multiple of the row block.
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[2, 3, 9, 11],
+        &[5, 3, 3, 3],
+        true,
+        &sym(2, 1),
+    );
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[2, 3, 9, 11],
+        &[13, 3, 3, 3],
+        false,
+        &sym(1, 1),
+    );
+    // Enough pixels and channels for several workgroups along both grid axes.
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[2, 16, 19, 21],
+        &[24, 16, 3, 3],
+        true,
+        &sym(1, 1),
+    );
+    // 1x1, with and without stride.
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[3, 16, 5, 7],
+        &[9, 16, 1, 1],
+        true,
+        &sym(1, 0),
+    );
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[3, 16, 5, 7],
+        &[9, 16, 1, 1],
+        false,
+        &sym(2, 0),
+    );
+    // 7x7 stride 2 pad 3 (ResNet stem).
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[1, 3, 17, 19],
+        &[10, 3, 7, 7],
+        false,
+        &sym(2, 3),
+    );
+    // Length-1 axes.
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[1, 1, 1, 1],
+        &[1, 1, 1, 1],
+        true,
+        &sym(1, 0),
+    );
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[1, 2, 1, 5],
+        &[3, 2, 1, 3],
+        true,
+        &sym(1, 0),
+    );
+    // Non-square kernel and stride.
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[2, 3, 10, 9],
+        &[4, 3, 2, 3],
+        true,
+        &Conv2dOptions::new()
+            .stride(2, 1)
+            .padding(Padding::symmetric(1, 0)),
+    );
+}
+
+#[test]
+fn grouped_and_depthwise_forward() {
+    let gpu = gpu();
+    let mut rng = Rng::new(12);
+    let opts = |s: usize, p: usize, g: usize| {
+        Conv2dOptions::new()
+            .stride(s, s)
+            .padding(Padding::symmetric(p, p))
+            .groups(g)
+    };
+    // groups = 2 with Cin = 4.
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[2, 4, 7, 9],
+        &[6, 2, 3, 3],
+        true,
+        &opts(1, 1, 2),
+    );
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[2, 4, 7, 9],
+        &[4, 2, 3, 3],
+        false,
+        &opts(2, 1, 2),
+    );
+    // Depthwise 3x3 and 5x5 stride 2, with a channel multiplier of 1 and 2.
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[2, 8, 13, 11],
+        &[8, 1, 3, 3],
+        true,
+        &opts(1, 1, 8),
+    );
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[2, 6, 14, 15],
+        &[6, 1, 5, 5],
+        false,
+        &opts(2, 2, 6),
+    );
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[1, 5, 9, 7],
+        &[10, 1, 3, 3],
+        true,
+        &opts(1, 1, 5),
+    );
+    // Widths that are multiples of 4 take the aligned vec4 kernel: block tails, left padding
+    // of 1, 2 and 5 (shifts within the first vec4), stride 2, dilation and a multiplier.
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[2, 8, 6, 16],
+        &[8, 1, 3, 3],
+        true,
+        &opts(1, 1, 8),
+    );
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[1, 6, 12, 24],
+        &[6, 1, 5, 5],
+        true,
+        &opts(2, 2, 6),
+    );
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[1, 3, 5, 12],
+        &[6, 1, 3, 3],
+        false,
+        &opts(1, 1, 3),
+    );
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[1, 2, 9, 4],
+        &[2, 1, 3, 3],
+        true,
+        &opts(1, 1, 2),
+    );
+    let wide_pad = Conv2dOptions::new()
+        .padding(Padding {
+            top: 1,
+            bottom: 0,
+            left: 5,
+            right: 3,
+        })
+        .dilation(2, 2)
+        .groups(4);
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[2, 4, 7, 8],
+        &[4, 1, 3, 5],
+        true,
+        &wide_pad,
+    );
+    // One input channel, groups = 1, is the depthwise case with multiplier Cout.
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[2, 1, 6, 7],
+        &[3, 1, 3, 3],
+        true,
+        &opts(1, 0, 1),
+    );
+}
+
+#[test]
+fn dilated_forward_up_to_16() {
+    let gpu = gpu();
+    let mut rng = Rng::new(13);
+    for d in [2usize, 4, 8, 16] {
+        let dense = Conv2dOptions::new()
+            .dilation(d, d)
+            .padding(Padding::symmetric(d, d));
+        check_forward(&gpu, &mut rng, &[2, 3, 5, 6], &[4, 3, 3, 3], true, &dense);
+        let strided = dense.stride(2, 2);
+        check_forward(
+            &gpu,
+            &mut rng,
+            &[1, 3, 7, 5],
+            &[4, 3, 3, 3],
+            false,
+            &strided,
+        );
+        let depthwise = dense.groups(3);
+        check_forward(
+            &gpu,
+            &mut rng,
+            &[2, 3, 5, 6],
+            &[3, 1, 3, 3],
+            true,
+            &depthwise,
+        );
+        // 5-wide depthwise with dilation 16 is past the register segment: the GEMM fallback.
+        let wide = Conv2dOptions::new()
+            .dilation(d, d)
+            .padding(Padding::symmetric(2 * d, 2 * d))
+            .groups(3);
+        check_forward(&gpu, &mut rng, &[1, 3, 4, 5], &[3, 1, 5, 5], true, &wide);
+    }
+}
+
+#[test]
+fn asymmetric_and_tf_same_padding() {
+    let gpu = gpu();
+    let mut rng = Rng::new(14);
+    let pad = Padding {
+        top: 0,
+        bottom: 2,
+        left: 1,
+        right: 0,
+    };
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[2, 3, 7, 8],
+        &[5, 3, 3, 3],
+        true,
+        &Conv2dOptions::new().padding(pad),
+    );
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[2, 4, 7, 8],
+        &[4, 1, 3, 3],
+        false,
+        &Conv2dOptions::new().padding(pad).groups(4),
+    );
+    // TF 'SAME', stride 2 on an even size: the extra row and column go after.
+    let same = Padding::tf_same(8, 8, 3, 3, [2, 2], [1, 1]);
+    assert_eq!((same.top, same.bottom, same.left, same.right), (0, 1, 0, 1));
+    let opts = Conv2dOptions::new().stride(2, 2).padding(same);
+    assert_eq!(
+        conv::conv2d_output_shape(&[2, 4, 8, 8], &[6, 4, 3, 3], &opts).unwrap(),
+        [2, 6, 4, 4]
+    );
+    check_forward(&gpu, &mut rng, &[2, 4, 8, 8], &[6, 4, 3, 3], true, &opts);
+    check_forward(
+        &gpu,
+        &mut rng,
+        &[2, 4, 8, 8],
+        &[4, 1, 3, 3],
+        true,
+        &opts.groups(4),
+    );
+    // Odd size and 5x5 stride 2: ceil(n / s) outputs.
+    for (n, k) in [(9usize, 5usize), (7, 3), (10, 5), (5, 1)] {
+        let p = Padding::tf_same(n, n, k, k, [2, 2], [1, 1]);
+        let opts = Conv2dOptions::new().stride(2, 2).padding(p);
+        let shape = conv::conv2d_output_shape(&[1, 2, n, n], &[3, 2, k, k], &opts).unwrap();
+        assert_eq!(shape[2], n.div_ceil(2), "tf_same n={n} k={k}");
+        check_forward(&gpu, &mut rng, &[1, 2, n, n], &[3, 2, k, k], true, &opts);
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Gradients, checked by central finite differences of L = sum(conv_ref(x, w, b) * R).
+// ------------------------------------------------------------------------------------------
+
+/// Central differences of `f` at `at` for every element (f64, so eps is not a precision issue;
+/// L is linear in each argument, so the estimate is exact up to rounding).
+fn finite_difference(f: impl Fn(&[f64]) -> f64, at: &[f64]) -> Vec<f64> {
+    let eps = 1e-3;
+    let mut p = at.to_vec();
+    (0..at.len())
+        .map(|i| {
+            p[i] = at[i] + eps;
+            let up = f(&p);
+            p[i] = at[i] - eps;
+            let down = f(&p);
+            p[i] = at[i];
+            (up - down) / (2.0 * eps)
+        })
+        .collect()
+}
+
+fn check_gradients(
+    gpu: &Gpu,
+    rng: &mut Rng,
+    x_shape: &[usize],
+    w_shape: &[usize],
+    opts: &Conv2dOptions,
+) {
+    let (x, xv) = rand_tensor(gpu, rng, x_shape);
+    let (w, wv) = rand_tensor(gpu, rng, w_shape);
+    let bv = rng.vec(w_shape[0], -1.0, 1.0);
+    let y_shape = conv::conv2d_output_shape(x_shape, w_shape, opts).unwrap();
+    let (dy, rv) = rand_tensor(gpu, rng, &y_shape);
+    let (x64, w64, b64, r64) = (f64s(&xv), f64s(&wv), f64s(&bv), f64s(&rv));
+    let loss = |x: &[f64], w: &[f64], b: &[f64]| -> f64 {
+        let (_, y) = reference::conv2d(x, x_shape, w, w_shape, Some(b), opts);
+        y.iter().zip(&r64).map(|(a, r)| a * r).sum()
+    };
+    let what = format!("{x_shape:?} * {w_shape:?} {opts:?}");
+    // Gradients are sums of up to a few hundred f32 products: rtol 1e-3 plus atol 1e-4.
+    let dx = conv::conv2d_backward_input(&dy, &w, opts, x_shape).unwrap();
+    assert_eq!(dx.shape(), x_shape);
+    let want = finite_difference(|p| loss(p, &w64, &b64), &x64);
+    assert_close(
+        &format!("dx {what}"),
+        &dx.to_vec().unwrap(),
+        &want,
+        1e-4,
+        1e-3,
+    );
+
+    let dw = conv::conv2d_backward_weight(&x, &dy, opts, w_shape).unwrap();
+    assert_eq!(dw.shape(), w_shape);
+    let want = finite_difference(|p| loss(&x64, p, &b64), &w64);
+    assert_close(
+        &format!("dw {what}"),
+        &dw.to_vec().unwrap(),
+        &want,
+        1e-4,
+        1e-3,
+    );
+
+    let db = conv::conv2d_backward_bias(&dy).unwrap();
+    assert_eq!(db.shape(), &[w_shape[0]]);
+    let want = finite_difference(|p| loss(&x64, &w64, p), &b64);
+    assert_close(
+        &format!("db {what}"),
+        &db.to_vec().unwrap(),
+        &want,
+        1e-4,
+        1e-3,
+    );
+}
+
+#[test]
+fn gradients_match_finite_differences_dense() {
+    let gpu = gpu();
+    let mut rng = Rng::new(21);
+    let sym = |s: usize, p: usize| {
+        Conv2dOptions::new()
+            .stride(s, s)
+            .padding(Padding::symmetric(p, p))
+    };
+    check_gradients(&gpu, &mut rng, &[2, 3, 6, 7], &[4, 3, 3, 3], &sym(1, 1));
+    // Stride 2 on odd sizes: dx pixels fall into four phases with different tap sets.
+    check_gradients(&gpu, &mut rng, &[2, 3, 7, 9], &[5, 3, 3, 3], &sym(2, 1));
+    // 1x1 stride 2: odd dx pixels receive nothing.
+    check_gradients(&gpu, &mut rng, &[1, 4, 5, 6], &[3, 4, 1, 1], &sym(2, 0));
+    // Stride 3 with a 2x2 kernel, no padding: trailing rows are never read.
+    check_gradients(&gpu, &mut rng, &[1, 2, 8, 7], &[3, 2, 2, 2], &sym(3, 0));
+    // Dilation, with and without stride.
+    check_gradients(
+        &gpu,
+        &mut rng,
+        &[1, 2, 7, 6],
+        &[3, 2, 3, 3],
+        &Conv2dOptions::new()
+            .dilation(2, 2)
+            .padding(Padding::symmetric(2, 2)),
+    );
+    check_gradients(
+        &gpu,
+        &mut rng,
+        &[1, 2, 9, 8],
+        &[3, 2, 3, 2],
+        &Conv2dOptions::new()
+            .dilation(2, 3)
+            .stride(2, 2)
+            .padding(Padding::symmetric(1, 2)),
+    );
+    // Asymmetric padding, including TF 'SAME' stride 2 on an even size.
+    let pad = Padding {
+        top: 2,
+        bottom: 0,
+        left: 0,
+        right: 1,
+    };
+    check_gradients(
+        &gpu,
+        &mut rng,
+        &[2, 2, 5, 6],
+        &[3, 2, 3, 3],
+        &Conv2dOptions::new().padding(pad),
+    );
+    let same = Padding::tf_same(8, 6, 3, 3, [2, 2], [1, 1]);
+    check_gradients(
+        &gpu,
+        &mut rng,
+        &[1, 3, 8, 6],
+        &[2, 3, 3, 3],
+        &Conv2dOptions::new().stride(2, 2).padding(same),
+    );
+    // Padding larger than the kernel reach: some dy pixels see only padding.
+    check_gradients(&gpu, &mut rng, &[1, 2, 3, 4], &[2, 2, 2, 2], &sym(1, 3));
+}
+
+#[test]
+fn gradients_match_finite_differences_grouped_and_depthwise() {
+    let gpu = gpu();
+    let mut rng = Rng::new(22);
+    let opts = |s: usize, p: usize, g: usize| {
+        Conv2dOptions::new()
+            .stride(s, s)
+            .padding(Padding::symmetric(p, p))
+            .groups(g)
+    };
+    check_gradients(&gpu, &mut rng, &[2, 4, 5, 6], &[6, 2, 3, 3], &opts(1, 1, 2));
+    check_gradients(&gpu, &mut rng, &[1, 4, 7, 7], &[4, 2, 3, 3], &opts(2, 1, 2));
+    check_gradients(&gpu, &mut rng, &[2, 3, 6, 5], &[3, 1, 3, 3], &opts(1, 1, 3));
+    check_gradients(&gpu, &mut rng, &[1, 3, 9, 8], &[6, 1, 5, 5], &opts(2, 2, 3));
+    check_gradients(
+        &gpu,
+        &mut rng,
+        &[1, 2, 6, 7],
+        &[2, 1, 3, 3],
+        &Conv2dOptions::new()
+            .dilation(2, 2)
+            .padding(Padding {
+                top: 1,
+                bottom: 3,
+                left: 2,
+                right: 0,
+            })
+            .groups(2),
+    );
+}
+
+#[test]
+fn backward_input_on_a_larger_shape_matches_sampled_differences() {
+    // Enough rows and pixels for several workgroups and full row blocks; check a sample.
+    let gpu = gpu();
+    let mut rng = Rng::new(23);
+    let (x_shape, w_shape) = ([2usize, 16, 12, 13], [20usize, 16, 3, 3]);
+    let opts = Conv2dOptions::new()
+        .stride(2, 2)
+        .padding(Padding::symmetric(1, 1));
+    let y_shape = conv::conv2d_output_shape(&x_shape, &w_shape, &opts).unwrap();
+    let (w, wv) = rand_tensor(&gpu, &mut rng, &w_shape);
+    let (dy, rv) = rand_tensor(&gpu, &mut rng, &y_shape);
+    let xv = rng.vec(x_shape.iter().product(), -1.0, 1.0);
+    let dx = conv::conv2d_backward_input(&dy, &w, &opts, &x_shape)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let (x64, w64, r64) = (f64s(&xv), f64s(&wv), f64s(&rv));
+    let loss = |x: &[f64]| -> f64 {
+        let (_, y) = reference::conv2d(x, &x_shape, &w64, &w_shape, None, &opts);
+        y.iter().zip(&r64).map(|(a, r)| a * r).sum()
+    };
+    let mut got = Vec::new();
+    let mut want = Vec::new();
+    let mut p = x64.clone();
+    for _ in 0..40 {
+        let i = rng.below(x64.len());
+        p[i] = x64[i] + 1e-3;
+        let up = loss(&p);
+        p[i] = x64[i] - 1e-3;
+        let down = loss(&p);
+        p[i] = x64[i];
+        got.push(dx[i]);
+        want.push((up - down) / 2e-3);
+    }
+    assert_close("dx sampled", &got, &want, 1e-4, 1e-3);
+}
+
+// ------------------------------------------------------------------------------------------
+// Transposed convolution and batch norm
+// ------------------------------------------------------------------------------------------
+
+#[test]
+fn conv_transpose2d_matches_scatter_reference() {
+    let gpu = gpu();
+    let mut rng = Rng::new(31);
+    type Case = (
+        [usize; 4],
+        [usize; 4],
+        [usize; 2],
+        [usize; 2],
+        [usize; 2],
+        [usize; 2],
+        bool,
+    );
+    let cases: &[Case] = &[
+        (
+            [2, 3, 5, 6],
+            [3, 4, 3, 3],
+            [2, 2],
+            [1, 1],
+            [1, 1],
+            [1, 1],
+            true,
+        ),
+        (
+            [1, 4, 4, 3],
+            [4, 2, 4, 4],
+            [2, 2],
+            [1, 1],
+            [0, 0],
+            [1, 1],
+            false,
+        ),
+        (
+            [2, 2, 5, 5],
+            [2, 3, 3, 3],
+            [1, 1],
+            [0, 0],
+            [0, 0],
+            [2, 2],
+            true,
+        ),
+        (
+            [1, 3, 3, 4],
+            [3, 5, 3, 2],
+            [3, 2],
+            [1, 0],
+            [2, 1],
+            [1, 1],
+            true,
+        ),
+        (
+            [1, 9, 6, 7],
+            [9, 10, 1, 1],
+            [1, 1],
+            [0, 0],
+            [0, 0],
+            [1, 1],
+            false,
+        ),
+    ];
+    for &(xs, ws, stride, padding, output_padding, dilation, with_bias) in cases {
+        let (x, xv) = rand_tensor(&gpu, &mut rng, &xs);
+        let (w, wv) = rand_tensor(&gpu, &mut rng, &ws);
+        let (b, bv) = rand_tensor(&gpu, &mut rng, &[ws[1]]);
+        let y = conv::conv_transpose2d(
+            &x,
+            &w,
+            with_bias.then_some(&b),
+            stride,
+            padding,
+            output_padding,
+            dilation,
+        )
+        .unwrap();
+        let b64 = f64s(&bv);
+        let (shape, want) = reference::conv_transpose2d(
+            &f64s(&xv),
+            &xs,
+            &f64s(&wv),
+            &ws,
+            with_bias.then_some(&b64[..]),
+            stride,
+            padding,
+            output_padding,
+            dilation,
+        );
+        assert_eq!(y.shape(), &shape[..]);
+        assert_close(
+            &format!("conv_transpose2d {xs:?} {ws:?} s{stride:?} p{padding:?} op{output_padding:?} d{dilation:?}"),
+            &y.to_vec().unwrap(),
+            &want,
+            ATOL,
+            RTOL,
+        );
+    }
+}
+
+fn bn_params(rng: &mut Rng, c: usize) -> [Vec<f32>; 4] {
+    [
+        rng.vec(c, 0.5, 1.5),
+        rng.vec(c, -0.5, 0.5),
+        rng.vec(c, -0.3, 0.3),
+        rng.vec(c, 0.2, 2.0),
+    ]
+}
+
+#[test]
+fn batch_norm_matches_reference() {
+    let gpu = gpu();
+    let mut rng = Rng::new(32);
+    for shape in [[2usize, 5, 7, 3], [1, 3, 1, 1], [3, 16, 9, 9]] {
+        let c = shape[1];
+        let (x, xv) = rand_tensor(&gpu, &mut rng, &shape);
+        let [g, b, m, v] = bn_params(&mut rng, c);
+        let t = |d: &[f32]| Tensor::from_slice(&gpu, &[c], d).unwrap();
+        let y = conv::batch_norm(&x, &t(&g), &t(&b), &t(&m), &t(&v), 1e-5).unwrap();
+        let want = reference::batch_norm(
+            &f64s(&xv),
+            &shape,
+            &f64s(&g),
+            &f64s(&b),
+            &f64s(&m),
+            &f64s(&v),
+            1e-5,
+        );
+        // One division and a square root: a few ulp.
+        assert_close(
+            &format!("batch_norm {shape:?}"),
+            &y.to_vec().unwrap(),
+            &want,
+            1e-6,
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn folded_batch_norm_equals_conv_then_batch_norm() {
+    let gpu = gpu();
+    let mut rng = Rng::new(33);
+    for (with_bias, groups) in [(true, 1usize), (false, 1), (true, 4)] {
+        let (xs, ws) = ([2usize, 4, 9, 8], [8usize, 4 / groups, 3, 3]);
+        let opts = Conv2dOptions::new()
+            .padding(Padding::symmetric(1, 1))
+            .groups(groups);
+        let (x, _) = rand_tensor(&gpu, &mut rng, &xs);
+        let (w, wv) = rand_tensor(&gpu, &mut rng, &ws);
+        let (b, bv) = rand_tensor(&gpu, &mut rng, &[8]);
+        let [g, be, m, v] = bn_params(&mut rng, 8);
+        let t = |d: &[f32]| Tensor::from_slice(&gpu, &[d.len()], d).unwrap();
+        let conv_out = conv::conv2d(&x, &w, with_bias.then_some(&b), &opts).unwrap();
+        let bn = conv::batch_norm(&conv_out, &t(&g), &t(&be), &t(&m), &t(&v), 1e-3)
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        let (fw, fb) =
+            conv::fold_batch_norm(&wv, with_bias.then_some(&bv[..]), 8, &g, &be, &m, &v, 1e-3)
+                .unwrap();
+        let folded = conv::conv2d(
+            &x,
+            &Tensor::from_slice(&gpu, &ws, &fw).unwrap(),
+            Some(&t(&fb)),
+            &opts,
+        )
+        .unwrap()
+        .to_vec()
+        .unwrap();
+        // Both are f32 computations of the same value in a different order (scale applied
+        // before or after the sum); outputs reach ~10, so 1e-4 absolute.
+        let bn64 = f64s(&bn);
+        assert_close("folded vs conv+bn", &folded, &bn64, 1e-4, 1e-4);
+    }
+    assert!(conv::fold_batch_norm(
+        &[1.0; 10], None, 3, &[1.0; 3], &[0.0; 3], &[0.0; 3], &[1.0; 3], 1e-5
+    )
+    .is_err());
+    assert!(conv::fold_batch_norm(
+        &[1.0; 9], None, 3, &[1.0; 2], &[0.0; 3], &[0.0; 3], &[1.0; 3], 1e-5
+    )
+    .is_err());
+}
+
+// ------------------------------------------------------------------------------------------
+// Errors
+// ------------------------------------------------------------------------------------------
+
+#[test]
+fn bad_shapes_are_errors_not_panics() {
+    let gpu = gpu();
+    let z = |s: &[usize]| Tensor::zeros(&gpu, s).unwrap();
+    let pad1 = Conv2dOptions::new().padding(Padding::symmetric(1, 1));
+    let msg = |r: fido::Result<Tensor>| r.unwrap_err().to_string();
+    // Mismatched Cin.
+    let e = msg(conv::conv2d(
+        &z(&[1, 3, 8, 8]),
+        &z(&[4, 2, 3, 3]),
+        None,
+        &pad1,
+    ));
+    assert!(
+        e.contains("[1, 3, 8, 8]") && e.contains("[4, 2, 3, 3]"),
+        "{e}"
+    );
+    // Groups that do not divide the channels.
+    let e = msg(conv::conv2d(
+        &z(&[1, 4, 8, 8]),
+        &z(&[6, 1, 3, 3]),
+        None,
+        &pad1.groups(3),
+    ));
+    assert!(e.contains("groups"), "{e}");
+    let e = msg(conv::conv2d(
+        &z(&[1, 4, 8, 8]),
+        &z(&[5, 2, 3, 3]),
+        None,
+        &pad1.groups(2),
+    ));
+    assert!(e.contains("groups"), "{e}");
+    // Kernel larger than the padded input.
+    let e = msg(conv::conv2d(
+        &z(&[1, 2, 3, 3]),
+        &z(&[2, 2, 5, 5]),
+        None,
+        &Conv2dOptions::new(),
+    ));
+    assert!(e.contains("larger than the padded input"), "{e}");
+    let dil = Conv2dOptions::new()
+        .dilation(4, 4)
+        .padding(Padding::symmetric(1, 1));
+    assert!(conv::conv2d(&z(&[1, 2, 5, 5]), &z(&[2, 2, 3, 3]), None, &dil).is_err());
+    // Zero stride or groups, wrong ranks, wrong bias.
+    assert!(conv::conv2d(
+        &z(&[1, 2, 5, 5]),
+        &z(&[2, 2, 3, 3]),
+        None,
+        &pad1.stride(0, 1)
+    )
+    .is_err());
+    assert!(conv::conv2d(&z(&[1, 2, 5, 5]), &z(&[2, 2, 3, 3]), None, &pad1.groups(0)).is_err());
+    assert!(conv::conv2d(&z(&[2, 5, 5]), &z(&[2, 2, 3, 3]), None, &pad1).is_err());
+    assert!(conv::conv2d(&z(&[1, 2, 5, 5]), &z(&[2, 2, 3, 3]), Some(&z(&[3])), &pad1).is_err());
+    // Gradients whose dy does not match the convolution output.
+    assert!(conv::conv2d_backward_input(
+        &z(&[1, 2, 4, 5]),
+        &z(&[2, 2, 3, 3]),
+        &pad1,
+        &[1, 2, 5, 5]
+    )
+    .is_err());
+    assert!(conv::conv2d_backward_weight(
+        &z(&[1, 2, 5, 5]),
+        &z(&[1, 3, 5, 5]),
+        &pad1,
+        &[2, 2, 3, 3]
+    )
+    .is_err());
+    assert!(conv::conv2d_backward_bias(&z(&[2, 5, 5])).is_err());
+    // Transposed convolution: channel mismatch and too large an output padding.
+    assert!(conv::conv_transpose2d(
+        &z(&[1, 2, 4, 4]),
+        &z(&[3, 2, 3, 3]),
+        None,
+        [2, 2],
+        [1, 1],
+        [0, 0],
+        [1, 1]
+    )
+    .is_err());
+    assert!(conv::conv_transpose2d(
+        &z(&[1, 2, 4, 4]),
+        &z(&[2, 2, 3, 3]),
+        None,
+        [2, 2],
+        [1, 1],
+        [2, 0],
+        [1, 1]
+    )
+    .is_err());
+    // Batch norm parameters of the wrong length.
+    let c3 = z(&[3]);
+    assert!(conv::batch_norm(&z(&[1, 4, 2, 2]), &c3, &c3, &c3, &c3, 1e-5).is_err());
+}
+
+#[test]
+fn cost_counts_multiply_adds() {
+    let opts = Conv2dOptions::new().padding(Padding::symmetric(1, 1));
+    let c = conv::conv2d_cost(&[8, 64, 56, 56], &[64, 64, 3, 3], &opts).unwrap();
+    let macs = 8.0 * 64.0 * 56.0 * 56.0 * 64.0 * 9.0;
+    assert_eq!(c.flops, 2.0 * macs);
+    assert!(c.bytes > 4.0 * 2.0 * (8.0 * 64.0 * 56.0 * 56.0));
+}
