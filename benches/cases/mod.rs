@@ -1,11 +1,13 @@
 //! The benchmark cases, one module per kernel family.
 
 mod engine;
+mod spatial;
 
 use super::Bench;
 
 pub fn run_all(bench: &mut Bench) {
     engine::run(bench);
+    spatial::run(bench);
 }
 
 /// A deterministic pseudo-random vector, so inputs are not all zeros or all equal.
