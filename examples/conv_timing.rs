@@ -21,9 +21,7 @@ fn time(gpu: &Gpu, reps: usize, mut f: impl FnMut()) -> f64 {
 
 fn filled(gpu: &Gpu, shape: &[usize]) -> Tensor {
     let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n)
-        .map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5)
-        .collect();
+    let v: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5).collect();
     Tensor::from_slice(gpu, shape, &v).unwrap()
 }
 
@@ -52,13 +50,7 @@ fn main() {
             .padding(Padding::symmetric(p, p))
     };
     let cases: Vec<(&str, [usize; 4], [usize; 4], Conv2dOptions, bool)> = vec![
-        (
-            "3x3 64->64 @56",
-            [8, 64, 56, 56],
-            [64, 64, 3, 3],
-            sym(1, 1),
-            true,
-        ),
+        ("3x3 64->64 @56", [8, 64, 56, 56], [64, 64, 3, 3], sym(1, 1), true),
         (
             "7x7 s2 3->64 @224",
             [8, 3, 224, 224],

@@ -86,22 +86,8 @@ fn forward_matches_reference_across_strides_groups_and_bias() {
             .padding(Padding::symmetric(p, p))
     };
     // Stride 2 on odd sizes, batch > 1, Cout not a multiple of the row block.
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[2, 3, 9, 11],
-        &[5, 3, 3, 3],
-        true,
-        &sym(2, 1),
-    );
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[2, 3, 9, 11],
-        &[13, 3, 3, 3],
-        false,
-        &sym(1, 1),
-    );
+    check_forward(&gpu, &mut rng, &[2, 3, 9, 11], &[5, 3, 3, 3], true, &sym(2, 1));
+    check_forward(&gpu, &mut rng, &[2, 3, 9, 11], &[13, 3, 3, 3], false, &sym(1, 1));
     // Enough pixels and channels for several workgroups along both grid axes.
     check_forward(
         &gpu,
@@ -112,48 +98,13 @@ fn forward_matches_reference_across_strides_groups_and_bias() {
         &sym(1, 1),
     );
     // 1x1, with and without stride.
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[3, 16, 5, 7],
-        &[9, 16, 1, 1],
-        true,
-        &sym(1, 0),
-    );
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[3, 16, 5, 7],
-        &[9, 16, 1, 1],
-        false,
-        &sym(2, 0),
-    );
+    check_forward(&gpu, &mut rng, &[3, 16, 5, 7], &[9, 16, 1, 1], true, &sym(1, 0));
+    check_forward(&gpu, &mut rng, &[3, 16, 5, 7], &[9, 16, 1, 1], false, &sym(2, 0));
     // 7x7 stride 2 pad 3 (ResNet stem).
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[1, 3, 17, 19],
-        &[10, 3, 7, 7],
-        false,
-        &sym(2, 3),
-    );
+    check_forward(&gpu, &mut rng, &[1, 3, 17, 19], &[10, 3, 7, 7], false, &sym(2, 3));
     // Length-1 axes.
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[1, 1, 1, 1],
-        &[1, 1, 1, 1],
-        true,
-        &sym(1, 0),
-    );
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[1, 2, 1, 5],
-        &[3, 2, 1, 3],
-        true,
-        &sym(1, 0),
-    );
+    check_forward(&gpu, &mut rng, &[1, 1, 1, 1], &[1, 1, 1, 1], true, &sym(1, 0));
+    check_forward(&gpu, &mut rng, &[1, 2, 1, 5], &[3, 2, 1, 3], true, &sym(1, 0));
     // Non-square kernel and stride.
     check_forward(
         &gpu,
@@ -178,14 +129,7 @@ fn grouped_and_depthwise_forward() {
             .groups(g)
     };
     // groups = 2 with Cin = 4.
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[2, 4, 7, 9],
-        &[6, 2, 3, 3],
-        true,
-        &opts(1, 1, 2),
-    );
+    check_forward(&gpu, &mut rng, &[2, 4, 7, 9], &[6, 2, 3, 3], true, &opts(1, 1, 2));
     check_forward(
         &gpu,
         &mut rng,
@@ -245,14 +189,7 @@ fn grouped_and_depthwise_forward() {
         false,
         &opts(1, 1, 3),
     );
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[1, 2, 9, 4],
-        &[2, 1, 3, 3],
-        true,
-        &opts(1, 1, 2),
-    );
+    check_forward(&gpu, &mut rng, &[1, 2, 9, 4], &[2, 1, 3, 3], true, &opts(1, 1, 2));
     let wide_pad = Conv2dOptions::new()
         .padding(Padding {
             top: 1,
@@ -262,23 +199,9 @@ fn grouped_and_depthwise_forward() {
         })
         .dilation(2, 2)
         .groups(4);
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[2, 4, 7, 8],
-        &[4, 1, 3, 5],
-        true,
-        &wide_pad,
-    );
+    check_forward(&gpu, &mut rng, &[2, 4, 7, 8], &[4, 1, 3, 5], true, &wide_pad);
     // One input channel, groups = 1, is the depthwise case with multiplier Cout.
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[2, 1, 6, 7],
-        &[3, 1, 3, 3],
-        true,
-        &opts(1, 0, 1),
-    );
+    check_forward(&gpu, &mut rng, &[2, 1, 6, 7], &[3, 1, 3, 3], true, &opts(1, 0, 1));
 }
 
 #[test]
@@ -291,23 +214,9 @@ fn dilated_forward_up_to_16() {
             .padding(Padding::symmetric(d, d));
         check_forward(&gpu, &mut rng, &[2, 3, 5, 6], &[4, 3, 3, 3], true, &dense);
         let strided = dense.stride(2, 2);
-        check_forward(
-            &gpu,
-            &mut rng,
-            &[1, 3, 7, 5],
-            &[4, 3, 3, 3],
-            false,
-            &strided,
-        );
+        check_forward(&gpu, &mut rng, &[1, 3, 7, 5], &[4, 3, 3, 3], false, &strided);
         let depthwise = dense.groups(3);
-        check_forward(
-            &gpu,
-            &mut rng,
-            &[2, 3, 5, 6],
-            &[3, 1, 3, 3],
-            true,
-            &depthwise,
-        );
+        check_forward(&gpu, &mut rng, &[2, 3, 5, 6], &[3, 1, 3, 3], true, &depthwise);
         // 5-wide depthwise with dilation 16 is past the register segment: the GEMM fallback.
         let wide = Conv2dOptions::new()
             .dilation(d, d)
@@ -391,13 +300,7 @@ fn finite_difference(f: impl Fn(&[f64]) -> f64, at: &[f64]) -> Vec<f64> {
         .collect()
 }
 
-fn check_gradients(
-    gpu: &Gpu,
-    rng: &mut Rng,
-    x_shape: &[usize],
-    w_shape: &[usize],
-    opts: &Conv2dOptions,
-) {
+fn check_gradients(gpu: &Gpu, rng: &mut Rng, x_shape: &[usize], w_shape: &[usize], opts: &Conv2dOptions) {
     let (x, xv) = rand_tensor(gpu, rng, x_shape);
     let (w, wv) = rand_tensor(gpu, rng, w_shape);
     let bv = rng.vec(w_shape[0], -1.0, 1.0);
@@ -413,35 +316,17 @@ fn check_gradients(
     let dx = conv::conv2d_backward_input(&dy, &w, opts, x_shape).unwrap();
     assert_eq!(dx.shape(), x_shape);
     let want = finite_difference(|p| loss(p, &w64, &b64), &x64);
-    assert_close(
-        &format!("dx {what}"),
-        &dx.to_vec().unwrap(),
-        &want,
-        1e-4,
-        1e-3,
-    );
+    assert_close(&format!("dx {what}"), &dx.to_vec().unwrap(), &want, 1e-4, 1e-3);
 
     let dw = conv::conv2d_backward_weight(&x, &dy, opts, w_shape).unwrap();
     assert_eq!(dw.shape(), w_shape);
     let want = finite_difference(|p| loss(&x64, p, &b64), &w64);
-    assert_close(
-        &format!("dw {what}"),
-        &dw.to_vec().unwrap(),
-        &want,
-        1e-4,
-        1e-3,
-    );
+    assert_close(&format!("dw {what}"), &dw.to_vec().unwrap(), &want, 1e-4, 1e-3);
 
     let db = conv::conv2d_backward_bias(&dy).unwrap();
     assert_eq!(db.shape(), &[w_shape[0]]);
     let want = finite_difference(|p| loss(&x64, &w64, p), &b64);
-    assert_close(
-        &format!("db {what}"),
-        &db.to_vec().unwrap(),
-        &want,
-        1e-4,
-        1e-3,
-    );
+    assert_close(&format!("db {what}"), &db.to_vec().unwrap(), &want, 1e-4, 1e-3);
 }
 
 #[test]
@@ -593,51 +478,11 @@ fn conv_transpose2d_matches_scatter_reference() {
         bool,
     );
     let cases: &[Case] = &[
-        (
-            [2, 3, 5, 6],
-            [3, 4, 3, 3],
-            [2, 2],
-            [1, 1],
-            [1, 1],
-            [1, 1],
-            true,
-        ),
-        (
-            [1, 4, 4, 3],
-            [4, 2, 4, 4],
-            [2, 2],
-            [1, 1],
-            [0, 0],
-            [1, 1],
-            false,
-        ),
-        (
-            [2, 2, 5, 5],
-            [2, 3, 3, 3],
-            [1, 1],
-            [0, 0],
-            [0, 0],
-            [2, 2],
-            true,
-        ),
-        (
-            [1, 3, 3, 4],
-            [3, 5, 3, 2],
-            [3, 2],
-            [1, 0],
-            [2, 1],
-            [1, 1],
-            true,
-        ),
-        (
-            [1, 9, 6, 7],
-            [9, 10, 1, 1],
-            [1, 1],
-            [0, 0],
-            [0, 0],
-            [1, 1],
-            false,
-        ),
+        ([2, 3, 5, 6], [3, 4, 3, 3], [2, 2], [1, 1], [1, 1], [1, 1], true),
+        ([1, 4, 4, 3], [4, 2, 4, 4], [2, 2], [1, 1], [0, 0], [1, 1], false),
+        ([2, 2, 5, 5], [2, 3, 3, 3], [1, 1], [0, 0], [0, 0], [2, 2], true),
+        ([1, 3, 3, 4], [3, 5, 3, 2], [3, 2], [1, 0], [2, 1], [1, 1], true),
+        ([1, 9, 6, 7], [9, 10, 1, 1], [1, 1], [0, 0], [0, 0], [1, 1], false),
     ];
     for &(xs, ws, stride, padding, output_padding, dilation, with_bias) in cases {
         let (x, xv) = rand_tensor(&gpu, &mut rng, &xs);
@@ -667,7 +512,9 @@ fn conv_transpose2d_matches_scatter_reference() {
         );
         assert_eq!(y.shape(), &shape[..]);
         assert_close(
-            &format!("conv_transpose2d {xs:?} {ws:?} s{stride:?} p{padding:?} op{output_padding:?} d{dilation:?}"),
+            &format!(
+                "conv_transpose2d {xs:?} {ws:?} s{stride:?} p{padding:?} op{output_padding:?} d{dilation:?}"
+            ),
             &y.to_vec().unwrap(),
             &want,
             ATOL,
@@ -735,8 +582,7 @@ fn folded_batch_norm_equals_conv_then_batch_norm() {
             .to_vec()
             .unwrap();
         let (fw, fb) =
-            conv::fold_batch_norm(&wv, with_bias.then_some(&bv[..]), 8, &g, &be, &m, &v, 1e-3)
-                .unwrap();
+            conv::fold_batch_norm(&wv, with_bias.then_some(&bv[..]), 8, &g, &be, &m, &v, 1e-3).unwrap();
         let folded = conv::conv2d(
             &x,
             &Tensor::from_slice(&gpu, &ws, &fw).unwrap(),
@@ -751,14 +597,12 @@ fn folded_batch_norm_equals_conv_then_batch_norm() {
         let bn64 = f64s(&bn);
         assert_close("folded vs conv+bn", &folded, &bn64, 1e-4, 1e-4);
     }
-    assert!(conv::fold_batch_norm(
-        &[1.0; 10], None, 3, &[1.0; 3], &[0.0; 3], &[0.0; 3], &[1.0; 3], 1e-5
-    )
-    .is_err());
-    assert!(conv::fold_batch_norm(
-        &[1.0; 9], None, 3, &[1.0; 2], &[0.0; 3], &[0.0; 3], &[1.0; 3], 1e-5
-    )
-    .is_err());
+    assert!(
+        conv::fold_batch_norm(&[1.0; 10], None, 3, &[1.0; 3], &[0.0; 3], &[0.0; 3], &[1.0; 3], 1e-5).is_err()
+    );
+    assert!(
+        conv::fold_batch_norm(&[1.0; 9], None, 3, &[1.0; 2], &[0.0; 3], &[0.0; 3], &[1.0; 3], 1e-5).is_err()
+    );
 }
 
 // ------------------------------------------------------------------------------------------
@@ -772,16 +616,8 @@ fn bad_shapes_are_errors_not_panics() {
     let pad1 = Conv2dOptions::new().padding(Padding::symmetric(1, 1));
     let msg = |r: fido::Result<Tensor>| r.unwrap_err().to_string();
     // Mismatched Cin.
-    let e = msg(conv::conv2d(
-        &z(&[1, 3, 8, 8]),
-        &z(&[4, 2, 3, 3]),
-        None,
-        &pad1,
-    ));
-    assert!(
-        e.contains("[1, 3, 8, 8]") && e.contains("[4, 2, 3, 3]"),
-        "{e}"
-    );
+    let e = msg(conv::conv2d(&z(&[1, 3, 8, 8]), &z(&[4, 2, 3, 3]), None, &pad1));
+    assert!(e.contains("[1, 3, 8, 8]") && e.contains("[4, 2, 3, 3]"), "{e}");
     // Groups that do not divide the channels.
     let e = msg(conv::conv2d(
         &z(&[1, 4, 8, 8]),
@@ -810,31 +646,15 @@ fn bad_shapes_are_errors_not_panics() {
         .padding(Padding::symmetric(1, 1));
     assert!(conv::conv2d(&z(&[1, 2, 5, 5]), &z(&[2, 2, 3, 3]), None, &dil).is_err());
     // Zero stride or groups, wrong ranks, wrong bias.
-    assert!(conv::conv2d(
-        &z(&[1, 2, 5, 5]),
-        &z(&[2, 2, 3, 3]),
-        None,
-        &pad1.stride(0, 1)
-    )
-    .is_err());
+    assert!(conv::conv2d(&z(&[1, 2, 5, 5]), &z(&[2, 2, 3, 3]), None, &pad1.stride(0, 1)).is_err());
     assert!(conv::conv2d(&z(&[1, 2, 5, 5]), &z(&[2, 2, 3, 3]), None, &pad1.groups(0)).is_err());
     assert!(conv::conv2d(&z(&[2, 5, 5]), &z(&[2, 2, 3, 3]), None, &pad1).is_err());
     assert!(conv::conv2d(&z(&[1, 2, 5, 5]), &z(&[2, 2, 3, 3]), Some(&z(&[3])), &pad1).is_err());
     // Gradients whose dy does not match the convolution output.
-    assert!(conv::conv2d_backward_input(
-        &z(&[1, 2, 4, 5]),
-        &z(&[2, 2, 3, 3]),
-        &pad1,
-        &[1, 2, 5, 5]
-    )
-    .is_err());
-    assert!(conv::conv2d_backward_weight(
-        &z(&[1, 2, 5, 5]),
-        &z(&[1, 3, 5, 5]),
-        &pad1,
-        &[2, 2, 3, 3]
-    )
-    .is_err());
+    assert!(conv::conv2d_backward_input(&z(&[1, 2, 4, 5]), &z(&[2, 2, 3, 3]), &pad1, &[1, 2, 5, 5]).is_err());
+    assert!(
+        conv::conv2d_backward_weight(&z(&[1, 2, 5, 5]), &z(&[1, 3, 5, 5]), &pad1, &[2, 2, 3, 3]).is_err()
+    );
     assert!(conv::conv2d_backward_bias(&z(&[2, 5, 5])).is_err());
     // Transposed convolution: channel mismatch and too large an output padding.
     assert!(conv::conv_transpose2d(

@@ -1,6 +1,7 @@
 //! One method per differentiable op: the forward call and, next to it, its backward rule.
 
 use super::Var;
+use crate::ops::conv::{self, Conv2dOptions};
 use crate::ops::elementwise::{self, BinaryOp, UnaryOp};
 use crate::ops::matmul;
 use crate::ops::reduce::{self, Reduction};
@@ -389,4 +390,57 @@ impl Var {
 fn spatial_size(x: &Tensor) -> (usize, usize) {
     let s = x.shape();
     (s[s.len() - 2], s[s.len() - 1])
+}
+
+/// Convolution and batch norm.
+impl Var {
+    /// `conv2d(self, weight) + bias`, NCHW; see [`conv::conv2d`].
+    pub fn conv2d(&self, weight: &Var, bias: Option<&Var>, opts: &Conv2dOptions) -> Result<Var> {
+        let out = conv::conv2d(&self.value, &weight.value, bias.map(|b| &b.value), opts)?;
+        let (x, w, opts) = (self.value.clone(), weight.value.clone(), opts.clone());
+        let backward = Box::new(
+            move |dy: &Tensor, needed: &[bool]| -> Result<Vec<Option<Tensor>>> {
+                let mut grads = vec![
+                    needed[0]
+                        .then(|| conv::conv2d_backward_input(dy, &w, &opts, x.shape()))
+                        .transpose()?,
+                    needed[1]
+                        .then(|| conv::conv2d_backward_weight(&x, dy, &opts, w.shape()))
+                        .transpose()?,
+                ];
+                if needed.len() > 2 {
+                    grads.push(needed[2].then(|| conv::conv2d_backward_bias(dy)).transpose()?);
+                }
+                Ok(grads)
+            },
+        );
+        let inputs: Vec<&Var> = std::iter::once(self)
+            .chain(std::iter::once(weight))
+            .chain(bias)
+            .collect();
+        Ok(self.tape.record(out, &inputs, backward))
+    }
+
+    /// Inference-mode batch norm over axis 1 with frozen statistics and affine parameters:
+    /// only the input gets a gradient, `dy·γ/√(σ²+ε)` per channel.
+    pub fn batch_norm(
+        &self,
+        gamma: &Tensor,
+        beta: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        eps: f32,
+    ) -> Result<Var> {
+        let out = conv::batch_norm(&self.value, gamma, beta, mean, var, eps)?;
+        let (gamma, var) = (gamma.clone(), var.clone());
+        let rank = self.value.rank();
+        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
+            let mut scale_shape = vec![1; rank];
+            scale_shape[1] = gamma.numel();
+            let scale = elementwise::div(&gamma, &elementwise::sqrt(&elementwise::add_scalar(&var, eps)?)?)?
+                .reshape(&scale_shape)?;
+            Ok(vec![Some(elementwise::mul(dy, &scale)?)])
+        });
+        Ok(self.tape.record(out, &[self], backward))
+    }
 }

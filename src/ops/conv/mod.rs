@@ -188,11 +188,7 @@ impl ConvGeometry {
 }
 
 /// The output shape PyTorch gives: `(n + pads - dilation·(k−1) − 1) / stride + 1` per axis.
-pub fn conv2d_output_shape(
-    x_shape: &[usize],
-    w_shape: &[usize],
-    opts: &Conv2dOptions,
-) -> Result<[usize; 4]> {
+pub fn conv2d_output_shape(x_shape: &[usize], w_shape: &[usize], opts: &Conv2dOptions) -> Result<[usize; 4]> {
     Ok(geometry("conv2d", x_shape, w_shape, opts)?.output_shape())
 }
 
@@ -207,12 +203,7 @@ pub fn conv2d_cost(x_shape: &[usize], w_shape: &[usize], opts: &Conv2dOptions) -
 }
 
 /// `conv2d(x, w) + bias`, with `x: [N, Cin, H, W]`, `w: [Cout, Cin/groups, KH, KW]`, `bias: [Cout]`.
-pub fn conv2d(
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    opts: &Conv2dOptions,
-) -> Result<Tensor> {
+pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOptions) -> Result<Tensor> {
     const OP: &str = "conv2d";
     check_tensors(OP, &[Some(x), Some(w), bias])?;
     let g = geometry(OP, x.shape(), w.shape(), opts)?;
@@ -412,14 +403,8 @@ pub fn conv_transpose2d(
 ) -> Result<Tensor> {
     const OP: &str = "conv_transpose2d";
     check_tensors(OP, &[Some(x), Some(w), bias])?;
-    let shape = conv_transpose2d_output_shape(
-        x.shape(),
-        w.shape(),
-        stride,
-        padding,
-        output_padding,
-        dilation,
-    )?;
+    let shape =
+        conv_transpose2d_output_shape(x.shape(), w.shape(), stride, padding, output_padding, dilation)?;
     check_bias(OP, bias, shape[1])?;
     let opts = Conv2dOptions {
         stride,
@@ -498,10 +483,7 @@ pub fn batch_norm(
     eps: f32,
 ) -> Result<Tensor> {
     const OP: &str = "batch_norm";
-    check_tensors(
-        OP,
-        &[Some(x), Some(gamma), Some(beta), Some(mean), Some(var)],
-    )?;
+    check_tensors(OP, &[Some(x), Some(gamma), Some(beta), Some(mean), Some(var)])?;
     if x.rank() < 2 {
         return Err(Error::Shape {
             op: OP,
@@ -509,20 +491,11 @@ pub fn batch_norm(
         });
     }
     let c = x.shape()[1];
-    for (name, t) in [
-        ("gamma", gamma),
-        ("beta", beta),
-        ("mean", mean),
-        ("var", var),
-    ] {
+    for (name, t) in [("gamma", gamma), ("beta", beta), ("mean", mean), ("var", var)] {
         if t.shape() != [c] {
             return Err(Error::Shape {
                 op: OP,
-                detail: format!(
-                    "{name} {:?} vs input {:?}: expected [{c}]",
-                    t.shape(),
-                    x.shape()
-                ),
+                detail: format!("{name} {:?} vs input {:?}: expected [{c}]", t.shape(), x.shape()),
             });
         }
     }
@@ -909,10 +882,7 @@ fn input_gradient_into(
                 for &(kx, ox) in &cols.taps[rw] {
                     let shift = (oy - rows.low) as usize * wd + (ox - cols.low) as usize;
                     for q in 0..quads {
-                        table.push([
-                            ((ky * kw + kx) * quads + q) as u32,
-                            (q * hd * wd + shift) as u32,
-                        ]);
+                        table.push([((ky * kw + kx) * quads + q) as u32, (q * hd * wd + shift) as u32]);
                     }
                 }
             }
@@ -957,14 +927,7 @@ struct PhaseAxis {
 }
 
 impl PhaseAxis {
-    fn new(
-        in_len: usize,
-        out_len: usize,
-        kernel: usize,
-        stride: usize,
-        pad: usize,
-        dilation: usize,
-    ) -> Self {
+    fn new(in_len: usize, out_len: usize, kernel: usize, stride: usize, pad: usize, dilation: usize) -> Self {
         let (mut low, mut high) = (0i64, out_len as i64);
         let mut pixels = Vec::with_capacity(stride);
         let mut taps = Vec::with_capacity(stride);

@@ -29,8 +29,8 @@ pub fn conv2d(
                     for ci in 0..cin_g {
                         let c = group * cin_g + ci;
                         for ky in 0..kh {
-                            let ih = (y * opts.stride[0] + ky * opts.dilation[0]) as i64
-                                - opts.padding.top as i64;
+                            let ih =
+                                (y * opts.stride[0] + ky * opts.dilation[0]) as i64 - opts.padding.top as i64;
                             if ih < 0 || ih >= h as i64 {
                                 continue;
                             }
@@ -67,15 +67,9 @@ pub fn conv_transpose2d(
     output_padding: [usize; 2],
     dilation: [usize; 2],
 ) -> ([usize; 4], Vec<f64>) {
-    let shape = super::conv_transpose2d_output_shape(
-        x_shape,
-        w_shape,
-        stride,
-        padding,
-        output_padding,
-        dilation,
-    )
-    .expect("valid transposed convolution shapes");
+    let shape =
+        super::conv_transpose2d_output_shape(x_shape, w_shape, stride, padding, output_padding, dilation)
+            .expect("valid transposed convolution shapes");
     let [n, cin, h, wd] = [x_shape[0], x_shape[1], x_shape[2], x_shape[3]];
     let [_, cout, kh, kw] = [w_shape[0], w_shape[1], w_shape[2], w_shape[3]];
     let [_, _, oh, ow] = shape;
@@ -96,8 +90,7 @@ pub fn conv_transpose2d(
                                 continue;
                             }
                             for kx in 0..kw {
-                                let xo =
-                                    (ix * stride[1] + kx * dilation[1]) as i64 - padding[1] as i64;
+                                let xo = (ix * stride[1] + kx * dilation[1]) as i64 - padding[1] as i64;
                                 if xo < 0 || xo >= ow as i64 {
                                     continue;
                                 }
