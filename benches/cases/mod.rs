@@ -1,5 +1,6 @@
 //! The benchmark cases, one module per kernel family.
 
+mod conv;
 mod engine;
 mod spatial;
 
@@ -8,6 +9,7 @@ use super::Bench;
 pub fn run_all(bench: &mut Bench) {
     engine::run(bench);
     spatial::run(bench);
+    conv::run(bench);
 }
 
 /// A deterministic pseudo-random vector, so inputs are not all zeros or all equal.

@@ -179,10 +179,21 @@ impl PipelineCache {
         };
         if !self.kernels.contains_key(kernel.name) {
             let (module, info) = parse_and_validate(kernel.name, kernel.source).map_err(shader_error)?;
-            let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            let desc = wgpu::ShaderModuleDescriptor {
                 label: Some(kernel.name),
                 source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
-            });
+            };
+            let mode = std::env::var("FIDO_CHECKS").unwrap_or_default();
+            let shader = if mode.is_empty() {
+                device.create_shader_module(desc)
+            } else {
+                let checks = wgpu::ShaderRuntimeChecks {
+                    bounds_checks: mode.contains("bounds"),
+                    force_loop_bounding: mode.contains("loops"),
+                    ..wgpu::ShaderRuntimeChecks::checked()
+                };
+                unsafe { device.create_shader_module_trusted(desc, checks) }
+            };
             self.kernels
                 .insert(kernel.name, ParsedKernel { module, info, shader });
         }
