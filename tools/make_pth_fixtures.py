@@ -1,12 +1,13 @@
 """Small PyTorch checkpoints for the converter tests, in both serialisation formats.
 
 Each checkpoint holds the same state_dict: f32, f16, bf16 and f64 tensors, a transposed
-(non-contiguous) tensor, a slice that starts inside a shared storage, a 0-d tensor, an
+(non-contiguous) tensor, an expanded (stride 0) tensor, a slice that starts inside a shared storage, a 0-d tensor, an
 nn.Parameter and an int64 `num_batches_tracked` buffer. The nested variants wrap it as
 `{"state_dict": {"module." + name: tensor}, "epoch": 3}` like a DataParallel training
 checkpoint. `expected.safetensors` holds every float tensor as contiguous f32, written by
 python's safetensors, so the converter can be checked bit for bit. `mixed_dtypes.safetensors`
 holds f16/bf16/i64 tensors and their f32 values for the safetensors loader.
+`huge_view.pt` stores one float viewed as a billion, which the reader must refuse.
 
 Run from the repository root with PyTorch and safetensors installed (any venv outside the repo):
     python tools/make_pth_fixtures.py
@@ -36,6 +37,7 @@ sd["permuted"] = torch.randn(2, 3, 4).permute(2, 0, 1)
 sd["shared.head"] = shared[:4]
 sd["shared.tail"] = shared[6:].view(2, 2)  # storage offset 6
 sd["scale"] = torch.tensor(1.5)
+sd["expanded"] = torch.randn(1, 4).expand(3, 4)  # stride 0 on the first axis
 assert not sd["fc.weight"].is_contiguous() and not sd["permuted"].is_contiguous()
 
 expected = {
@@ -48,6 +50,9 @@ torch.save(sd, f"{OUT}/plain_zip.pt")
 torch.save(sd, f"{OUT}/plain_legacy.pt", _use_new_zipfile_serialization=False)
 torch.save(nested, f"{OUT}/nested_zip.pt")
 torch.save(nested, f"{OUT}/nested_legacy.pt", _use_new_zipfile_serialization=False)
+
+# A 4 GB view of a single stored float: the reader must refuse it rather than allocate.
+torch.save({"huge": torch.zeros(1).expand(10**9)}, f"{OUT}/huge_view.pt")
 
 values = torch.randn(2, 3) * 100
 save_file(

@@ -173,6 +173,17 @@ impl WeightFile {
     }
 }
 
+impl std::fmt::Debug for WeightFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "WeightFile({}, {} tensors)",
+            self.path.display(),
+            self.names.len()
+        )
+    }
+}
+
 fn list_names(names: &[&str]) -> String {
     let shown: Vec<String> = names
         .iter()
