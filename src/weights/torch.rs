@@ -285,6 +285,12 @@ pub fn convert_pytorch(input: &Path, output: &Path) -> Result<ConvertReport> {
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     safetensors::serialize_to_file(views, Some(metadata), output)
         .map_err(|e| Error::Weights(format!("cannot write `{}`: {e}", output.display())))?;
+    // The writer goes through a private temporary file; weights are ordinary readable data.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(output, std::fs::Permissions::from_mode(0o644))?;
+    }
     let output_bytes = std::fs::metadata(output)?.len();
     Ok(ConvertReport {
         format: checkpoint.format,
@@ -344,10 +350,9 @@ fn read_checkpoint(bytes: &[u8]) -> Result<PyTorchCheckpoint, String> {
         (CheckpointFormat::Legacy, read_legacy(bytes, 0)?)
     } else if bytes.get(257..262) == Some(b"ustar") {
         return Err(
-            "tar checkpoints (PyTorch before 0.4) are not supported; re-save with a newer PyTorch".into(),
+            "tar checkpoints (the earliest PyTorch releases) are not supported; re-save with a newer PyTorch"
+                .into(),
         );
-    } else if bytes.starts_with(b"PYTORCH") || bytes.starts_with(b"{") {
-        return Err("not a PyTorch checkpoint".into());
     } else {
         return Err("not a PyTorch checkpoint: neither a zip archive nor a pickle".into());
     };
@@ -730,8 +735,10 @@ fn materialise(t: &TensorRef, budget: &mut Budget) -> Result<(Vec<usize>, Vec<u8
     Ok((shape, data))
 }
 
-/// The (name, value) pairs of the state_dict and where it was found.
-fn find_state_dict(root: &Value) -> Result<(Option<String>, Vec<(String, Value)>), String> {
+/// Where a state_dict was found (`None` at the top) and its (name, value) entries.
+type FoundStateDict = (Option<String>, Vec<(String, Value)>);
+
+fn find_state_dict(root: &Value) -> Result<FoundStateDict, String> {
     let mut current = root.clone();
     let mut path: Vec<String> = Vec::new();
     // Each level descends one of the named keys; two levels cover `{"model": {"state_dict": ...}}`.
