@@ -122,8 +122,13 @@ fn nested_legacy_checkpoint_strips_module_prefix() {
 }
 
 #[test]
+fn plain_pickle_of_tensors_converts_exactly() {
+    check_conversion("plain_pickle.pt", CheckpointFormat::Pickle, None);
+}
+
+#[test]
 fn reader_keeps_stored_dtypes_and_order() {
-    for file in ["plain_zip.pt", "plain_legacy.pt"] {
+    for file in ["plain_zip.pt", "plain_legacy.pt", "plain_pickle.pt"] {
         let checkpoint = read_pytorch_checkpoint(&std::fs::read(fixture(file)).unwrap()).unwrap();
         let names: Vec<&str> = checkpoint.tensors.iter().map(|t| t.name.as_str()).collect();
         // The state_dict's insertion order, as the fixture script wrote it.
@@ -304,6 +309,25 @@ fn oversized_views_are_refused_not_allocated() {
         message.contains("`huge`") && message.contains("more data than the checkpoint"),
         "{message}"
     );
+}
+
+#[test]
+fn deeply_nested_pickles_drop_without_recursion() {
+    // A million nested 1-tuples, then a list chain built through the memo: dropping either
+    // recursively would overflow the stack.
+    let mut tuples = vec![0x80, 0x02, b'N'];
+    tuples.extend(std::iter::repeat_n(0x85, 1_000_000));
+    tuples.push(b'.');
+    let mut lists = vec![0x80, 0x02, b']', b'q', 0];
+    for _ in 0..300_000 {
+        // new = []; memo[0].append(new); memo[0] = new; only the first list stays on the stack.
+        lists.extend([b']', b'q', 1, b'h', 0, b'h', 1, b'a', b'0', b'q', 0, b'0']);
+    }
+    lists.push(b'.');
+    for (what, bytes) in [("nested tuples", tuples), ("list chain", lists)] {
+        let message = error_text(read_pytorch_checkpoint(&bytes));
+        assert!(message.contains("state_dict"), "{what}: {message}");
+    }
 }
 
 /// Reads `bytes` and turns a panic into a test failure naming the case.

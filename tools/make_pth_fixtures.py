@@ -4,7 +4,8 @@ Each checkpoint holds the same state_dict: f32, f16, bf16 and f64 tensors, a tra
 (non-contiguous) tensor, an expanded (stride 0) tensor, a slice that starts inside a shared storage, a 0-d tensor, an
 nn.Parameter and an int64 `num_batches_tracked` buffer. The nested variants wrap it as
 `{"state_dict": {"module." + name: tensor}, "epoch": 3}` like a DataParallel training
-checkpoint. `expected.safetensors` holds every float tensor as contiguous f32, written by
+checkpoint; `plain_pickle.pt` is the state_dict written by pickle.dump instead of torch.save.
+`expected.safetensors` holds every float tensor as contiguous f32, written by
 python's safetensors, so the converter can be checked bit for bit. `mixed_dtypes.safetensors`
 holds f16/bf16/i64 tensors and their f32 values for the safetensors loader.
 `huge_view.pt` stores one float viewed as a billion, which the reader must refuse.
@@ -15,6 +16,7 @@ Writes tests/fixtures/weights/*.
 """
 import collections
 import os
+import pickle
 
 import torch
 from safetensors.torch import save_file
@@ -50,6 +52,8 @@ torch.save(sd, f"{OUT}/plain_zip.pt")
 torch.save(sd, f"{OUT}/plain_legacy.pt", _use_new_zipfile_serialization=False)
 torch.save(nested, f"{OUT}/nested_zip.pt")
 torch.save(nested, f"{OUT}/nested_legacy.pt", _use_new_zipfile_serialization=False)
+with open(f"{OUT}/plain_pickle.pt", "wb") as f:
+    pickle.dump(sd, f, protocol=2)  # storages become torch.storage._load_from_bytes calls
 
 # A 4 GB view of a single stored float: the reader must refuse it rather than allocate.
 torch.save({"huge": torch.zeros(1).expand(10**9)}, f"{OUT}/huge_view.pt")

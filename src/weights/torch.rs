@@ -148,6 +148,8 @@ pub enum CheckpointFormat {
     Zip,
     /// Before 1.6 (or `_use_new_zipfile_serialization=False`): consecutive pickles, then raw storages.
     Legacy,
+    /// A plain `pickle.dump` of tensors: each storage is an embedded legacy checkpoint.
+    Pickle,
 }
 
 impl fmt::Display for CheckpointFormat {
@@ -155,6 +157,7 @@ impl fmt::Display for CheckpointFormat {
         f.write_str(match self {
             CheckpointFormat::Zip => "zip",
             CheckpointFormat::Legacy => "legacy",
+            CheckpointFormat::Pickle => "pickle",
         })
     }
 }
@@ -347,7 +350,7 @@ fn read_checkpoint(bytes: &[u8]) -> Result<PyTorchCheckpoint, String> {
     let (format, root) = if zip::is_zip(bytes) {
         (CheckpointFormat::Zip, read_zip(bytes)?)
     } else if bytes.first() == Some(&0x80) {
-        (CheckpointFormat::Legacy, read_legacy(bytes, 0)?)
+        read_legacy(bytes, 0)?
     } else if bytes.get(257..262) == Some(b"ustar") {
         return Err(
             "tar checkpoints (the earliest PyTorch releases) are not supported; re-save with a newer PyTorch"
@@ -416,7 +419,8 @@ fn read_zip(bytes: &[u8]) -> Result<Value, String> {
 
 /// The legacy format: magic number, protocol version and system info pickles, the data
 /// pickle, a pickle listing storage keys, then each storage as a u64 element count and its bytes.
-fn read_legacy(bytes: &[u8], nested_depth: u32) -> Result<Value, String> {
+/// Without the magic number, a top-level file is read as a plain pickle.
+fn read_legacy(bytes: &[u8], nested_depth: u32) -> Result<(CheckpointFormat, Value), String> {
     let mut pos = 0;
     let mut host = TorchHost {
         storages: HashMap::new(),
@@ -428,9 +432,12 @@ fn read_legacy(bytes: &[u8], nested_depth: u32) -> Result<Value, String> {
         *pos += used;
         Ok::<Value, String>(value)
     };
-    let magic = next_pickle(&mut pos, "magic number", &mut host)?;
+    let magic = next_pickle(&mut pos, "first pickle", &mut host)?;
     if !matches!(&magic, Value::BigInt(b) if b.as_ref() == LEGACY_MAGIC) {
-        return Err("not a PyTorch checkpoint: the legacy magic number is missing".into());
+        if nested_depth == 0 {
+            return Ok((CheckpointFormat::Pickle, magic));
+        }
+        return Err("embedded storage: the legacy magic number is missing".into());
     }
     let protocol = next_pickle(&mut pos, "protocol version", &mut host)?;
     if protocol.as_int() != Some(LEGACY_PROTOCOL_VERSION) {
@@ -471,7 +478,7 @@ fn read_legacy(bytes: &[u8], nested_depth: u32) -> Result<Value, String> {
         *storage.bytes.borrow_mut() = Some(bytes[pos..pos + len].into());
         pos += len;
     }
-    Ok(root)
+    Ok((CheckpointFormat::Legacy, root))
 }
 
 struct TorchHost<'z> {
@@ -595,7 +602,7 @@ impl Host for TorchHost<'_> {
                 if self.nested_depth >= MAX_NESTED_LOADS {
                     return Err("storages nested too deeply".into());
                 }
-                match read_legacy(inner, self.nested_depth + 1)? {
+                match read_legacy(inner, self.nested_depth + 1)?.1 {
                     storage @ Value::Storage(_) => Ok(Some(storage)),
                     other => Err(format!("_load_from_bytes gave {}", other.describe())),
                 }
