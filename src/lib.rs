@@ -9,6 +9,7 @@ pub mod error;
 pub mod gpu;
 pub mod ops;
 pub mod tensor;
+pub mod weights;
 
 pub use autodiff::{Tape, Var};
 pub use error::{Error, Result};
