@@ -31,6 +31,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Convert a PyTorch checkpoint (.pth, zip or legacy format) to safetensors, keeping tensor names.
+    Convert {
+        /// The checkpoint to read.
+        input: std::path::PathBuf,
+        /// The .safetensors file to write.
+        output: std::path::PathBuf,
+    },
     /// Run a matrix multiply on the chosen adapter, check it against the CPU and report its speed.
     Check {
         #[command(flatten)]
@@ -69,6 +76,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info { adapter, json } => info(&adapter, json),
         Command::Check { adapter, size } => check(&adapter, size),
+        Command::Convert { input, output } => convert(&input, &output),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -182,6 +190,12 @@ fn adapter_json(info: &wgpu::AdapterInfo) -> serde_json::Value {
         "vendor": info.vendor,
         "device": info.device,
     })
+}
+
+fn convert(input: &std::path::Path, output: &std::path::Path) -> fido::Result<()> {
+    let report = fido::weights::convert_pytorch(input, output)?;
+    println!("{report}");
+    Ok(())
 }
 
 fn check(args: &AdapterArgs, size: usize) -> fido::Result<()> {

@@ -18,16 +18,96 @@ struct Shape {
 }
 
 const SHAPES: &[Shape] = &[
-    Shape { name: "resnet50 7x7 s2 3->64 @224", cin: 3, cout: 64, size: 224, k: 7, stride: 2, groups: 1 },
-    Shape { name: "resnet50 1x1 256->64 @56", cin: 256, cout: 64, size: 56, k: 1, stride: 1, groups: 1 },
-    Shape { name: "resnet50 3x3 64->64 @56", cin: 64, cout: 64, size: 56, k: 3, stride: 1, groups: 1 },
-    Shape { name: "resnet50 3x3 s2 128->128 @56", cin: 128, cout: 128, size: 56, k: 3, stride: 2, groups: 1 },
-    Shape { name: "resnet50 1x1 1024->256 @14", cin: 1024, cout: 256, size: 14, k: 1, stride: 1, groups: 1 },
-    Shape { name: "lite0 dw 3x3 32 @112", cin: 32, cout: 32, size: 112, k: 3, stride: 1, groups: 32 },
-    Shape { name: "lite0 dw 3x3 s2 96 @112", cin: 96, cout: 96, size: 112, k: 3, stride: 2, groups: 96 },
-    Shape { name: "lite0 dw 5x5 s2 144 @56", cin: 144, cout: 144, size: 56, k: 5, stride: 2, groups: 144 },
-    Shape { name: "lite0 dw 5x5 672 @14", cin: 672, cout: 672, size: 14, k: 5, stride: 1, groups: 672 },
-    Shape { name: "lite0 dw 3x3 480 @14", cin: 480, cout: 480, size: 14, k: 3, stride: 1, groups: 480 },
+    Shape {
+        name: "resnet50 7x7 s2 3->64 @224",
+        cin: 3,
+        cout: 64,
+        size: 224,
+        k: 7,
+        stride: 2,
+        groups: 1,
+    },
+    Shape {
+        name: "resnet50 1x1 256->64 @56",
+        cin: 256,
+        cout: 64,
+        size: 56,
+        k: 1,
+        stride: 1,
+        groups: 1,
+    },
+    Shape {
+        name: "resnet50 3x3 64->64 @56",
+        cin: 64,
+        cout: 64,
+        size: 56,
+        k: 3,
+        stride: 1,
+        groups: 1,
+    },
+    Shape {
+        name: "resnet50 3x3 s2 128->128 @56",
+        cin: 128,
+        cout: 128,
+        size: 56,
+        k: 3,
+        stride: 2,
+        groups: 1,
+    },
+    Shape {
+        name: "resnet50 1x1 1024->256 @14",
+        cin: 1024,
+        cout: 256,
+        size: 14,
+        k: 1,
+        stride: 1,
+        groups: 1,
+    },
+    Shape {
+        name: "lite0 dw 3x3 32 @112",
+        cin: 32,
+        cout: 32,
+        size: 112,
+        k: 3,
+        stride: 1,
+        groups: 32,
+    },
+    Shape {
+        name: "lite0 dw 3x3 s2 96 @112",
+        cin: 96,
+        cout: 96,
+        size: 112,
+        k: 3,
+        stride: 2,
+        groups: 96,
+    },
+    Shape {
+        name: "lite0 dw 5x5 s2 144 @56",
+        cin: 144,
+        cout: 144,
+        size: 56,
+        k: 5,
+        stride: 2,
+        groups: 144,
+    },
+    Shape {
+        name: "lite0 dw 5x5 672 @14",
+        cin: 672,
+        cout: 672,
+        size: 14,
+        k: 5,
+        stride: 1,
+        groups: 672,
+    },
+    Shape {
+        name: "lite0 dw 3x3 480 @14",
+        cin: 480,
+        cout: 480,
+        size: 14,
+        k: 3,
+        stride: 1,
+        groups: 480,
+    },
 ];
 
 pub fn run(bench: &mut Bench) {
@@ -53,15 +133,29 @@ pub fn run(bench: &mut Bench) {
         let out_shape = conv::conv2d_output_shape(&x_shape, &w_shape, &opts).unwrap();
         // Validate on the first image only: the reference is a direct f64 loop.
         let x1 = to_f64(&x_host[..s.cin * s.size * s.size]);
-        let (_, want) = reference::conv2d(&x1, &[1, s.cin, s.size, s.size], &to_f64(&w_host), &w_shape, None, &opts);
+        let (_, want) = reference::conv2d(
+            &x1,
+            &[1, s.cin, s.size, s.size],
+            &to_f64(&w_host),
+            &w_shape,
+            None,
+            &opts,
+        );
         let opts_f = opts;
         bench.case(
             &fwd,
             cost,
             |_| {
-                let got = conv::conv2d(&x, &w, None, &opts_f).and_then(|t| t.to_vec()).map_err(|e| e.to_string())?;
+                let got = conv::conv2d(&x, &w, None, &opts_f)
+                    .and_then(|t| t.to_vec())
+                    .map_err(|e| e.to_string())?;
                 let step = (want.len() / 500).max(1);
-                check_close(&fwd, (0..want.len()).step_by(step).map(|i| (got[i], want[i])), 1e-4, 1e-4)
+                check_close(
+                    &fwd,
+                    (0..want.len()).step_by(step).map(|i| (got[i], want[i])),
+                    1e-4,
+                    1e-4,
+                )
             },
             |_| conv::conv2d(&x, &w, None, &opts_f).map(drop),
         );
@@ -90,7 +184,11 @@ pub fn run(bench: &mut Bench) {
                             for ky in 0..s.k {
                                 for kx in 0..s.k {
                                     let (ny, nx) = (iy + s.k / 2, ix + s.k / 2);
-                                    if ny < ky || nx < kx || (ny - ky) % s.stride != 0 || (nx - kx) % s.stride != 0 {
+                                    if ny < ky
+                                        || nx < kx
+                                        || (ny - ky) % s.stride != 0
+                                        || (nx - kx) % s.stride != 0
+                                    {
                                         continue;
                                     }
                                     let (oy, ox) = ((ny - ky) / s.stride, (nx - kx) / s.stride);
