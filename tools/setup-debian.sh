@@ -5,8 +5,11 @@
 set -euo pipefail
 
 have_vulkan_driver() {
-    ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json 2>/dev/null | grep -q . &&
-        ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'
+    local icd found=0
+    for icd in /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json; do
+        [ -e "$icd" ] && found=1
+    done
+    [ "$found" = 1 ] && ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'
 }
 
 packages=()
