@@ -9,7 +9,7 @@ have_vulkan_driver() {
     for icd in /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json; do
         [ -e "$icd" ] && found=1
     done
-    [ "$found" = 1 ] && ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'
+    [ "$found" = 1 ] && ldconfig -p 2>/dev/null | grep 'libvulkan\.so\.1' >/dev/null
 }
 
 packages=()
