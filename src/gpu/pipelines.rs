@@ -183,15 +183,7 @@ impl PipelineCache {
                 label: Some(kernel.name),
                 source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
             };
-            let mode = std::env::var("FIDO_CHECKS").unwrap_or_default();
-            let shader = if mode.is_empty() {
-                device.create_shader_module(desc)
-            } else {
-                let checks = wgpu::ShaderRuntimeChecks {
-                    bounds_checks: mode.contains("bounds"),
-                    force_loop_bounding: mode.contains("loops"),
-                    ..wgpu::ShaderRuntimeChecks::checked()
-                };
+            let shader = device.create_shader_module(desc);
                 unsafe { device.create_shader_module_trusted(desc, checks) }
             };
             self.kernels
