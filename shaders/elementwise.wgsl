@@ -50,6 +50,7 @@ fn unary(x: f32) -> f32 {
         case 15u: { return abs(x); }
         case 16u: { return tanh(x); }
         case 17u: { return pow(x, p.s0); }
+        case 18u: { return select(0.0, 1.0, x > p.s0); }
         default: { return x; }
     }
 }
@@ -204,6 +205,7 @@ fn unary_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         case 15u: { d = g * sign(x); }
         case 16u: { d = g * (1.0 - y * y); }
         case 17u: { d = g * p.s0 * pow(x, p.s0 - 1.0); }
+        case 18u: { d = 0.0; }
         default: { d = g; }
     }
     out[i] = d;

@@ -99,3 +99,50 @@ fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
         dx[base + i] = x[base + i] * (dy[base + i] - s);
     }
 }
+
+@group(0) @binding(5) var<storage, read> labels: array<u32>;
+@group(0) @binding(6) var<storage, read_write> scores: array<f32>;
+@group(0) @binding(7) var<storage, read> dscores: array<f32>;
+
+// Log-sum-exp of a row over every class but `skip`; shared by the log-odds entries.
+fn logsumexp_without(base: u32, skip: u32, lane: u32) -> f32 {
+    var m = -3.4028235e38;
+    for (var i = lane; i < p.len; i += WG) {
+        if i != skip { m = max(m, x[base + i]); }
+    }
+    m = workgroup_max(m, lane);
+    var s = 0.0;
+    for (var i = lane; i < p.len; i += WG) {
+        if i != skip { s += exp(x[base + i] - m); }
+    }
+    s = workgroup_sum(s, lane);
+    return m + log(s);
+}
+
+// Log-odds of the labelled class, log p_c − log(1 − p_c) = x_c − logsumexp_{k≠c} x_k: the
+// normaliser cancels, so nothing is computed as a difference of nearly equal numbers.
+@compute @workgroup_size(WG)
+fn log_odds_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = wid.x + wid.y * nwg.x;
+    if row >= p.rows { return; }
+    let base = row * p.len;
+    let c = labels[row];
+    let lse = logsumexp_without(base, c, lid.x);
+    if lid.x == 0u { scores[row] = x[base + c] - lse; }
+}
+
+// ∂s/∂x_c = 1 and ∂s/∂x_k = −exp(x_k − logsumexp_{j≠c} x_j) for k ≠ c.
+@compute @workgroup_size(WG)
+fn log_odds_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = wid.x + wid.y * nwg.x;
+    if row >= p.rows { return; }
+    let base = row * p.len;
+    let c = labels[row];
+    let lse = logsumexp_without(base, c, lid.x);
+    let g = dscores[row];
+    for (var i = lid.x; i < p.len; i += WG) {
+        dx[base + i] = select(-g * exp(x[base + i] - lse), g, i == c);
+    }
+}

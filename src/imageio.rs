@@ -26,10 +26,17 @@ pub struct Normalize {
 }
 
 impl Normalize {
-    pub const IMAGENET: Normalize =
-        Normalize { range: 1.0, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+    pub const IMAGENET: Normalize = Normalize {
+        range: 1.0,
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+    };
     /// `(v − 127) / 128` on 0..255 values.
-    pub const CENTERED_255: Normalize = Normalize { range: 255.0, mean: [127.0; 3], std: [128.0; 3] };
+    pub const CENTERED_255: Normalize = Normalize {
+        range: 255.0,
+        mean: [127.0; 3],
+        std: [128.0; 3],
+    };
 
     pub fn apply(&self, channel: usize, unit: f32) -> f32 {
         (unit * self.range - self.mean[channel]) / self.std[channel]
@@ -69,7 +76,10 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
         .decode()
         .map_err(|e| Error::InvalidArgument(format!("cannot decode image `{}`: {e}", path.display())))?;
     if img.width() == 0 || img.height() == 0 {
-        return Err(Error::InvalidArgument(format!("image `{}` is empty", path.display())));
+        return Err(Error::InvalidArgument(format!(
+            "image `{}` is empty",
+            path.display()
+        )));
     }
     Ok(img.to_rgb8())
 }
@@ -118,7 +128,13 @@ pub fn prepare(img: &RgbImage, resize: Resize, norm: &Normalize) -> Prepared {
             chw[c * plane + i] = norm.apply(c, px[c] as f32 / 255.0);
         }
     }
-    Prepared { chw, size, picture, source_to_model: map, source_size: (w, h) }
+    Prepared {
+        chw,
+        size,
+        picture,
+        source_to_model: map,
+        source_size: (w, h),
+    }
 }
 
 /// Undo the normalisation of a CHW input, giving the picture the model saw.
@@ -126,7 +142,11 @@ pub fn to_picture(chw: &[f32], size: u32, norm: &Normalize) -> RgbImage {
     let plane = (size * size) as usize;
     RgbImage::from_fn(size, size, |x, y| {
         let i = (y * size + x) as usize;
-        let v = |c: usize| (norm.invert(c, chw[c * plane + i]) * 255.0).round().clamp(0.0, 255.0) as u8;
+        let v = |c: usize| {
+            (norm.invert(c, chw[c * plane + i]) * 255.0)
+                .round()
+                .clamp(0.0, 255.0) as u8
+        };
         image::Rgb([v(0), v(1), v(2)])
     })
 }

@@ -491,3 +491,60 @@ fn concrete_rule_flows_to_the_logits() {
         1e-5,
     );
 }
+
+#[test]
+fn log_odds_matches_reference_and_finite_differences() {
+    let gpu = gpu();
+    let mut rng = Rng::new(35);
+    for &(rows, len) in &[(1usize, 2usize), (3, 7), (4, 1000)] {
+        let mut x = rng.vec(rows * len, -5.0, 5.0);
+        x[0] = 60.0; // a confident row: p_c near 1 must not lose its log-odds to rounding
+        let labels: Vec<usize> = (0..rows).map(|r| (r * 7 + 1) % len).collect();
+        let labels_u32: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
+        let tape = Tape::new();
+        let xv = tape.param(Tensor::from_slice(&gpu, &[rows, len], &x).unwrap());
+        let lt = Tensor::from_u32(&gpu, &[rows], &labels_u32).unwrap();
+        let s = xv.log_odds(&lt).unwrap();
+        let want = fido::ops::softmax::reference::log_odds(&x, len, &labels);
+        assert_close(
+            &format!("log-odds {rows}x{len}"),
+            &s.value().to_vec().unwrap(),
+            &want,
+            1e-5,
+            1e-5,
+        );
+        let r = rng.vec(rows, -1.0, 1.0);
+        let grads = tape
+            .backward_from(&s, Tensor::from_slice(&gpu, &[rows], &r).unwrap())
+            .unwrap();
+        let f = |xs: &[f64]| -> Vec<f64> {
+            xs.chunks(len)
+                .zip(&labels)
+                .map(|(row, &c)| {
+                    let m = row
+                        .iter()
+                        .enumerate()
+                        .filter(|&(k, _)| k != c)
+                        .map(|(_, &v)| v)
+                        .fold(f64::MIN, f64::max);
+                    row[c]
+                        - (m + row
+                            .iter()
+                            .enumerate()
+                            .filter(|&(k, _)| k != c)
+                            .map(|(_, &v)| (v - m).exp())
+                            .sum::<f64>()
+                            .ln())
+                })
+                .collect()
+        };
+        let want_g = fd_gradient(f, &x, &r, 1e-5);
+        assert_close(
+            &format!("dlog-odds {rows}x{len}"),
+            &grads.get(&xv).unwrap().to_vec().unwrap(),
+            &want_g,
+            ATOL,
+            RTOL,
+        );
+    }
+}

@@ -27,6 +27,7 @@ const UNARY: &[UnaryOp] = &[
     UnaryOp::Abs,
     UnaryOp::Tanh,
     UnaryOp::PowScalar(1.7),
+    UnaryOp::Step(0.5),
 ];
 
 fn needs_positive(op: UnaryOp) -> bool {

@@ -444,3 +444,15 @@ impl Var {
         Ok(self.tape.record(out, &[self], backward))
     }
 }
+
+impl Var {
+    /// Per-row log-odds of the labelled class; `labels` is a u32 tensor with one label per row.
+    pub fn log_odds(&self, labels: &Tensor) -> Result<Var> {
+        let out = softmax::log_odds(&self.value, labels)?;
+        let (x, labels) = (self.value.clone(), labels.clone());
+        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
+            Ok(vec![Some(softmax::log_odds_backward(&x, &labels, dy)?)])
+        });
+        Ok(self.tape.record(out, &[self], backward))
+    }
+}

@@ -47,6 +47,8 @@ pub enum UnaryOp {
     Abs,
     Tanh,
     PowScalar(f32),
+    /// 1 where `x > s`, else 0 (a hard threshold; its gradient is zero).
+    Step(f32),
 }
 
 impl UnaryOp {
@@ -71,6 +73,7 @@ impl UnaryOp {
             Abs => (15, 0.0, 0.0),
             Tanh => (16, 0.0, 0.0),
             PowScalar(s) => (17, s, 0.0),
+            Step(s) => (18, s, 0.0),
         }
     }
 

@@ -34,6 +34,13 @@ pub fn unary_one(x: f64, op: UnaryOp) -> f64 {
         Abs => x.abs(),
         Tanh => x.tanh(),
         PowScalar(s) => x.powf(s as f64),
+        Step(s) => {
+            if x > s as f64 {
+                1.0
+            } else {
+                0.0
+            }
+        }
     }
 }
 

@@ -97,6 +97,70 @@ pub fn softmax_backward(y: &Tensor, dy: &Tensor, kind: SoftmaxKind) -> Result<Te
     Ok(dx)
 }
 
+fn check_labels(op: &'static str, logits: &Tensor, labels: &Tensor) -> Result<(usize, usize)> {
+    let (rows, len) = rows_and_len(logits)?;
+    if labels.dtype() != DType::U32 || labels.numel() != rows {
+        return Err(Error::Shape {
+            op,
+            detail: format!(
+                "{rows} rows of logits {:?} need {rows} u32 labels, got {:?} {:?}",
+                logits.shape(),
+                labels.dtype(),
+                labels.shape()
+            ),
+        });
+    }
+    Ok((rows, len))
+}
+
+/// Per-row log-odds of the labelled class, `log p_c − log(1 − p_c)`, from logits `[rows, classes]`
+/// and u32 `labels` `[rows]`; returns `[rows]`. Labels must be below the class count (checked
+/// by the caller, who knows them on the host).
+pub fn log_odds(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let (rows, len) = check_labels("log_odds", logits, labels)?;
+    if len < 2 {
+        return Err(Error::Shape {
+            op: "log_odds",
+            detail: "log-odds need at least two classes".into(),
+        });
+    }
+    let out = Tensor::empty(logits.gpu(), &[rows], DType::F32)?;
+    let params = Params::new().u(rows as u32).u(len as u32);
+    let t = [logits, logits, logits, logits, labels, &out];
+    logits.gpu().launch(
+        &KERNEL,
+        "log_odds_rows",
+        &[],
+        &params,
+        &t,
+        Grid::Linear(rows as u32),
+    )?;
+    Ok(out)
+}
+
+/// Gradient of [`log_odds`] with respect to the logits, given `dy` of shape `[rows]`.
+pub fn log_odds_backward(logits: &Tensor, labels: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    let (rows, len) = check_labels("log_odds_backward", logits, labels)?;
+    if dy.numel() != rows {
+        return Err(Error::Shape {
+            op: "log_odds_backward",
+            detail: format!("{rows} rows but gradient {:?}", dy.shape()),
+        });
+    }
+    let dx = Tensor::empty(logits.gpu(), logits.shape(), DType::F32)?;
+    let params = Params::new().u(rows as u32).u(len as u32);
+    let t = [logits, logits, logits, &dx, labels, dy, dy];
+    logits.gpu().launch(
+        &KERNEL,
+        "log_odds_backward",
+        &[],
+        &params,
+        &t,
+        Grid::Linear(rows as u32),
+    )?;
+    Ok(dx)
+}
+
 pub fn cost(n: usize) -> Cost {
     Cost {
         flops: 4.0 * n as f64,

@@ -15,3 +15,19 @@ pub fn softmax_like(x: &[f32], len: usize, kind: SoftmaxKind) -> Vec<f64> {
     }
     out
 }
+
+/// Log-odds of each row's label: `x_c − log Σ_{k≠c} exp(x_k)`.
+pub fn log_odds(x: &[f32], len: usize, labels: &[usize]) -> Vec<f64> {
+    x.chunks(len)
+        .zip(labels)
+        .map(|(row, &c)| {
+            let others = row
+                .iter()
+                .enumerate()
+                .filter(|&(k, _)| k != c)
+                .map(|(_, &v)| v as f64);
+            let m = others.clone().fold(f64::NEG_INFINITY, f64::max);
+            row[c] as f64 - (m + others.map(|v| (v - m).exp()).sum::<f64>().ln())
+        })
+        .collect()
+}
