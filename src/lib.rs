@@ -6,6 +6,7 @@
 
 pub mod autodiff;
 pub mod error;
+pub mod explain;
 pub mod gpu;
 pub mod imageio;
 pub mod ops;

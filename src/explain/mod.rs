@@ -1,0 +1,555 @@
+//! FIDO and BBMP saliency.
+//!
+//! FIDO learns one dropout logit per cell of an m×m grid. Each step it upsamples the dropout
+//! probabilities to the input size, draws B relaxed-Bernoulli masks (Concrete, temperature t),
+//! replaces dropped pixels with an in-filler's background, scores the mixed images with the
+//! classifier (log-odds of the target class, averaged over the B samples) and takes an Adam
+//! step on the logits against SSR (`−s + λ·Σ(1−p)`, keep what matters) or SDR (`s + λ·Σp`,
+//! drop what matters). BBMP optimises a continuous keep mask against a fixed reference image.
+//!
+//! [`Explainer`] records a whole step — sampling, in-filling, forward, backward, Adam — and
+//! submits it as one GPU submission; nothing is read back unless the host asks.
+
+pub mod infill;
+pub mod report;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Instant;
+
+use crate::autodiff::{Tape, Var};
+use crate::imageio::Normalize;
+use crate::ops::elementwise::{self, UnaryOp};
+use crate::ops::{optim, resize, softmax};
+use crate::tensor::Tensor;
+use crate::{Error, Gpu, Result};
+
+pub use infill::{InfillKind, Infiller};
+
+/// A differentiable classifier: images `[N, 3, H, W]` to logits `[N, classes]` on the tape.
+pub trait Model {
+    fn forward(&self, tape: &Tape, x: &Var) -> Result<Var>;
+}
+
+impl<F: Fn(&Tape, &Var) -> Result<Var>> Model for F {
+    fn forward(&self, tape: &Tape, x: &Var) -> Result<Var> {
+        self(tape, x)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Fido,
+    Bbmp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Objective {
+    /// Smallest sufficient region: keep as little as possible while the class survives.
+    Ssr,
+    /// Smallest destroying region: drop as little as possible to destroy the class.
+    Sdr,
+}
+
+impl FromStr for Method {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "fido" => Ok(Self::Fido),
+            "bbmp" => Ok(Self::Bbmp),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown method `{other}`; expected fido or bbmp"
+            ))),
+        }
+    }
+}
+
+impl FromStr for Objective {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "ssr" => Ok(Self::Ssr),
+            "sdr" => Ok(Self::Sdr),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown objective `{other}`; expected ssr or sdr"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if *self == Self::Fido { "fido" } else { "bbmp" })
+    }
+}
+
+impl fmt::Display for Objective {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if *self == Self::Ssr { "ssr" } else { "sdr" })
+    }
+}
+
+/// Settings of one explanation. [`ExplainConfig::paper`] gives the paper's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExplainConfig {
+    pub method: Method,
+    pub objective: Objective,
+    pub infill: InfillKind,
+    pub steps: usize,
+    /// Mask samples per step (FIDO); BBMP always uses one image.
+    pub batch: usize,
+    pub lambda: f32,
+    pub lr: f32,
+    pub mask_size: usize,
+    pub temperature: f32,
+    /// Weight of the total-variation penalty on the upsampled probabilities (0: off).
+    pub tv: f32,
+    pub seed: u64,
+}
+
+/// The regulariser ramps in linearly over this many steps, as in the reference code.
+pub const REGULARISER_RAMP_STEPS: usize = 30;
+
+impl ExplainConfig {
+    pub fn paper(method: Method) -> ExplainConfig {
+        ExplainConfig {
+            method,
+            objective: Objective::Ssr,
+            infill: if method == Method::Fido {
+                InfillKind::Local
+            } else {
+                InfillKind::Blur
+            },
+            steps: 300,
+            batch: if method == Method::Fido { 8 } else { 1 },
+            lambda: if method == Method::Fido { 1e-3 } else { 5e-3 },
+            lr: 0.05,
+            mask_size: 56,
+            temperature: 0.1,
+            tv: 0.0,
+            seed: 0,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidArgument(m));
+        if self.steps == 0 {
+            return bad("--steps must be at least 1".into());
+        }
+        if self.batch == 0 {
+            return bad("--batch must be at least 1".into());
+        }
+        if !(self.lambda >= 0.0 && self.lambda.is_finite()) {
+            return bad(format!(
+                "--lambda must be a finite value ≥ 0, got {}",
+                self.lambda
+            ));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad(format!("--lr must be positive, got {}", self.lr));
+        }
+        if self.mask_size < 2 {
+            return bad(format!("--mask-size must be at least 2, got {}", self.mask_size));
+        }
+        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return bad(format!(
+                "--temperature must be positive, got {}",
+                self.temperature
+            ));
+        }
+        if !(self.tv >= 0.0 && self.tv.is_finite()) {
+            return bad(format!("--tv must be ≥ 0, got {}", self.tv));
+        }
+        if self.method == Method::Bbmp
+            && !matches!(
+                self.infill,
+                InfillKind::Blur | InfillKind::Random | InfillKind::Mean
+            )
+        {
+            return bad(format!(
+                "BBMP uses a fixed reference: --infill blur, random or mean, not {}",
+                self.infill
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Values read back for a progress display.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Progress {
+    pub step: usize,
+    pub loss: f32,
+    /// Mean log-odds of the target over the step's samples.
+    pub score: f32,
+}
+
+/// A finished explanation.
+#[derive(Clone, Debug)]
+pub struct Explanation {
+    pub config: ExplainConfig,
+    pub target: usize,
+    /// Importance at the model's input resolution, row-major `height × width`
+    /// (SSR: keep probability; SDR: dropout probability).
+    pub importance: Vec<f32>,
+    pub height: usize,
+    pub width: usize,
+    /// The m×m parameters: dropout logits (FIDO) or the keep mask (BBMP).
+    pub mask_logits: Vec<f32>,
+    pub prob_before: f32,
+    /// Target probability after the MAP mask is applied (SSR: only the important pixels
+    /// kept; SDR: the important pixels in-filled).
+    pub prob_with_map: f32,
+    pub seconds: f64,
+    /// Progress read back during the run.
+    pub history: Vec<Progress>,
+}
+
+/// Drives one explanation step by step, so a host can show the mask as it evolves.
+pub struct Explainer<'m> {
+    gpu: Gpu,
+    model: &'m dyn Model,
+    config: ExplainConfig,
+    image: Tensor,
+    target: usize,
+    labels: Tensor,
+    params: Tensor,
+    adam: optim::Adam,
+    infiller: Box<dyn Infiller>,
+    step: usize,
+    last: Option<(Tensor, Tensor)>,
+    started: Instant,
+    prob_before: f32,
+    history: Vec<Progress>,
+}
+
+impl<'m> Explainer<'m> {
+    /// Prepare an explanation of `image` `[1, 3, H, W]` (normalised for `model`). `target`
+    /// None picks the model's top-1 class. `infiller` overrides the heuristic in-filler named
+    /// in the config (the CA in-painter comes in this way).
+    pub fn new(
+        model: &'m dyn Model,
+        image: &Tensor,
+        target: Option<usize>,
+        norm: Normalize,
+        config: ExplainConfig,
+        infiller: Option<Box<dyn Infiller>>,
+    ) -> Result<Explainer<'m>> {
+        config.validate()?;
+        let gpu = image.gpu().clone();
+        if image.rank() != 4 || image.shape()[0] != 1 || image.shape()[1] != 3 {
+            return Err(Error::Shape {
+                op: "explain",
+                detail: format!("image must be [1, 3, H, W], got {:?}", image.shape()),
+            });
+        }
+        let (h, w) = (image.shape()[2], image.shape()[3]);
+        if config.mask_size > h.min(w) {
+            return Err(Error::InvalidArgument(format!(
+                "--mask-size {} exceeds the {h}×{w} model input",
+                config.mask_size
+            )));
+        }
+        let logits = Tape::new().no_grad_forward(model, image)?;
+        let classes = logits.shape()[1];
+        let probs = softmax::softmax(&logits)?.to_vec()?;
+        let target = match target {
+            Some(c) if c >= classes => {
+                return Err(Error::InvalidArgument(format!(
+                    "--label {c} is out of range: the model has {classes} classes"
+                )))
+            }
+            Some(c) => c,
+            None => argmax(&probs),
+        };
+        let samples = if config.method == Method::Fido {
+            config.batch
+        } else {
+            1
+        };
+        let labels = Tensor::from_u32(&gpu, &[samples], &vec![target as u32; samples])?;
+        let m = config.mask_size;
+        let params = match config.method {
+            // Dropout logits start at 0: every pixel is dropped with probability ½.
+            Method::Fido => Tensor::zeros(&gpu, &[1, 1, m, m])?,
+            // BBMP's keep mask starts fully kept.
+            Method::Bbmp => Tensor::full(&gpu, &[1, 1, m, m], 1.0)?,
+        };
+        let adam = optim::Adam::new(&params, optim::AdamConfig::default())?;
+        let infiller = match infiller {
+            Some(i) => i,
+            None => infill::heuristic(config.infill, image, norm)?,
+        };
+        Ok(Explainer {
+            gpu,
+            model,
+            config,
+            image: image.clone(),
+            target,
+            labels,
+            params,
+            adam,
+            infiller,
+            step: 0,
+            last: None,
+            started: Instant::now(),
+            prob_before: probs[target],
+            history: Vec::new(),
+        })
+    }
+
+    pub fn target(&self) -> usize {
+        self.target
+    }
+    pub fn steps_done(&self) -> usize {
+        self.step
+    }
+    pub fn config(&self) -> &ExplainConfig {
+        &self.config
+    }
+    /// The m×m parameters as a GPU tensor (`[1, 1, m, m]`), which a host can bind.
+    pub fn mask(&self) -> &Tensor {
+        &self.params
+    }
+
+    /// Record and submit one optimisation step. Reads nothing back.
+    pub fn step(&mut self) -> Result<()> {
+        if self.step >= self.config.steps {
+            return Err(Error::InvalidArgument(format!(
+                "all {} steps are done",
+                self.config.steps
+            )));
+        }
+        let (loss, score, grad) = match self.config.method {
+            Method::Fido => self.fido_step()?,
+            Method::Bbmp => self.bbmp_step()?,
+        };
+        let lr = match self.config.method {
+            Method::Fido => self.config.lr * (1.0 - self.step as f32 / self.config.steps as f32),
+            Method::Bbmp => self.config.lr,
+        };
+        self.adam.step(&self.params, &grad, lr)?;
+        if self.config.method == Method::Bbmp {
+            optim::clamp_in_place(&self.params, 0.0, 1.0)?;
+        }
+        self.last = Some((loss, score));
+        self.step += 1;
+        self.gpu.flush();
+        Ok(())
+    }
+
+    fn regulariser_weight(&self) -> f32 {
+        self.config.lambda * (self.step as f32 / REGULARISER_RAMP_STEPS as f32).min(1.0)
+    }
+
+    fn fido_step(&mut self) -> Result<(Tensor, Tensor, Tensor)> {
+        let (h, w) = (self.image.shape()[2], self.image.shape()[3]);
+        let c = &self.config;
+        let tape = Tape::new();
+        let theta = tape.param(self.params.clone());
+        // p = sigmoid(θ) upsampled; the Concrete sampler wants its logit back. Clamping keeps
+        // log p and log(1−p) finite once θ saturates.
+        let p_up = theta
+            .sigmoid()?
+            .resize_bilinear(h, w, true)?
+            .unary(UnaryOp::Clamp {
+                lo: 1e-6,
+                hi: 1.0 - 1e-6,
+            })?;
+        let logit_up = p_up.log()?.sub(&p_up.unary(UnaryOp::RsubScalar(1.0))?.log()?)?;
+        let dropped = logit_up.concrete_sample(c.batch, c.temperature, c.seed, self.step as u32)?;
+        let keep = dropped.unary(UnaryOp::RsubScalar(1.0))?;
+        let hard_keep = elementwise::unary(keep.value(), UnaryOp::Step(0.5))?;
+        let background = self.infiller.fill(
+            &hard_keep,
+            c.seed.wrapping_mul(0x9E37_79B9).wrapping_add(self.step as u64),
+        )?;
+        let mixed = self.mix(&tape, &keep, background)?;
+        let score = self
+            .model
+            .forward(&tape, &mixed)?
+            .log_odds(&self.labels)?
+            .mean()?;
+        let area = match c.objective {
+            Objective::Ssr => p_up.unary(UnaryOp::RsubScalar(1.0))?.sum()?,
+            Objective::Sdr => p_up.sum()?,
+        };
+        let sign = if c.objective == Objective::Ssr { -1.0 } else { 1.0 };
+        let mut loss = score
+            .mul_scalar(sign)?
+            .add(&area.mul_scalar(self.regulariser_weight())?)?;
+        if c.tv > 0.0 {
+            loss = loss.add(&total_variation(&p_up)?.mul_scalar(c.tv)?)?;
+        }
+        let mut grads = tape.backward(&loss)?;
+        let grad = grads
+            .take(&theta)
+            .ok_or_else(|| Error::Gpu("no gradient reached the mask".into()))?;
+        Ok((loss.into_value(), score.into_value(), grad))
+    }
+
+    fn bbmp_step(&mut self) -> Result<(Tensor, Tensor, Tensor)> {
+        let (h, w) = (self.image.shape()[2], self.image.shape()[3]);
+        let tape = Tape::new();
+        let mask = tape.param(self.params.clone());
+        let keep = mask.resize_bilinear(h, w, true)?;
+        let ones = Tensor::full(&self.gpu, &[1, 1, h, w], 1.0)?;
+        let reference = self
+            .infiller
+            .fill(&ones, self.config.seed.wrapping_add(self.step as u64))?;
+        let mixed = self.mix(&tape, &keep, reference)?;
+        let score = self
+            .model
+            .forward(&tape, &mixed)?
+            .log_odds(&self.labels)?
+            .mean()?;
+        let (sign, area) = match self.config.objective {
+            Objective::Ssr => (-1.0, keep.sum()?),
+            Objective::Sdr => (1.0, keep.unary(UnaryOp::RsubScalar(1.0))?.sum()?),
+        };
+        let loss = score
+            .mul_scalar(sign)?
+            .add(&area.mul_scalar(self.config.lambda)?)?;
+        let mut grads = tape.backward(&loss)?;
+        let grad = grads
+            .take(&mask)
+            .ok_or_else(|| Error::Gpu("no gradient reached the mask".into()))?;
+        Ok((loss.into_value(), score.into_value(), grad))
+    }
+
+    /// `x·keep + (1−keep)·background = background + keep·(x − background)`; only `keep` is
+    /// differentiable.
+    fn mix(&self, tape: &Tape, keep: &Var, background: Tensor) -> Result<Var> {
+        let difference = elementwise::sub(&self.image, &background)?;
+        tape.constant(background)
+            .add(&keep.mul(&tape.constant(difference))?)
+    }
+
+    /// The loss and its gradient with respect to the mask parameters at the current step,
+    /// without updating anything (for checks and for hosts that run their own optimiser).
+    pub fn loss_and_gradient(&mut self) -> Result<(f32, Tensor)> {
+        let (loss, _, grad) = match self.config.method {
+            Method::Fido => self.fido_step()?,
+            Method::Bbmp => self.bbmp_step()?,
+        };
+        Ok((loss.item()?, grad))
+    }
+
+    /// Replace the mask parameters (same shape), e.g. to evaluate the loss elsewhere.
+    pub fn set_mask(&mut self, values: &[f32]) -> Result<()> {
+        self.params = Tensor::from_slice(&self.gpu, self.params.shape(), values)?;
+        Ok(())
+    }
+
+    /// Read back the last step's loss and score (blocks until the GPU has finished it).
+    pub fn progress(&self) -> Result<Option<Progress>> {
+        match &self.last {
+            None => Ok(None),
+            Some((loss, score)) => Ok(Some(Progress {
+                step: self.step,
+                loss: loss.item()?,
+                score: score.item()?,
+            })),
+        }
+    }
+
+    /// The current importance map `[1, 1, H, W]` on the GPU.
+    pub fn importance(&self) -> Result<Tensor> {
+        let (h, w) = (self.image.shape()[2], self.image.shape()[3]);
+        match self.config.method {
+            Method::Fido => {
+                // SSR: keep probability sigmoid(−up(θ)); SDR: dropout probability sigmoid(up(θ)).
+                let up = resize::resize_bilinear(&self.params, h, w, true)?;
+                let sign = if self.config.objective == Objective::Ssr {
+                    -1.0
+                } else {
+                    1.0
+                };
+                elementwise::sigmoid(&elementwise::mul_scalar(&up, sign)?)
+            }
+            Method::Bbmp => {
+                let keep = resize::resize_bilinear(&self.params, h, w, true)?;
+                match self.config.objective {
+                    Objective::Ssr => Ok(keep),
+                    Objective::Sdr => elementwise::unary(&keep, UnaryOp::RsubScalar(1.0)),
+                }
+            }
+        }
+    }
+
+    /// Run the remaining steps, calling `on_progress` every `every` steps and at the end.
+    pub fn run(&mut self, every: usize, mut on_progress: impl FnMut(Progress)) -> Result<()> {
+        while self.step < self.config.steps {
+            self.step()?;
+            if every > 0 && (self.step % every == 0 || self.step == self.config.steps) {
+                if let Some(p) = self.progress()? {
+                    self.history.push(p);
+                    on_progress(p);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Read the result back, and score the MAP mask.
+    pub fn finish(mut self) -> Result<Explanation> {
+        let importance_t = self.importance()?;
+        let importance = importance_t.to_vec()?;
+        let (h, w) = (self.image.shape()[2], self.image.shape()[3]);
+        // The MAP mask keeps (SSR) or drops (SDR) the pixels marked important.
+        let important = elementwise::unary(&importance_t, UnaryOp::Step(0.5))?;
+        let keep = match self.config.objective {
+            Objective::Ssr => important,
+            Objective::Sdr => elementwise::unary(&important, UnaryOp::RsubScalar(1.0))?,
+        };
+        let background = self.infiller.fill(&keep, self.config.seed ^ 0x5EED)?;
+        let tape = Tape::new();
+        let mixed = tape.no_grad(|| self.mix(&tape, &tape.constant(keep.clone()), background))?;
+        let logits = tape.no_grad_forward(self.model, mixed.value())?;
+        let prob_with_map = softmax::softmax(&logits)?.to_vec()?[self.target];
+        Ok(Explanation {
+            target: self.target,
+            importance,
+            height: h,
+            width: w,
+            mask_logits: self.params.to_vec()?,
+            prob_before: self.prob_before,
+            prob_with_map,
+            seconds: self.started.elapsed().as_secs_f64(),
+            history: self.history.clone(),
+            config: self.config.clone(),
+        })
+    }
+}
+
+impl Tape {
+    /// Logits of `model` on `x` without recording anything.
+    pub fn no_grad_forward(&self, model: &dyn Model, x: &Tensor) -> Result<Tensor> {
+        self.no_grad(|| {
+            model
+                .forward(self, &self.constant(x.clone()))
+                .map(Var::into_value)
+        })
+    }
+}
+
+/// Σ of squared differences between vertically and horizontally adjacent values.
+fn total_variation(p: &Var) -> Result<Var> {
+    let (h, w) = (p.shape()[2], p.shape()[3]);
+    let dv = p.slice(2, 1, h)?.sub(&p.slice(2, 0, h - 1)?)?;
+    let dh = p.slice(3, 1, w)?.sub(&p.slice(3, 0, w - 1)?)?;
+    dv.unary(UnaryOp::Square)?
+        .sum()?
+        .add(&dh.unary(UnaryOp::Square)?.sum()?)
+}
+
+fn argmax(values: &[f32]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .fold(
+            (0, f32::NEG_INFINITY),
+            |best, (i, &v)| if v > best.1 { (i, v) } else { best },
+        )
+        .0
+}
