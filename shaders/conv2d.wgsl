@@ -388,6 +388,42 @@ fn depthwise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     }
 }
 
+// Gradient of the depthwise convolution with respect to its input, as a gather: each dx
+// element sums w·dy over the (output channel, ky, kx) whose window covers it. Stride and
+// dilation are constants, so the divisibility tests fold and the loops unroll.
+@compute @workgroup_size(WG)
+fn depthwise_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if i >= dp.items {
+        return;
+    }
+    let ix = i % dp.in_cols;
+    var rest = i / dp.in_cols;
+    let iy = rest % dp.in_rows;
+    rest = rest / dp.in_rows;
+    let ci = rest % dp.channels_in;
+    let n = rest / dp.channels_in;
+    var acc = 0.0;
+    for (var m = 0u; m < dp.multiplier; m++) {
+        let co = ci * dp.multiplier + m;
+        let dy_plane = (n * dp.channels_out + co) * dp.out_rows * dp.out_cols;
+        for (var ky = 0u; ky < DW_KH; ky++) {
+            let oy_scaled = i32(iy) + dp.pad_top - i32(ky * DW_DH);
+            if oy_scaled < 0 || oy_scaled % i32(DW_SH) != 0 { continue; }
+            let oy = u32(oy_scaled) / DW_SH;
+            if oy >= dp.out_rows { continue; }
+            for (var kx = 0u; kx < DW_KW; kx++) {
+                let ox_scaled = i32(ix) + dp.pad_left - i32(kx * DW_DW);
+                if ox_scaled < 0 || ox_scaled % i32(DW_SW) != 0 { continue; }
+                let ox = u32(ox_scaled) / DW_SW;
+                if ox >= dp.out_cols { continue; }
+                acc = fma(dw_weight[(co * DW_KH + ky) * DW_KW + kx], dw_input[dy_plane + oy * dp.out_cols + ox], acc);
+            }
+        }
+    }
+    dw_out[i] = acc;
+}
+
 // The same with aligned vec4 loads and stores, for rows whose input and output widths are
 // multiples of 4; DW_BLOCK is 8, two vec4 accumulators (CPU compilers keep arrays that are
 // indexed in loops in memory, so accumulators are named vectors): a block's segment starts DW_SHIFT columns

@@ -291,7 +291,11 @@ pub fn conv2d_backward_input(
     if out.numel() == 0 {
         return Ok(out);
     }
-    input_gradient_into(dy, w, None, &g, &out)?;
+    if g.in_per_group() == 1 {
+        depthwise_backward_input(dy, w, &g, &out)?;
+    } else {
+        input_gradient_into(dy, w, None, &g, &out)?;
+    }
     Ok(out)
 }
 
@@ -966,6 +970,42 @@ impl PhaseAxis {
     fn padded_len(&self) -> usize {
         (self.high - self.low) as usize
     }
+}
+
+/// The depthwise input gradient: one invocation per input element gathering over the taps.
+fn depthwise_backward_input(dy: &Tensor, w: &Tensor, g: &ConvGeometry, dx: &Tensor) -> Result<()> {
+    let o = &g.opts;
+    let items = g.batch * g.in_channels * g.in_h * g.in_w;
+    let params = Params::new()
+        .u(items as u32)
+        .u(g.in_channels as u32)
+        .u(g.out_channels as u32)
+        .u((g.out_channels / g.in_channels) as u32)
+        .u(g.in_h as u32)
+        .u(g.in_w as u32)
+        .u(g.out_h as u32)
+        .u(g.out_w as u32)
+        .i(o.padding.top as i32)
+        .i(o.padding.left as i32)
+        .u(0)
+        .u(0);
+    let constants = [
+        ("WG", WG as f64),
+        ("DW_KH", g.kernel_h as f64),
+        ("DW_KW", g.kernel_w as f64),
+        ("DW_SH", o.stride[0] as f64),
+        ("DW_SW", o.stride[1] as f64),
+        ("DW_DH", o.dilation[0] as f64),
+        ("DW_DW", o.dilation[1] as f64),
+    ];
+    dy.gpu().launch(
+        &KERNEL,
+        "depthwise_backward_input",
+        &constants,
+        &params,
+        &[w, dy, dy, w, dx],
+        Grid::Linear(groups_for(items, WG)),
+    )
 }
 
 /// Input columns one invocation of the depthwise kernel reads per kernel row.
