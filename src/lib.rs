@@ -5,6 +5,7 @@
 //! module per kernel family, each pairing its WGSL file with a launcher and a CPU reference.
 
 pub mod autodiff;
+pub mod classes;
 pub mod error;
 pub mod explain;
 pub mod gpu;

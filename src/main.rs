@@ -3,6 +3,10 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod cli;
+
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
@@ -31,6 +35,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Classify images (or a prepared input tensor) and print the top classes.
+    Classify {
+        #[command(flatten)]
+        adapter: AdapterArgs,
+        /// resnet18 resnet34 resnet50 resnet101 resnet152 vgg11 vgg13 vgg16 vgg19 alexnet efficientnet-lite0
+        #[arg(long)]
+        model: String,
+        /// The model's weights (.safetensors with the original state_dict names).
+        #[arg(long)]
+        weights: PathBuf,
+        /// One or more images; they are classified as one batch.
+        #[arg(long, num_args = 1.., conflicts_with = "input")]
+        image: Vec<PathBuf>,
+        /// A .safetensors file whose tensor `input` (N×3×H×W, already normalised) is classified as is.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// How many classes to list per image.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// Print one JSON object with the full logits.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Explain a classifier's decision with a FIDO (or BBMP) saliency map.
+    Explain(ExplainArgs),
     /// Convert a PyTorch checkpoint (.pth, zip or legacy format) to safetensors, keeping tensor names.
     Convert {
         /// The checkpoint to read.
@@ -58,7 +87,71 @@ struct AdapterArgs {
     backend: String,
 }
 
+/// `fido explain` options; defaults are the paper's.
+#[derive(Args)]
+struct ExplainArgs {
+    #[command(flatten)]
+    adapter: AdapterArgs,
+    /// The classifier (see `fido classify --help`).
+    #[arg(long)]
+    model: String,
+    #[arg(long)]
+    weights: PathBuf,
+    /// Image files or folders; several give one output folder each and a gallery.
+    #[arg(long, num_args = 1..)]
+    image: Vec<PathBuf>,
+    /// A CSV of `file,label,...` rows (like imagenet-val/manifest.csv); images beside it or in images/.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// The class to explain; default: the ground truth from a manifest, else the top-1 prediction.
+    #[arg(long)]
+    label: Option<usize>,
+    /// Output folder.
+    #[arg(long)]
+    out: PathBuf,
+    /// fido or bbmp.
+    #[arg(long, default_value = "fido")]
+    method: String,
+    /// ssr (smallest sufficient region) or sdr (smallest destroying region).
+    #[arg(long, default_value = "ssr")]
+    objective: String,
+    /// mean, blur, random, local or ca (default: local for FIDO, blur for BBMP).
+    #[arg(long)]
+    infill: Option<String>,
+    /// Weights of the CA in-painter, for --infill ca.
+    #[arg(long)]
+    infill_weights: Option<PathBuf>,
+    #[arg(long, default_value_t = 300)]
+    steps: usize,
+    /// Mask samples per step.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Sparsity weight (default: 1e-3 for FIDO, 5e-3 for BBMP).
+    #[arg(long)]
+    lambda: Option<f32>,
+    #[arg(long, default_value_t = 0.05)]
+    lr: f32,
+    /// Side of the mask grid.
+    #[arg(long, default_value_t = 56)]
+    mask_size: usize,
+    /// Concrete relaxation temperature.
+    #[arg(long, default_value_t = 0.1)]
+    temperature: f32,
+    /// Total-variation weight on the upsampled mask (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    tv: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 impl AdapterArgs {
+    fn gpu(&self) -> fido::Result<Gpu> {
+        Gpu::new(&self.choice()?)
+    }
+
     fn choice(&self) -> fido::Result<AdapterChoice> {
         Ok(AdapterChoice {
             adapter: self.adapter.parse::<AdapterSelector>()?,
@@ -77,6 +170,10 @@ fn main() -> ExitCode {
         Command::Info { adapter, json } => info(&adapter, json),
         Command::Check { adapter, size } => check(&adapter, size),
         Command::Convert { input, output } => convert(&input, &output),
+        Command::Classify { adapter, model, weights, image, input, top, json } => adapter
+            .gpu()
+            .and_then(|gpu| cli::classify::run(&gpu, &model, &weights, &image, input.as_deref(), top, json)),
+        Command::Explain(args) => explain(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -190,6 +287,42 @@ fn adapter_json(info: &wgpu::AdapterInfo) -> serde_json::Value {
         "vendor": info.vendor,
         "device": info.device,
     })
+}
+
+fn explain(a: ExplainArgs) -> fido::Result<()> {
+    use fido::explain::{ExplainConfig, InfillKind, Method, Objective};
+    let method: Method = a.method.parse()?;
+    let paper = ExplainConfig::paper(method);
+    let infill: InfillKind = match &a.infill {
+        Some(s) => s.parse()?,
+        None => paper.infill,
+    };
+    if infill == InfillKind::Ca {
+        return Err(match &a.infill_weights {
+            None => fido::Error::InvalidArgument("--infill ca needs --infill-weights CA.safetensors".into()),
+            Some(p) => fido::Error::InvalidArgument(format!(
+                "the CA in-painter is not available in this build (weights `{}` were given)",
+                p.display()
+            )),
+        });
+    }
+    let config = ExplainConfig {
+        method,
+        objective: a.objective.parse::<Objective>()?,
+        infill,
+        steps: a.steps,
+        batch: if method == Method::Bbmp { 1 } else { a.batch },
+        lambda: a.lambda.unwrap_or(paper.lambda),
+        lr: a.lr,
+        mask_size: a.mask_size,
+        temperature: a.temperature,
+        tv: a.tv,
+        seed: a.seed,
+    };
+    config.validate()?;
+    let jobs = cli::explain::collect_jobs(&a.image, a.manifest.as_deref(), a.label)?;
+    let gpu = a.adapter.gpu()?;
+    cli::explain::run(&gpu, &a.model, &a.weights, &jobs, &a.out, config, a.json)
 }
 
 fn convert(input: &std::path::Path, output: &std::path::Path) -> fido::Result<()> {

@@ -1,0 +1,121 @@
+//! `fido classify`: top-K classes for images or a prepared input tensor.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use fido::imageio::{self, Normalize, Resize};
+use fido::models::{Classifier, ModelKind, Preprocess, ResizeMode};
+use fido::ops::softmax;
+use fido::weights::WeightFile;
+use fido::{Error, Gpu, Result, Tape, Tensor};
+
+/// The image pipeline a model's preprocessing description asks for.
+pub fn image_pipeline(p: &Preprocess) -> Result<(Resize, Normalize)> {
+    let [h, w] = p.input_size;
+    if h != w {
+        return Err(Error::InvalidArgument(format!("non-square model inputs ({h}×{w}) are not supported")));
+    }
+    let resize = match p.resize {
+        ResizeMode::ShorterSideThenCenterCrop { shorter_side } => {
+            Resize::ShorterThenCentreCrop { shorter: shorter_side as u32, crop: h as u32 }
+        }
+        ResizeMode::Stretch => Resize::Stretch { size: h as u32 },
+    };
+    Ok((resize, Normalize { range: p.pixel_range, mean: p.mean, std: p.std }))
+}
+
+pub struct Loaded {
+    pub kind: ModelKind,
+    pub classifier: Classifier,
+    pub resize: Resize,
+    pub norm: Normalize,
+}
+
+pub fn load_model(gpu: &Gpu, model: &str, weights: &Path) -> Result<Loaded> {
+    let kind: ModelKind = model.parse()?;
+    let file = WeightFile::open(weights)?;
+    let classifier = Classifier::load(gpu, kind, &file)?;
+    let (resize, norm) = image_pipeline(&classifier.preprocess())?;
+    Ok(Loaded { kind, classifier, resize, norm })
+}
+
+/// Read the tensor named `input` (N×3×H×W f32) from a safetensors file.
+pub fn read_input_tensor(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
+    let file = WeightFile::open(path)?;
+    let shape = file.shape("input")?;
+    if shape.len() != 4 || shape[1] != 3 {
+        return Err(Error::Shape { op: "classify", detail: format!("`input` must be N×3×H×W, got {shape:?}") });
+    }
+    Ok((shape, file.get_f32("input")?))
+}
+
+pub fn run(
+    gpu: &Gpu,
+    model: &str,
+    weights: &Path,
+    images: &[PathBuf],
+    input: Option<&Path>,
+    top: usize,
+    as_json: bool,
+) -> Result<()> {
+    if images.is_empty() == input.is_none() {
+        return Err(Error::InvalidArgument("give either --image (one or more) or --input, not both".into()));
+    }
+    if top == 0 {
+        return Err(Error::InvalidArgument("--top must be at least 1".into()));
+    }
+    let loaded = load_model(gpu, model, weights)?;
+    let (shape, values, sources) = match input {
+        Some(path) => {
+            let (shape, values) = read_input_tensor(path)?;
+            let sources = (0..shape[0]).map(|i| format!("{}[{i}]", path.display())).collect::<Vec<_>>();
+            (shape, values, sources)
+        }
+        None => {
+            let mut values = Vec::new();
+            let mut size = 0;
+            for path in images {
+                let prepared = imageio::prepare(&imageio::load_rgb(path)?, loaded.resize, &loaded.norm);
+                size = prepared.size as usize;
+                values.extend(prepared.chw);
+            }
+            let sources = images.iter().map(|p| p.display().to_string()).collect();
+            (vec![images.len(), 3, size, size], values, sources)
+        }
+    };
+    let x = Tensor::from_slice(gpu, &shape, &values)?;
+    let logits = Tape::new().no_grad_forward(&loaded.classifier, &x)?;
+    let classes = logits.shape()[1];
+    let probs = softmax::softmax(&logits)?.to_vec()?;
+    let logits = logits.to_vec()?;
+    let mut results = Vec::new();
+    for (i, source) in sources.iter().enumerate() {
+        let row = &probs[i * classes..(i + 1) * classes];
+        let mut order: Vec<usize> = (0..classes).collect();
+        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+        let best: Vec<_> = order.iter().take(top.min(classes)).copied().collect();
+        if as_json {
+            results.push(json!({
+                "source": source,
+                "top": best.iter().map(|&c| json!({
+                    "index": c,
+                    "label": fido::classes::name(c, classes),
+                    "prob": row[c],
+                    "logit": logits[i * classes + c],
+                })).collect::<Vec<_>>(),
+                "logits": &logits[i * classes..(i + 1) * classes],
+            }));
+        } else {
+            println!("{source}");
+            for &c in &best {
+                println!("  {:>6.2}%  {:>4}  {}", 100.0 * row[c], c, fido::classes::name(c, classes));
+            }
+        }
+    }
+    if as_json {
+        let out = json!({"model": loaded.kind.to_string(), "adapter": gpu.adapter_name(), "results": results});
+        println!("{}", serde_json::to_string(&out).expect("JSON of plain values"));
+    }
+    Ok(())
+}

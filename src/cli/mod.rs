@@ -1,0 +1,4 @@
+//! Subcommands that do more than a few lines of work.
+
+pub mod classify;
+pub mod explain;
