@@ -7,6 +7,7 @@
 pub mod autodiff;
 pub mod error;
 pub mod gpu;
+pub mod models;
 pub mod ops;
 pub mod tensor;
 pub mod weights;
