@@ -163,3 +163,72 @@ fn avg_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     }
     out[i] = acc;
 }
+
+// Adaptive average pooling, PyTorch's windows for any input and output size: output row
+// `o` averages input rows [floor(o·in/out), ceil((o+1)·in/out)), likewise for columns.
+// Windows may overlap by one element when the sizes do not divide.
+fn adaptive_start(o: u32, n_in: u32, n_out: u32) -> u32 {
+    return (o * n_in) / n_out;
+}
+
+fn adaptive_end(o: u32, n_in: u32, n_out: u32) -> u32 {
+    return ((o + 1u) * n_in + n_out - 1u) / n_out;
+}
+
+fn adaptive_divisor(oh: u32, ow: u32) -> f32 {
+    let rows = adaptive_end(oh, p.in_h, p.out_h) - adaptive_start(oh, p.in_h, p.out_h);
+    let cols = adaptive_end(ow, p.in_w, p.out_w) - adaptive_start(ow, p.in_w, p.out_w);
+    return f32(rows * cols);
+}
+
+// Output indices along one axis whose windows contain input coordinate `ix`: [first, last].
+// Window o contains ix iff floor(o·in/out) ≤ ix < ceil((o+1)·in/out), which gives
+// first = floor(ix·out/in) and last = floor(((ix+1)·out − 1)/in), clamped to the output.
+fn adaptive_covering(ix: u32, n_in: u32, n_out: u32) -> vec2<u32> {
+    let first = (ix * n_out) / n_in;
+    let last = min(((ix + 1u) * n_out - 1u) / n_in, n_out - 1u);
+    return vec2<u32>(first, last);
+}
+
+@compute @workgroup_size(WG)
+fn adaptive_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i >= p.total { return; }
+    let ow = i % p.out_w;
+    let rest = i / p.out_w;
+    let oh = rest % p.out_h;
+    let plane = rest / p.out_h;
+    let base = plane * p.in_h * p.in_w;
+    let r0 = adaptive_start(oh, p.in_h, p.out_h);
+    let r1 = adaptive_end(oh, p.in_h, p.out_h);
+    let c0 = adaptive_start(ow, p.in_w, p.out_w);
+    let c1 = adaptive_end(ow, p.in_w, p.out_w);
+    var acc = 0.0;
+    for (var r = r0; r < r1; r++) {
+        let row = base + r * p.in_w;
+        for (var c = c0; c < c1; c++) {
+            acc += x[row + c];
+        }
+    }
+    out[i] = acc / adaptive_divisor(oh, ow);
+}
+
+@compute @workgroup_size(WG)
+fn adaptive_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i >= p.total { return; }
+    let iw = i % p.in_w;
+    let rest = i / p.in_w;
+    let ih = rest % p.in_h;
+    let plane = rest / p.in_h;
+    let dy_base = plane * p.out_h * p.out_w;
+    let rows = adaptive_covering(ih, p.in_h, p.out_h);
+    let cols = adaptive_covering(iw, p.in_w, p.out_w);
+    var acc = 0.0;
+    for (var oh = rows.x; oh <= rows.y; oh++) {
+        for (var ow = cols.x; ow <= cols.y; ow++) {
+            acc += dy[dy_base + oh * p.out_w + ow] / adaptive_divisor(oh, ow);
+        }
+    }
+    out[i] = acc;
+}

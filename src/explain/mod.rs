@@ -553,3 +553,9 @@ fn argmax(values: &[f32]) -> usize {
         )
         .0
 }
+
+impl Model for crate::models::Classifier {
+    fn forward(&self, tape: &Tape, x: &Var) -> Result<Var> {
+        crate::models::Classifier::forward(self, tape, x)
+    }
+}

@@ -148,7 +148,9 @@ pub fn global_avg_pool_backward(dy: &Tensor, in_h: usize, in_w: usize) -> Result
 }
 
 /// Adaptive average pooling to `out_h`×`out_w`, for outputs that divide the input evenly,
-/// where it equals average pooling with kernel = stride = input / output.
+/// where it equals average pooling with kernel = stride = input / output. For any sizes
+/// (PyTorch's uneven or overlapping windows, or an output larger than the input) use
+/// [`adaptive_avg_pool2d_general`].
 pub fn adaptive_avg_pool2d(x: &Tensor, out_h: usize, out_w: usize) -> Result<Tensor> {
     let (h, w) = spatial("adaptive_avg_pool2d", x)?;
     let k = adaptive_kernel("adaptive_avg_pool2d", h, w, out_h, out_w)?;
@@ -161,6 +163,74 @@ pub fn adaptive_avg_pool2d_backward(dy: &Tensor, in_h: usize, in_w: usize) -> Re
     let (out_h, out_w) = spatial(op, dy)?;
     let k = adaptive_kernel(op, in_h, in_w, out_h, out_w)?;
     avg_pool2d_backward(dy, in_h, in_w, k, k, [0, 0], false)
+}
+
+/// Adaptive average pooling to `out_h`×`out_w` for any input size, as PyTorch's
+/// `AdaptiveAvgPool2d`: output `(i, j)` averages input rows `floor(i·H/out_h)` up to
+/// `ceil((i+1)·H/out_h)` (exclusive), and likewise for columns. An output larger than the
+/// input repeats input elements (VGG pools a 1×1 map to 7×7 at small inputs).
+pub fn adaptive_avg_pool2d_general(x: &Tensor, out_h: usize, out_w: usize) -> Result<Tensor> {
+    const OP: &str = "adaptive_avg_pool2d_general";
+    let (h, w) = spatial(OP, x)?;
+    check_adaptive_sizes(OP, h, w, out_h, out_w)?;
+    let shape = [x.shape()[0], x.shape()[1], out_h, out_w];
+    let out = Tensor::empty(x.gpu(), &shape, DType::F32)?;
+    let total = out.numel();
+    if total == 0 {
+        return Ok(out);
+    }
+    x.gpu().launch(
+        &KERNEL,
+        "adaptive_forward",
+        &[("WG", WG as f64)],
+        &adaptive_params(total, h, w, out_h, out_w),
+        &[x, x, &out],
+        Grid::Linear(groups_for(total, WG)),
+    )?;
+    Ok(out)
+}
+
+/// Gradient of [`adaptive_avg_pool2d_general`] with respect to its `in_h`×`in_w` input: a
+/// gather in which each input element sums `dy / window size` over the windows holding it.
+pub fn adaptive_avg_pool2d_general_backward(dy: &Tensor, in_h: usize, in_w: usize) -> Result<Tensor> {
+    const OP: &str = "adaptive_avg_pool2d_general_backward";
+    let (out_h, out_w) = spatial(OP, dy)?;
+    check_adaptive_sizes(OP, in_h, in_w, out_h, out_w)?;
+    let shape = [dy.shape()[0], dy.shape()[1], in_h, in_w];
+    let out = Tensor::empty(dy.gpu(), &shape, DType::F32)?;
+    let total = out.numel();
+    if total == 0 {
+        return Ok(out);
+    }
+    dy.gpu().launch(
+        &KERNEL,
+        "adaptive_backward",
+        &[("WG", WG as f64)],
+        &adaptive_params(total, in_h, in_w, out_h, out_w),
+        &[dy, dy, &out],
+        Grid::Linear(groups_for(total, WG)),
+    )?;
+    Ok(out)
+}
+
+/// Cost of [`adaptive_avg_pool2d_general`] or its backward over `planes` = N·C planes: every
+/// window tap is read once (forward) or gathered once (backward).
+pub fn adaptive_avg_pool2d_general_cost(planes: usize, in_hw: [usize; 2], out_hw: [usize; 2]) -> Cost {
+    let taps = |n_in: usize, n_out: usize| -> usize {
+        (0..n_out)
+            .map(|o| adaptive_window(o, n_in, n_out).len())
+            .sum()
+    };
+    let per_plane_taps = taps(in_hw[0], out_hw[0]) * taps(in_hw[1], out_hw[1]);
+    Cost {
+        flops: (planes * per_plane_taps) as f64,
+        bytes: 4.0 * (planes * (in_hw[0] * in_hw[1] + out_hw[0] * out_hw[1])) as f64,
+    }
+}
+
+/// The input indices `[start, end)` that adaptive pooling averages for output index `o`.
+pub fn adaptive_window(o: usize, n_in: usize, n_out: usize) -> std::ops::Range<usize> {
+    (o * n_in) / n_out..((o + 1) * n_in).div_ceil(n_out)
 }
 
 /// Cost of a pooling forward over `planes` = N·C planes: one read per window tap.
@@ -210,6 +280,41 @@ fn adaptive_kernel(
         });
     }
     Ok([in_h / out_h, in_w / out_w])
+}
+
+fn check_adaptive_sizes(op: &'static str, in_h: usize, in_w: usize, out_h: usize, out_w: usize) -> Result<()> {
+    if in_h == 0 || in_w == 0 || out_h == 0 || out_w == 0 {
+        return Err(Error::Shape {
+            op,
+            detail: format!("input {in_h}×{in_w} and output {out_h}×{out_w} must be non-empty"),
+        });
+    }
+    // The kernel forms (o + 1)·in and (i + 1)·out in 32 bits.
+    let largest = (in_h.max(in_w) + 1) * out_h.max(out_w).max(1) + in_h.max(in_w);
+    if u32::try_from(largest).is_err() {
+        return Err(Error::Shape {
+            op,
+            detail: format!("input {in_h}×{in_w} with output {out_h}×{out_w} overflows 32-bit window arithmetic"),
+        });
+    }
+    Ok(())
+}
+
+fn adaptive_params(total: usize, in_h: usize, in_w: usize, out_h: usize, out_w: usize) -> Params {
+    // Same layout as the windowed entries; kernel, stride and padding are unused.
+    Params::new()
+        .u(total as u32)
+        .u(in_h as u32)
+        .u(in_w as u32)
+        .u(out_h as u32)
+        .u(out_w as u32)
+        .u(0)
+        .u(0)
+        .u(0)
+        .u(0)
+        .u(0)
+        .u(0)
+        .u(0)
 }
 
 fn spatial(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {

@@ -1,6 +1,6 @@
 //! CPU reference for pooling, in f64. Planes are NCHW; `planes` = N·C.
 
-use super::PoolGeometry;
+use super::{adaptive_window, PoolGeometry};
 
 fn window_start(o: usize, stride: usize, pad: usize) -> isize {
     (o * stride) as isize - pad as isize
@@ -106,4 +106,46 @@ fn avg_window(g: &PoolGeometry, oh: usize, ow: usize, count_include_pad: bool) -
         cells.len() as f64
     };
     (cells, divisor)
+}
+
+/// Adaptive average pooling of `planes` planes of `in_hw` to `out_hw`, PyTorch's windows.
+pub fn adaptive_avg_pool2d(x: &[f64], planes: usize, in_hw: [usize; 2], out_hw: [usize; 2]) -> Vec<f64> {
+    let [ih, iw] = in_hw;
+    let [oh, ow] = out_hw;
+    let mut out = Vec::with_capacity(planes * oh * ow);
+    for plane in 0..planes {
+        for r in 0..oh {
+            for c in 0..ow {
+                let (rows, cols) = (adaptive_window(r, ih, oh), adaptive_window(c, iw, ow));
+                let count = (rows.len() * cols.len()) as f64;
+                let sum: f64 = rows
+                    .flat_map(|h| cols.clone().map(move |w| (h, w)))
+                    .map(|(h, w)| x[(plane * ih + h) * iw + w])
+                    .sum();
+                out.push(sum / count);
+            }
+        }
+    }
+    out
+}
+
+/// Gradient of [`adaptive_avg_pool2d`], scattered on the CPU (the GPU gathers).
+pub fn adaptive_avg_pool2d_backward(dy: &[f64], planes: usize, in_hw: [usize; 2], out_hw: [usize; 2]) -> Vec<f64> {
+    let [ih, iw] = in_hw;
+    let [oh, ow] = out_hw;
+    let mut dx = vec![0.0; planes * ih * iw];
+    for plane in 0..planes {
+        for r in 0..oh {
+            for c in 0..ow {
+                let (rows, cols) = (adaptive_window(r, ih, oh), adaptive_window(c, iw, ow));
+                let d = dy[(plane * oh + r) * ow + c] / (rows.len() * cols.len()) as f64;
+                for h in rows {
+                    for w in cols.clone() {
+                        dx[(plane * ih + h) * iw + w] += d;
+                    }
+                }
+            }
+        }
+    }
+    dx
 }

@@ -1,0 +1,517 @@
+//! Image classifiers on the tape: ResNet-18/34/50/101/152, VGG-11/13/16/19 and AlexNet in
+//! torchvision's layout, and EfficientNet-Lite0 in the layout of the PyPI
+//! `efficientnet-lite-pytorch` package.
+//!
+//! A [`Classifier`] is loaded from a state_dict (original tensor names) through any
+//! [`WeightSource`]: a safetensors [`WeightFile`], or the deterministic generator in
+//! [`synthetic`]. Loading checks every name and shape against the architecture, folds every
+//! batch norm into the convolution before it, and uploads the weights once. The forward
+//! pass records on a [`Tape`] with the weights as constants, so the gradient with respect to
+//! the input flows through and nothing is spent on weight gradients.
+
+mod alexnet;
+mod efficientnet;
+mod layers;
+mod resnet;
+pub mod synthetic;
+mod vgg;
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::autodiff::{Tape, Var};
+use crate::gpu::Gpu;
+use crate::ops::elementwise;
+use crate::ops::reduce::{self, Reduction};
+use crate::tensor::Tensor;
+use crate::weights::WeightFile;
+use crate::{Error, Result};
+
+pub use layers::adaptive_avg_pool2d;
+
+/// The architectures `fido classify --model` accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ModelKind {
+    ResNet18,
+    ResNet34,
+    ResNet50,
+    ResNet101,
+    ResNet152,
+    Vgg11,
+    Vgg13,
+    Vgg16,
+    Vgg19,
+    AlexNet,
+    EfficientNetLite0,
+}
+
+impl ModelKind {
+    pub const ALL: [ModelKind; 11] = [
+        ModelKind::ResNet18,
+        ModelKind::ResNet34,
+        ModelKind::ResNet50,
+        ModelKind::ResNet101,
+        ModelKind::ResNet152,
+        ModelKind::Vgg11,
+        ModelKind::Vgg13,
+        ModelKind::Vgg16,
+        ModelKind::Vgg19,
+        ModelKind::AlexNet,
+        ModelKind::EfficientNetLite0,
+    ];
+
+    /// The command-line name, e.g. `resnet50` or `efficientnet-lite0`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::ResNet18 => "resnet18",
+            ModelKind::ResNet34 => "resnet34",
+            ModelKind::ResNet50 => "resnet50",
+            ModelKind::ResNet101 => "resnet101",
+            ModelKind::ResNet152 => "resnet152",
+            ModelKind::Vgg11 => "vgg11",
+            ModelKind::Vgg13 => "vgg13",
+            ModelKind::Vgg16 => "vgg16",
+            ModelKind::Vgg19 => "vgg19",
+            ModelKind::AlexNet => "alexnet",
+            ModelKind::EfficientNetLite0 => "efficientnet-lite0",
+        }
+    }
+
+    /// How images are turned into this model's input.
+    pub fn preprocess(self) -> Preprocess {
+        match self {
+            ModelKind::EfficientNetLite0 => Preprocess::EFFICIENTNET_LITE,
+            _ => Preprocess::TORCHVISION,
+        }
+    }
+
+    /// The name of the final linear layer's weight, whose first axis is the class count.
+    fn classifier_weight(self) -> &'static str {
+        match self {
+            ModelKind::ResNet18
+            | ModelKind::ResNet34
+            | ModelKind::ResNet50
+            | ModelKind::ResNet101
+            | ModelKind::ResNet152 => "fc.weight",
+            ModelKind::Vgg11
+            | ModelKind::Vgg13
+            | ModelKind::Vgg16
+            | ModelKind::Vgg19
+            | ModelKind::AlexNet => "classifier.6.weight",
+            ModelKind::EfficientNetLite0 => "_fc.weight",
+        }
+    }
+
+    /// Every tensor the state_dict of this architecture holds (batch-norm counters aside),
+    /// with its shape, for a head of `num_classes` outputs.
+    pub fn expected_tensors(self, num_classes: usize) -> Vec<TensorSpec> {
+        let mut out = Vec::new();
+        match self {
+            ModelKind::ResNet18
+            | ModelKind::ResNet34
+            | ModelKind::ResNet50
+            | ModelKind::ResNet101
+            | ModelKind::ResNet152 => resnet::describe(self, num_classes).tensors(&mut out),
+            ModelKind::Vgg11 | ModelKind::Vgg13 | ModelKind::Vgg16 | ModelKind::Vgg19 => {
+                vgg::describe(self, num_classes).tensors(&mut out)
+            }
+            ModelKind::AlexNet => alexnet::describe(num_classes).tensors(&mut out),
+            ModelKind::EfficientNetLite0 => efficientnet::describe(num_classes).tensors(&mut out),
+        }
+        out
+    }
+
+    /// Elements of the largest activation one image produces at `h`×`w`, with a margin for
+    /// the padded, channel-packed copies the convolutions make. Used to split a batch so no
+    /// tensor outgrows one storage binding.
+    fn peak_elements_per_image(self, h: usize, w: usize) -> usize {
+        let half = (h.div_ceil(2) + 2) * (w.div_ceil(2) + 2);
+        let full = (h + 2) * (w + 2);
+        let input = 4 * (h + 10) * (w + 10);
+        let widest = match self {
+            ModelKind::ResNet18
+            | ModelKind::ResNet34
+            | ModelKind::ResNet50
+            | ModelKind::ResNet101
+            | ModelKind::ResNet152 => 64 * half,
+            ModelKind::Vgg11 | ModelKind::Vgg13 | ModelKind::Vgg16 | ModelKind::Vgg19 => 64 * full,
+            ModelKind::AlexNet => 64 * (h / 4 + 3) * (w / 4 + 3),
+            ModelKind::EfficientNetLite0 => 96 * half,
+        };
+        widest.max(input) * 5 / 4
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ModelKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<ModelKind> {
+        ModelKind::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                let valid: Vec<&str> = ModelKind::ALL.iter().map(|k| k.name()).collect();
+                Error::InvalidArgument(format!(
+                    "unknown model `{s}`; valid models are: {}",
+                    valid.join(", ")
+                ))
+            })
+    }
+}
+
+/// How an image becomes the network input, as data; the image code applies it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Preprocess {
+    /// Network input height and width.
+    pub input_size: [usize; 2],
+    pub resize: ResizeMode,
+    /// The range 8-bit pixel values are mapped to before normalising: 1.0 maps 0..255 to
+    /// 0..1 (torchvision's `ToTensor`), 255.0 keeps them as 0..255.
+    pub pixel_range: f32,
+    /// Per-channel (R, G, B) mean and standard deviation in `pixel_range` units:
+    /// `input = (pixel / 255 · pixel_range − mean) / std`.
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+/// How the source image is brought to the input size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResizeMode {
+    /// Resize so the shorter side is `shorter_side` (keeping the aspect ratio), then crop the
+    /// centre `input_size`.
+    ShorterSideThenCenterCrop { shorter_side: usize },
+    /// Resize both axes straight to `input_size`, ignoring the aspect ratio.
+    Stretch,
+}
+
+impl Preprocess {
+    /// torchvision's ImageNet evaluation transform.
+    pub const TORCHVISION: Preprocess = Preprocess {
+        input_size: [224, 224],
+        resize: ResizeMode::ShorterSideThenCenterCrop { shorter_side: 256 },
+        pixel_range: 1.0,
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+    };
+
+    /// EfficientNet-Lite: RGB 0..255 resized to 224×224, then `(x − 127) / 128`.
+    pub const EFFICIENTNET_LITE: Preprocess = Preprocess {
+        input_size: [224, 224],
+        resize: ResizeMode::Stretch,
+        pixel_range: 255.0,
+        mean: [127.0; 3],
+        std: [128.0; 3],
+    };
+
+    /// The normalised input value of an 8-bit `pixel` in `channel` (0 = R, 1 = G, 2 = B).
+    pub fn normalize(&self, pixel: u8, channel: usize) -> f32 {
+        (pixel as f32 / 255.0 * self.pixel_range - self.mean[channel]) / self.std[channel]
+    }
+}
+
+/// One tensor of a state_dict: its name and shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+/// Where a model's parameters come from. Names are the original state_dict names.
+pub trait WeightSource {
+    /// Where the weights come from, for error messages (a path, or a description).
+    fn origin(&self) -> String;
+    /// Every tensor name the source holds.
+    fn tensor_names(&self) -> Vec<String>;
+    /// The shape of `name`, or `None` when the source does not hold it.
+    fn tensor_shape(&self, name: &str) -> Option<Vec<usize>>;
+    /// The values of `name` as f32, row-major.
+    fn tensor_values(&self, name: &str) -> Result<Vec<f32>>;
+}
+
+impl WeightSource for WeightFile {
+    fn origin(&self) -> String {
+        format!("`{}`", self.path().display())
+    }
+    fn tensor_names(&self) -> Vec<String> {
+        self.names().into_iter().map(str::to_owned).collect()
+    }
+    fn tensor_shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.shape(name).ok()
+    }
+    fn tensor_values(&self, name: &str) -> Result<Vec<f32>> {
+        self.get_f32(name)
+    }
+}
+
+/// State_dict entries that carry no parameters and may be present or not.
+fn is_ignorable(name: &str) -> bool {
+    name.ends_with("num_batches_tracked")
+}
+
+/// A loaded classifier: architecture plus weights resident on the GPU.
+pub struct Classifier {
+    kind: ModelKind,
+    num_classes: usize,
+    network: Network,
+    gpu: Gpu,
+}
+
+enum Network {
+    ResNet(resnet::ResNet),
+    Vgg(vgg::Vgg),
+    AlexNet(alexnet::AlexNet),
+    EfficientNet(efficientnet::EfficientNet),
+}
+
+impl Classifier {
+    /// Load `kind` from a safetensors file with the original state_dict names.
+    pub fn load(gpu: &Gpu, kind: ModelKind, weights: &WeightFile) -> Result<Classifier> {
+        Self::load_from(gpu, kind, weights)
+    }
+
+    /// Load `kind` from any weight source. Every expected tensor must be present with its
+    /// exact shape and nothing else may be (`num_batches_tracked` counters aside); the error
+    /// names the offending tensors. The class count is read from the final layer.
+    pub fn load_from(gpu: &Gpu, kind: ModelKind, weights: &dyn WeightSource) -> Result<Classifier> {
+        let num_classes = weights
+            .tensor_shape(kind.classifier_weight())
+            .and_then(|s| s.first().copied())
+            .unwrap_or(1000);
+        let expected = kind.expected_tensors(num_classes);
+        check_tensors(kind, &expected, weights)?;
+        let loader = layers::Loader { gpu, source: weights };
+        let network = match kind {
+            ModelKind::ResNet18
+            | ModelKind::ResNet34
+            | ModelKind::ResNet50
+            | ModelKind::ResNet101
+            | ModelKind::ResNet152 => Network::ResNet(resnet::describe(kind, num_classes).load(&loader)?),
+            ModelKind::Vgg11 | ModelKind::Vgg13 | ModelKind::Vgg16 | ModelKind::Vgg19 => {
+                Network::Vgg(vgg::describe(kind, num_classes).load(&loader)?)
+            }
+            ModelKind::AlexNet => Network::AlexNet(alexnet::describe(num_classes).load(&loader)?),
+            ModelKind::EfficientNetLite0 => {
+                Network::EfficientNet(efficientnet::describe(num_classes).load(&loader)?)
+            }
+        };
+        Ok(Classifier {
+            kind,
+            num_classes,
+            network,
+            gpu: gpu.clone(),
+        })
+    }
+
+    pub fn kind(&self) -> ModelKind {
+        self.kind
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    pub fn preprocess(&self) -> Preprocess {
+        self.kind.preprocess()
+    }
+
+    /// Logits `[N, num_classes]` of a normalised input `[N, 3, H, W]`. The weights enter the
+    /// tape as constants, so only the input (and whatever it was computed from) gets a
+    /// gradient. A batch whose activations would outgrow one storage binding is run in
+    /// slices, concatenated on the tape.
+    pub fn forward(&self, tape: &Tape, x: &Var) -> Result<Var> {
+        self.check_input(x)?;
+        let shape = x.shape();
+        let (h, w) = (shape[2], shape[3]);
+        let per_image = (self.kind.peak_elements_per_image(h, w) * 4) as u64;
+        let per_slice = (self.gpu.max_binding_bytes() / per_image.max(1)).max(1) as usize;
+        self.forward_in_slices(tape, x, per_slice)
+    }
+
+    /// [`forward`](Self::forward) on at most `images` images at a time, concatenating the
+    /// logits on the tape.
+    pub fn forward_in_slices(&self, tape: &Tape, x: &Var, images: usize) -> Result<Var> {
+        self.check_input(x)?;
+        let n = x.shape()[0];
+        let images = images.max(1);
+        if n <= images {
+            return self.forward_batch(tape, x);
+        }
+        let mut parts = Vec::new();
+        for start in (0..n).step_by(images) {
+            let slice = x.slice(0, start, (start + images).min(n))?;
+            parts.push(self.forward_batch(tape, &slice)?);
+        }
+        Var::concat(&parts.iter().collect::<Vec<_>>(), 0)
+    }
+
+    fn check_input(&self, x: &Var) -> Result<()> {
+        let shape = x.shape();
+        if shape.len() != 4 || shape[1] != 3 || shape[0] == 0 {
+            return Err(Error::Shape {
+                op: "classifier",
+                detail: format!(
+                    "{} expects a normalised input [N, 3, H, W] with N ≥ 1, got {shape:?}",
+                    self.kind
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn forward_batch(&self, tape: &Tape, x: &Var) -> Result<Var> {
+        match &self.network {
+            Network::ResNet(net) => net.forward(tape, x),
+            Network::Vgg(net) => net.forward(tape, x),
+            Network::AlexNet(net) => net.forward(tape, x),
+            Network::EfficientNet(net) => net.forward(tape, x),
+        }
+    }
+}
+
+impl fmt::Debug for Classifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Classifier({}, {} classes)", self.kind, self.num_classes)
+    }
+}
+
+/// Compare the source's names and shapes with the architecture's before anything is read.
+fn check_tensors(kind: ModelKind, expected: &[TensorSpec], source: &dyn WeightSource) -> Result<()> {
+    let names = source.tensor_names();
+    let missing: Vec<&str> = expected
+        .iter()
+        .filter(|t| source.tensor_shape(&t.name).is_none())
+        .map(|t| t.name.as_str())
+        .collect();
+    let unexpected: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !is_ignorable(n) && !expected.iter().any(|t| t.name == *n))
+        .collect();
+    if !missing.is_empty() || !unexpected.is_empty() {
+        let mut parts = Vec::new();
+        if !missing.is_empty() {
+            parts.push(format!("{} missing: {}", missing.len(), list_names(&missing)));
+        }
+        if !unexpected.is_empty() {
+            parts.push(format!("{} unexpected: {}", unexpected.len(), list_names(&unexpected)));
+        }
+        return Err(Error::Weights(format!(
+            "{} does not hold {kind} weights; {}{}",
+            source.origin(),
+            parts.join("; "),
+            guess_kind(kind, source)
+        )));
+    }
+    for t in expected {
+        let found = source.tensor_shape(&t.name).unwrap_or_default();
+        if found != t.shape {
+            return Err(Error::Weights(format!(
+                "tensor `{}` in {} has shape {found:?} but {kind} expects {:?}{}",
+                t.name,
+                source.origin(),
+                t.shape,
+                guess_kind(kind, source)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A hint naming the architecture the source's tensors do match, if one does.
+fn guess_kind(wanted: ModelKind, source: &dyn WeightSource) -> String {
+    let names: Vec<String> = source
+        .tensor_names()
+        .into_iter()
+        .filter(|n| !is_ignorable(n))
+        .collect();
+    for kind in ModelKind::ALL {
+        if kind == wanted {
+            continue;
+        }
+        let classes = source
+            .tensor_shape(kind.classifier_weight())
+            .and_then(|s| s.first().copied())
+            .unwrap_or(1000);
+        let expected = kind.expected_tensors(classes);
+        let matches = expected.len() == names.len()
+            && expected
+                .iter()
+                .all(|t| source.tensor_shape(&t.name).as_deref() == Some(t.shape.as_slice()));
+        if matches {
+            return format!(" (they match {kind}; pass `--model {kind}`)");
+        }
+    }
+    String::new()
+}
+
+fn list_names(names: &[&str]) -> String {
+    const SHOWN: usize = 8;
+    let shown: Vec<String> = names.iter().take(SHOWN).map(|n| format!("`{n}`")).collect();
+    match names.len().saturating_sub(SHOWN) {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
+    }
+}
+
+/// Per-row log-odds of the label, `s_i = log p_c − log(1 − p_c)` with `p = softmax(logits_i)`
+/// and `c = labels[i]`; shape `[N]`, on the tape.
+///
+/// Written as `s = z_c − logsumexp_{k≠c}(z_k)`, which is exact algebra (both log-probabilities
+/// share the normaliser) and stays finite where `log(1 − p_c)` would not: when the label
+/// holds nearly all the mass, `1 − p_c` rounds to 0 in f32 long before `s` is large. The
+/// logsumexp over the other classes is shifted by `m = max_{k≠c} z_k`, so its largest term
+/// is exactly 1 and nothing underflows to `log 0`. The label's own term is removed by
+/// multiplying its exponent *and* its exponential by 0, so a huge `z_c − m` can neither
+/// overflow nor leak a gradient. The shift is a constant: logsumexp is shift-invariant,
+/// so its gradient through `m` is zero.
+pub fn log_odds(logits: &Var, labels: &[usize]) -> Result<Var> {
+    let shape = logits.shape().to_vec();
+    if shape.len() != 2 || shape[0] != labels.len() || shape[0] == 0 {
+        return Err(Error::Shape {
+            op: "log_odds",
+            detail: format!(
+                "logits {shape:?} must be [N, classes] with one label per row ({} labels)",
+                labels.len()
+            ),
+        });
+    }
+    let (n, classes) = (shape[0], shape[1]);
+    if classes < 2 {
+        return Err(Error::Shape {
+            op: "log_odds",
+            detail: format!("log-odds need at least two classes, logits are {shape:?}"),
+        });
+    }
+    if let Some(&bad) = labels.iter().find(|&&c| c >= classes) {
+        return Err(Error::InvalidArgument(format!(
+            "label {bad} is out of range for {classes} classes"
+        )));
+    }
+    let gpu = logits.value().gpu();
+    let tape = logits.tape();
+    let mut one_hot = vec![0.0f32; n * classes];
+    for (row, &c) in labels.iter().enumerate() {
+        one_hot[row * classes + c] = 1.0;
+    }
+    let others: Vec<f32> = one_hot.iter().map(|v| 1.0 - v).collect();
+    let one_hot = Tensor::from_slice(gpu, &shape, &one_hot)?;
+    let others = Tensor::from_slice(gpu, &shape, &others)?;
+    // m = max over the other classes: push the label's logit far below every other one.
+    let pushed_down = elementwise::add(logits.value(), &elementwise::mul_scalar(&one_hot, -1e30)?)?;
+    let shift = reduce::reduce_axis(&pushed_down, 1, Reduction::Max, true)?;
+
+    let others_var = tape.constant(others);
+    let centred = logits.sub(&tape.constant(shift.clone()))?.mul(&others_var)?;
+    let terms = centred.exp()?.mul(&others_var)?;
+    let log_sum = terms.reduce_axis(1, Reduction::Sum, false)?.log()?;
+    let label_logit = logits
+        .mul(&tape.constant(one_hot))?
+        .reduce_axis(1, Reduction::Sum, false)?;
+    label_logit.sub(&log_sum)?.sub(&tape.constant(shift.reshape(&[n])?))
+}
