@@ -99,13 +99,16 @@ impl Bench {
     }
 }
 
-/// Warm up once, then repeat until about 1.5 s or 25 runs (at least 3).
+/// Warm up once, then repeat until about 1.5 s or 25 runs (at least 3, or 1 when a single
+/// run takes seconds, as whole networks do on a CPU adapter).
 fn time(gpu: &Gpu, run: &mut impl FnMut(&Gpu) -> fido::Result<()>) -> fido::Result<Timing> {
+    let warm = Instant::now();
     run(gpu)?;
     gpu.sync()?;
+    let min_runs = if warm.elapsed().as_secs_f64() > 3.0 { 1 } else { 3 };
     let start = Instant::now();
     let mut samples = Vec::new();
-    while samples.len() < 3 || (samples.len() < 25 && start.elapsed().as_secs_f64() < 1.5) {
+    while samples.len() < min_runs || (samples.len() < 25 && start.elapsed().as_secs_f64() < 1.5) {
         run(gpu)?;
         let t = gpu.flush_timed()?;
         samples.push(t.gpu_ms.unwrap_or(t.wall_ms));

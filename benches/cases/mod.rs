@@ -2,6 +2,7 @@
 
 mod conv;
 mod engine;
+mod models;
 mod spatial;
 
 use super::Bench;
@@ -10,6 +11,7 @@ pub fn run_all(bench: &mut Bench) {
     engine::run(bench);
     spatial::run(bench);
     conv::run(bench);
+    models::run(bench);
 }
 
 /// A deterministic pseudo-random vector, so inputs are not all zeros or all equal.
