@@ -51,6 +51,9 @@ enum Command {
         /// A .safetensors file whose tensor `input` (N×3×H×W, already normalised) is classified as is.
         #[arg(long)]
         input: Option<PathBuf>,
+        /// A CSV of labelled images (`file,label,...`): report top-1 and top-5 accuracy instead.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
         /// How many classes to list per image.
         #[arg(long, default_value_t = 5)]
         top: usize,
@@ -170,9 +173,11 @@ fn main() -> ExitCode {
         Command::Info { adapter, json } => info(&adapter, json),
         Command::Check { adapter, size } => check(&adapter, size),
         Command::Convert { input, output } => convert(&input, &output),
-        Command::Classify { adapter, model, weights, image, input, top, json } => adapter
-            .gpu()
-            .and_then(|gpu| cli::classify::run(&gpu, &model, &weights, &image, input.as_deref(), top, json)),
+        Command::Classify { adapter, model, weights, image, input, manifest, top, json } => {
+            adapter.gpu().and_then(|gpu| {
+                cli::classify::run(&gpu, &model, &weights, &image, input.as_deref(), manifest.as_deref(), top, json)
+            })
+        }
         Command::Explain(args) => explain(args),
     };
     match result {

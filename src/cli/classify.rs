@@ -50,15 +50,75 @@ pub fn read_input_tensor(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
     Ok((shape, file.get_f32("input")?))
 }
 
+/// Images per forward pass when scoring a manifest: keeps activations within one binding.
+const MANIFEST_CHUNK: usize = 16;
+
+/// Top-1 and top-5 accuracy over a manifest of labelled images (`file,label,...`).
+pub fn accuracy(gpu: &Gpu, model: &str, weights: &Path, manifest: &Path, as_json: bool) -> Result<()> {
+    let jobs = super::explain::collect_jobs(&[], Some(manifest), None)?;
+    let loaded = load_model(gpu, model, weights)?;
+    let bar = indicatif::ProgressBar::new(jobs.len() as u64);
+    let (mut top1, mut top5) = (0usize, 0usize);
+    let mut rows = Vec::new();
+    for chunk in jobs.chunks(MANIFEST_CHUNK) {
+        let mut values = Vec::new();
+        let mut size = 0;
+        for job in chunk {
+            let prepared = imageio::prepare(&imageio::load_rgb(&job.path)?, loaded.resize, &loaded.norm);
+            size = prepared.size as usize;
+            values.extend(prepared.chw);
+        }
+        let x = Tensor::from_slice(gpu, &[chunk.len(), 3, size, size], &values)?;
+        let logits = Tape::new().no_grad_forward(&loaded.classifier, &x)?;
+        let classes = logits.shape()[1];
+        let logits = logits.to_vec()?;
+        for (i, job) in chunk.iter().enumerate() {
+            let row = &logits[i * classes..(i + 1) * classes];
+            let mut order: Vec<usize> = (0..classes).collect();
+            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+            let label = job.label.unwrap_or(usize::MAX);
+            top1 += (order[0] == label) as usize;
+            top5 += order[..5.min(classes)].contains(&label) as usize;
+            rows.push(serde_json::json!({"source": job.path.display().to_string(), "label": label, "top1": order[0]}));
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    let n = jobs.len() as f64;
+    if as_json {
+        let out = json!({"model": loaded.kind.to_string(), "adapter": gpu.adapter_name(), "images": jobs.len(),
+            "top1": top1 as f64 / n, "top5": top5 as f64 / n, "results": rows});
+        println!("{}", serde_json::to_string(&out).expect("JSON of plain values"));
+    } else {
+        println!(
+            "{}: top-1 {:.1}% ({top1}/{}), top-5 {:.1}% on {}",
+            loaded.kind,
+            100.0 * top1 as f64 / n,
+            jobs.len(),
+            100.0 * top5 as f64 / n,
+            manifest.display()
+        );
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     gpu: &Gpu,
     model: &str,
     weights: &Path,
     images: &[PathBuf],
     input: Option<&Path>,
+    manifest: Option<&Path>,
     top: usize,
     as_json: bool,
 ) -> Result<()> {
+    if let Some(manifest) = manifest {
+        if !images.is_empty() || input.is_some() {
+            return Err(Error::InvalidArgument("--manifest scores a labelled set; do not add --image or --input".into()));
+        }
+        return accuracy(gpu, model, weights, manifest, as_json);
+    }
     if images.is_empty() == input.is_none() {
         return Err(Error::InvalidArgument("give either --image (one or more) or --input, not both".into()));
     }
