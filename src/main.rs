@@ -173,11 +173,27 @@ fn main() -> ExitCode {
         Command::Info { adapter, json } => info(&adapter, json),
         Command::Check { adapter, size } => check(&adapter, size),
         Command::Convert { input, output } => convert(&input, &output),
-        Command::Classify { adapter, model, weights, image, input, manifest, top, json } => {
-            adapter.gpu().and_then(|gpu| {
-                cli::classify::run(&gpu, &model, &weights, &image, input.as_deref(), manifest.as_deref(), top, json)
-            })
-        }
+        Command::Classify {
+            adapter,
+            model,
+            weights,
+            image,
+            input,
+            manifest,
+            top,
+            json,
+        } => adapter.gpu().and_then(|gpu| {
+            cli::classify::run(
+                &gpu,
+                &model,
+                &weights,
+                &image,
+                input.as_deref(),
+                manifest.as_deref(),
+                top,
+                json,
+            )
+        }),
         Command::Explain(args) => explain(args),
     };
     match result {

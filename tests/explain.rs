@@ -430,3 +430,21 @@ fn random_infill_has_the_stated_colour_and_noise_statistics() {
     let again = random.fill(&ones, 10).unwrap().to_vec().unwrap();
     assert_ne!(out, again);
 }
+
+#[test]
+fn a_profiled_step_reports_each_phase_and_matches_a_plain_step() {
+    let gpu = gpu();
+    let model = Planted::new(&gpu);
+    let (x, _) = image(&gpu);
+    let cfg = config(Method::Fido, Objective::Ssr, InfillKind::Blur);
+    let mut plain = Explainer::new(&model, &x, Some(0), Normalize::IMAGENET, cfg.clone(), None).unwrap();
+    let mut profiled = Explainer::new(&model, &x, Some(0), Normalize::IMAGENET, cfg, None).unwrap();
+    for _ in 0..3 {
+        plain.step().unwrap();
+        let p = profiled.step_profiled().unwrap();
+        for ms in [p.sample_and_mix, p.forward, p.backward, p.adam] {
+            assert!(ms.is_finite() && ms >= 0.0, "{p:?}");
+        }
+    }
+    assert_eq!(plain.mask().to_vec().unwrap(), profiled.mask().to_vec().unwrap());
+}

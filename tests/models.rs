@@ -111,7 +111,12 @@ fn label_log_prob_sum(logits: &Var, labels: &[usize]) -> Var {
 // torchvision architectures vs PyTorch, synthetic weights
 
 /// Logits and the input gradient of `Σ log_softmax[label]` from the GPU.
-fn run_classifier(gpu: &Gpu, classifier: &Classifier, f: &Fixture, slice: Option<usize>) -> (Vec<f32>, Vec<f32>) {
+fn run_classifier(
+    gpu: &Gpu,
+    classifier: &Classifier,
+    f: &Fixture,
+    slice: Option<usize>,
+) -> (Vec<f32>, Vec<f32>) {
     let tape = Tape::new();
     let x = tape.param(f.tensor(gpu, "input"));
     let logits = match slice {
@@ -147,7 +152,10 @@ fn check_against_golden(kind: ModelKind, classifier: &Classifier, gpu: &Gpu, f: 
         logit_err <= 1e-3 * scale,
         "{kind}: logits differ by {logit_err} > 1e-3·{scale}"
     );
-    assert!(grad_rel <= 1e-3, "{kind}: input gradient relative error {grad_rel}");
+    assert!(
+        grad_rel <= 1e-3,
+        "{kind}: input gradient relative error {grad_rel}"
+    );
 }
 
 fn golden_test(kind: ModelKind) {
@@ -173,7 +181,9 @@ fn resnet18_from_a_safetensors_file_matches_pytorch() {
     let f = Fixture::model(kind.name());
     let dir = TempDir::new("resnet18");
     let path = dir.path().join("resnet18.safetensors");
-    SyntheticWeights::new(kind, 1000).write_safetensors(&path).unwrap();
+    SyntheticWeights::new(kind, 1000)
+        .write_safetensors(&path)
+        .unwrap();
     let classifier = Classifier::load(&gpu, kind, &WeightFile::open(&path).unwrap()).unwrap();
     assert_eq!(classifier.num_classes(), 1000);
     check_against_golden(kind, &classifier, &gpu, &f);
@@ -181,7 +191,13 @@ fn resnet18_from_a_safetensors_file_matches_pytorch() {
     let (whole_logits, whole_grad) = run_classifier(&gpu, &classifier, &f, None);
     let (sliced_logits, sliced_grad) = run_classifier(&gpu, &classifier, &f, Some(1));
     // Same kernels on the same images: only the batch size of each dispatch differs.
-    assert_close("sliced logits", &sliced_logits, &to_f64(&whole_logits), 1e-5, 1e-5);
+    assert_close(
+        "sliced logits",
+        &sliced_logits,
+        &to_f64(&whole_logits),
+        1e-5,
+        1e-5,
+    );
     assert_close("sliced gradient", &sliced_grad, &to_f64(&whole_grad), 1e-7, 1e-4);
 }
 
@@ -235,7 +251,11 @@ fn alexnet_matches_pytorch() {
 #[test]
 fn synthetic_weights_match_the_python_generator() {
     let mut checked = 0;
-    for (model, kind) in [("resnet50", ModelKind::ResNet50), ("vgg11", ModelKind::Vgg11), ("alexnet", ModelKind::AlexNet)] {
+    for (model, kind) in [
+        ("resnet50", ModelKind::ResNet50),
+        ("vgg11", ModelKind::Vgg11),
+        ("alexnet", ModelKind::AlexNet),
+    ] {
         let f = Fixture::model(model);
         for spec in kind.expected_tensors(1000) {
             let Some((_, want)) = f.tensors.get(&format!("probe.{}", spec.name)) else {
@@ -288,7 +308,10 @@ fn efficientnet_lite0_real_weights_match_pytorch() {
     );
     // Real weights, 224×224, 4 images: the golden is f32 PyTorch, so both sides carry f32
     // rounding through 50 layers; see check_against_golden for the bounds.
-    assert!(logit_err <= 1e-3 * scale, "logits differ by {logit_err} > 1e-3·{scale}");
+    assert!(
+        logit_err <= 1e-3 * scale,
+        "logits differ by {logit_err} > 1e-3·{scale}"
+    );
     assert!(grad_rel <= 1e-3, "input gradient relative error {grad_rel}");
     // The model agrees with the golden on every image's top class.
     for (row, (got, want)) in got_logits.chunks(1000).zip(want_logits.chunks(1000)).enumerate() {
@@ -377,23 +400,52 @@ fn adaptive_avg_pool_general_matches_reference_and_finite_differences() {
         assert_eq!(y.shape(), &[shape[0], shape[1], out[0], out[1]]);
         let want = pool_ref::adaptive_avg_pool2d(&to_f64(&x), planes, hw, out);
         // A window sums at most 10 values of magnitude ≤ 2 in f32.
-        assert_close(&format!("forward {what}"), &y.to_vec().unwrap(), &want, 1e-6, 1e-5);
+        assert_close(
+            &format!("forward {what}"),
+            &y.to_vec().unwrap(),
+            &want,
+            1e-6,
+            1e-5,
+        );
 
         let r = rng.vec(y.numel(), -1.0, 1.0);
         let rt = Tensor::from_slice(&gpu, y.shape(), &r).unwrap();
         let dx = pool::adaptive_avg_pool2d_general_backward(&rt, hw[0], hw[1]).unwrap();
         let dx = dx.to_vec().unwrap();
         let scatter = pool_ref::adaptive_avg_pool2d_backward(&to_f64(&r), planes, hw, out);
-        assert_close(&format!("backward {what} vs reference"), &dx, &scatter, 1e-6, 1e-5);
-        let fd = fd_gradient(|xs| pool_ref::adaptive_avg_pool2d(xs, planes, hw, out), &x, &r, 1e-4);
-        assert_close(&format!("backward {what} vs finite differences"), &dx, &fd, 1e-6, 1e-4);
+        assert_close(
+            &format!("backward {what} vs reference"),
+            &dx,
+            &scatter,
+            1e-6,
+            1e-5,
+        );
+        let fd = fd_gradient(
+            |xs| pool_ref::adaptive_avg_pool2d(xs, planes, hw, out),
+            &x,
+            &r,
+            1e-4,
+        );
+        assert_close(
+            &format!("backward {what} vs finite differences"),
+            &dx,
+            &fd,
+            1e-6,
+            1e-4,
+        );
 
         // The tape rule calls the same backward.
         let tape = Tape::new();
         let xv = tape.param(xt.clone());
         let yv = adaptive_avg_pool2d(&xv, out[0], out[1]).unwrap();
         let g = tape.backward_from(&yv, rt).unwrap();
-        assert_close(&format!("tape {what}"), &g.get(&xv).unwrap().to_vec().unwrap(), &fd, 1e-6, 1e-4);
+        assert_close(
+            &format!("tape {what}"),
+            &g.get(&xv).unwrap().to_vec().unwrap(),
+            &fd,
+            1e-6,
+            1e-4,
+        );
     }
     let x = Tensor::zeros(&gpu, &[1, 2, 5, 6]).unwrap();
     assert!(pool::adaptive_avg_pool2d_general(&x, 0, 3).is_err());
@@ -434,9 +486,16 @@ fn write_edited_lite0(
     let kind = ModelKind::EfficientNetLite0;
     let mut entries: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for spec in kind.expected_tensors(1000) {
-        let Some(shape) = edit(&spec.name, spec.shape.clone()) else { continue };
+        let Some(shape) = edit(&spec.name, spec.shape.clone()) else {
+            continue;
+        };
         let values = synthetic::tensor_values(kind, &spec.name, &shape);
-        entries.push((spec.name, Dtype::F32, shape, bytemuck::cast_slice(&values).to_vec()));
+        entries.push((
+            spec.name,
+            Dtype::F32,
+            shape,
+            bytemuck::cast_slice(&values).to_vec(),
+        ));
     }
     for (name, dtype, shape) in extra {
         let bytes = vec![0u8; shape.iter().product::<usize>() * dtype.bitsize() / 8];
@@ -467,25 +526,50 @@ fn weight_mismatches_are_clear_errors() {
 
     // ResNet-50 weights loaded as ResNet-18: the bottleneck tensors are unexpected, and the
     // message says which architecture they do fit.
-    let e = Classifier::load_from(&gpu, ModelKind::ResNet18, &SyntheticWeights::new(ModelKind::ResNet50, 1000))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("resnet18") && e.contains("unexpected") && e.contains("conv3"), "{e}");
+    let e = Classifier::load_from(
+        &gpu,
+        ModelKind::ResNet18,
+        &SyntheticWeights::new(ModelKind::ResNet50, 1000),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("resnet18") && e.contains("unexpected") && e.contains("conv3"),
+        "{e}"
+    );
     assert!(e.contains("match resnet50"), "{e}");
 
     // VGG-16 as VGG-19: four convolutions are missing.
-    let e = Classifier::load_from(&gpu, ModelKind::Vgg19, &SyntheticWeights::new(ModelKind::Vgg16, 1000))
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("missing") && e.contains("features.") && e.contains("match vgg16"), "{e}");
+    let e = Classifier::load_from(
+        &gpu,
+        ModelKind::Vgg19,
+        &SyntheticWeights::new(ModelKind::Vgg16, 1000),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("missing") && e.contains("features.") && e.contains("match vgg16"),
+        "{e}"
+    );
 
     // A missing tensor in a file.
     let missing = dir.path().join("missing.safetensors");
-    write_edited_lite0(&missing, |name, s| (name != "_blocks.7._bn1.running_var").then_some(s), &[]);
-    let e = Classifier::load(&gpu, ModelKind::EfficientNetLite0, &WeightFile::open(&missing).unwrap())
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("1 missing") && e.contains("`_blocks.7._bn1.running_var`"), "{e}");
+    write_edited_lite0(
+        &missing,
+        |name, s| (name != "_blocks.7._bn1.running_var").then_some(s),
+        &[],
+    );
+    let e = Classifier::load(
+        &gpu,
+        ModelKind::EfficientNetLite0,
+        &WeightFile::open(&missing).unwrap(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("1 missing") && e.contains("`_blocks.7._bn1.running_var`"),
+        "{e}"
+    );
     assert!(e.contains("missing.safetensors"), "{e}");
 
     // A wrong shape: both shapes are named.
@@ -499,37 +583,63 @@ fn weight_mismatches_are_clear_errors() {
     let mut bad_shape = right.clone();
     bad_shape[2] += 2;
     let wrong = dir.path().join("wrong.safetensors");
-    write_edited_lite0(&wrong, |name, s| Some(if name == target { bad_shape.clone() } else { s }), &[]);
-    let e = Classifier::load(&gpu, ModelKind::EfficientNetLite0, &WeightFile::open(&wrong).unwrap())
-        .unwrap_err()
-        .to_string();
+    write_edited_lite0(
+        &wrong,
+        |name, s| Some(if name == target { bad_shape.clone() } else { s }),
+        &[],
+    );
+    let e = Classifier::load(
+        &gpu,
+        ModelKind::EfficientNetLite0,
+        &WeightFile::open(&wrong).unwrap(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
-        e.contains(&format!("`{target}`")) && e.contains(&format!("{bad_shape:?}")) && e.contains(&format!("{right:?}")),
+        e.contains(&format!("`{target}`"))
+            && e.contains(&format!("{bad_shape:?}"))
+            && e.contains(&format!("{right:?}")),
         "{e}"
     );
 
     // An extra tensor is an error; `num_batches_tracked` counters are not.
     let extra = dir.path().join("extra.safetensors");
     write_edited_lite0(&extra, |_, s| Some(s), &[("_fc2.weight", Dtype::F32, vec![2, 2])]);
-    let e = Classifier::load(&gpu, ModelKind::EfficientNetLite0, &WeightFile::open(&extra).unwrap())
-        .unwrap_err()
-        .to_string();
+    let e = Classifier::load(
+        &gpu,
+        ModelKind::EfficientNetLite0,
+        &WeightFile::open(&extra).unwrap(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("1 unexpected") && e.contains("`_fc2.weight`"), "{e}");
     let counters = dir.path().join("counters.safetensors");
     write_edited_lite0(
         &counters,
         |_, s| Some(s),
-        &[("_bn0.num_batches_tracked", Dtype::I64, vec![]), ("_blocks.0._bn1.num_batches_tracked", Dtype::I64, vec![])],
+        &[
+            ("_bn0.num_batches_tracked", Dtype::I64, vec![]),
+            ("_blocks.0._bn1.num_batches_tracked", Dtype::I64, vec![]),
+        ],
     );
-    let classifier =
-        Classifier::load(&gpu, ModelKind::EfficientNetLite0, &WeightFile::open(&counters).unwrap()).unwrap();
+    let classifier = Classifier::load(
+        &gpu,
+        ModelKind::EfficientNetLite0,
+        &WeightFile::open(&counters).unwrap(),
+    )
+    .unwrap();
 
     // A head with another class count is read from the file; a bad input shape is an error.
     let tape = Tape::new();
     let bad = tape.constant(Tensor::zeros(&gpu, &[1, 1, 32, 32]).unwrap());
     let e = classifier.forward(&tape, &bad).err().unwrap().to_string();
     assert!(e.contains("[1, 1, 32, 32]"), "{e}");
-    let ten = Classifier::load_from(&gpu, ModelKind::AlexNet, &SyntheticWeights::new(ModelKind::AlexNet, 10)).unwrap();
+    let ten = Classifier::load_from(
+        &gpu,
+        ModelKind::AlexNet,
+        &SyntheticWeights::new(ModelKind::AlexNet, 10),
+    )
+    .unwrap();
     assert_eq!(ten.num_classes(), 10);
     let x = tape.constant(Tensor::zeros(&gpu, &[2, 3, 63, 63]).unwrap());
     assert_eq!(ten.forward(&tape, &x).unwrap().shape(), &[2, 10]);

@@ -12,6 +12,7 @@ pub fn run_all(bench: &mut Bench) {
     spatial::run(bench);
     conv::run(bench);
     models::run(bench);
+    models::fido_step(bench);
 }
 
 /// A deterministic pseudo-random vector, so inputs are not all zeros or all equal.

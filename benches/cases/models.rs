@@ -23,13 +23,19 @@ fn forward_gflop(kind: ModelKind) -> f64 {
 
 pub fn run(bench: &mut Bench) {
     for kind in [ModelKind::EfficientNetLite0, ModelKind::ResNet50] {
-        let names: Vec<String> = ["b1 fwd", "b8 fwd", "b8 fwd+bwd-input"].iter().map(|s| format!("model {kind} {s}")).collect();
+        let names: Vec<String> = ["b1 fwd", "b8 fwd", "b8 fwd+bwd-input"]
+            .iter()
+            .map(|s| format!("model {kind} {s}"))
+            .collect();
         if !names.iter().any(|n| bench.wants(n)) {
             continue;
         }
         let gpu = bench.gpu.clone();
         let classifier = if kind == ModelKind::EfficientNetLite0 {
-            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/weights/efficientnet-lite0.safetensors");
+            let path = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/weights/efficientnet-lite0.safetensors"
+            );
             match WeightFile::open(path) {
                 Ok(file) => Classifier::load(&gpu, kind, &file).expect("EfficientNet-Lite0 loads"),
                 Err(_) => {
@@ -38,10 +44,20 @@ pub fn run(bench: &mut Bench) {
                 }
             }
         } else {
-            Classifier::load_from(&gpu, kind, &SyntheticWeights::new(kind, 1000)).expect("synthetic weights load")
+            Classifier::load_from(&gpu, kind, &SyntheticWeights::new(kind, 1000))
+                .expect("synthetic weights load")
         };
-        for (name, batch, backward) in [(&names[0], 1usize, false), (&names[1], 8, false), (&names[2], 8, true)] {
-            let x = Tensor::from_slice(&gpu, &[batch, 3, 224, 224], &pseudo_random(batch * 3 * 224 * 224, 31)).unwrap();
+        for (name, batch, backward) in [
+            (&names[0], 1usize, false),
+            (&names[1], 8, false),
+            (&names[2], 8, true),
+        ] {
+            let x = Tensor::from_slice(
+                &gpu,
+                &[batch, 3, 224, 224],
+                &pseudo_random(batch * 3 * 224 * 224, 31),
+            )
+            .unwrap();
             let labels = Tensor::from_u32(&gpu, &[batch], &vec![1u32; batch]).unwrap();
             let flops = forward_gflop(kind) * 1e9 * batch as f64 * if backward { 2.0 } else { 1.0 };
             let cost = Cost { flops, bytes: 0.0 };
@@ -50,7 +66,9 @@ pub fn run(bench: &mut Bench) {
                 name,
                 cost,
                 |_| {
-                    let logits = Tape::new().no_grad_forward(classifier, &x).map_err(|e| e.to_string())?;
+                    let logits = Tape::new()
+                        .no_grad_forward(classifier, &x)
+                        .map_err(|e| e.to_string())?;
                     let values = logits.to_vec().map_err(|e| e.to_string())?;
                     if values.iter().all(|v| v.is_finite()) && values.len() == batch * 1000 {
                         Ok(())
@@ -60,7 +78,11 @@ pub fn run(bench: &mut Bench) {
                 },
                 |_| {
                     let tape = Tape::new();
-                    let input = if backward { tape.param(x.clone()) } else { tape.constant(x.clone()) };
+                    let input = if backward {
+                        tape.param(x.clone())
+                    } else {
+                        tape.constant(x.clone())
+                    };
                     let logits = fido::explain::Model::forward(classifier, &tape, &input)?;
                     if backward {
                         let loss = logits.log_odds(&labels)?.sum()?;
@@ -71,4 +93,48 @@ pub fn run(bench: &mut Bench) {
             );
         }
     }
+}
+
+/// One FIDO step on EfficientNet-Lite0 at B = 8 with the Blur in-filler, and where its time goes.
+pub fn fido_step(bench: &mut Bench) {
+    let name = "fido step lite0 b8 blur";
+    if !bench.wants(name) {
+        return;
+    }
+    let gpu = bench.gpu.clone();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/weights/efficientnet-lite0.safetensors"
+    );
+    let Ok(file) = WeightFile::open(path) else {
+        eprintln!("{name}: skipped, run weights/fetch-efficientnet-lite0.sh first");
+        return;
+    };
+    let kind = ModelKind::EfficientNetLite0;
+    let classifier = Classifier::load(&gpu, kind, &file).expect("EfficientNet-Lite0 loads");
+    let x = Tensor::from_slice(&gpu, &[1, 3, 224, 224], &pseudo_random(3 * 224 * 224, 41)).unwrap();
+    let config = fido::explain::ExplainConfig {
+        infill: fido::explain::InfillKind::Blur,
+        steps: 1000,
+        ..fido::explain::ExplainConfig::paper(fido::explain::Method::Fido)
+    };
+    let norm = fido::imageio::Normalize::CENTERED_255;
+    let mut explainer = fido::explain::Explainer::new(&classifier, &x, Some(1), norm, config, None).unwrap();
+    explainer.step().unwrap(); // compiles every pipeline
+    let p = explainer.step_profiled().unwrap();
+    let total = p.sample_and_mix + p.forward + p.backward + p.adam;
+    let own = p.sample_and_mix + p.adam;
+    println!(
+        "{name}: sampling+mixing {:.1} ms, forward {:.1} ms, backward {:.1} ms, Adam {:.2} ms; \
+         FIDO's own share {:.1}% of {:.0} ms; 300 steps ≈ {:.0} s",
+        p.sample_and_mix,
+        p.forward,
+        p.backward,
+        p.adam,
+        100.0 * own / total,
+        total,
+        300.0 * total / 1e3
+    );
+    let flops = forward_gflop(kind) * 1e9 * 8.0 * 2.0;
+    bench.case(name, Cost { flops, bytes: 0.0 }, |_| Ok(()), |_| explainer.step());
 }

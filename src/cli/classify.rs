@@ -14,15 +14,25 @@ use fido::{Error, Gpu, Result, Tape, Tensor};
 pub fn image_pipeline(p: &Preprocess) -> Result<(Resize, Normalize)> {
     let [h, w] = p.input_size;
     if h != w {
-        return Err(Error::InvalidArgument(format!("non-square model inputs ({h}×{w}) are not supported")));
+        return Err(Error::InvalidArgument(format!(
+            "non-square model inputs ({h}×{w}) are not supported"
+        )));
     }
     let resize = match p.resize {
-        ResizeMode::ShorterSideThenCenterCrop { shorter_side } => {
-            Resize::ShorterThenCentreCrop { shorter: shorter_side as u32, crop: h as u32 }
-        }
+        ResizeMode::ShorterSideThenCenterCrop { shorter_side } => Resize::ShorterThenCentreCrop {
+            shorter: shorter_side as u32,
+            crop: h as u32,
+        },
         ResizeMode::Stretch => Resize::Stretch { size: h as u32 },
     };
-    Ok((resize, Normalize { range: p.pixel_range, mean: p.mean, std: p.std }))
+    Ok((
+        resize,
+        Normalize {
+            range: p.pixel_range,
+            mean: p.mean,
+            std: p.std,
+        },
+    ))
 }
 
 pub struct Loaded {
@@ -37,7 +47,12 @@ pub fn load_model(gpu: &Gpu, model: &str, weights: &Path) -> Result<Loaded> {
     let file = WeightFile::open(weights)?;
     let classifier = Classifier::load(gpu, kind, &file)?;
     let (resize, norm) = image_pipeline(&classifier.preprocess())?;
-    Ok(Loaded { kind, classifier, resize, norm })
+    Ok(Loaded {
+        kind,
+        classifier,
+        resize,
+        norm,
+    })
 }
 
 /// Read the tensor named `input` (N×3×H×W f32) from a safetensors file.
@@ -45,7 +60,10 @@ pub fn read_input_tensor(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
     let file = WeightFile::open(path)?;
     let shape = file.shape("input")?;
     if shape.len() != 4 || shape[1] != 3 {
-        return Err(Error::Shape { op: "classify", detail: format!("`input` must be N×3×H×W, got {shape:?}") });
+        return Err(Error::Shape {
+            op: "classify",
+            detail: format!("`input` must be N×3×H×W, got {shape:?}"),
+        });
     }
     Ok((shape, file.get_f32("input")?))
 }
@@ -115,12 +133,16 @@ pub fn run(
 ) -> Result<()> {
     if let Some(manifest) = manifest {
         if !images.is_empty() || input.is_some() {
-            return Err(Error::InvalidArgument("--manifest scores a labelled set; do not add --image or --input".into()));
+            return Err(Error::InvalidArgument(
+                "--manifest scores a labelled set; do not add --image or --input".into(),
+            ));
         }
         return accuracy(gpu, model, weights, manifest, as_json);
     }
     if images.is_empty() == input.is_none() {
-        return Err(Error::InvalidArgument("give either --image (one or more) or --input, not both".into()));
+        return Err(Error::InvalidArgument(
+            "give either --image (one or more) or --input, not both".into(),
+        ));
     }
     if top == 0 {
         return Err(Error::InvalidArgument("--top must be at least 1".into()));
@@ -129,7 +151,9 @@ pub fn run(
     let (shape, values, sources) = match input {
         Some(path) => {
             let (shape, values) = read_input_tensor(path)?;
-            let sources = (0..shape[0]).map(|i| format!("{}[{i}]", path.display())).collect::<Vec<_>>();
+            let sources = (0..shape[0])
+                .map(|i| format!("{}[{i}]", path.display()))
+                .collect::<Vec<_>>();
             (shape, values, sources)
         }
         None => {
@@ -169,12 +193,18 @@ pub fn run(
         } else {
             println!("{source}");
             for &c in &best {
-                println!("  {:>6.2}%  {:>4}  {}", 100.0 * row[c], c, fido::classes::name(c, classes));
+                println!(
+                    "  {:>6.2}%  {:>4}  {}",
+                    100.0 * row[c],
+                    c,
+                    fido::classes::name(c, classes)
+                );
             }
         }
     }
     if as_json {
-        let out = json!({"model": loaded.kind.to_string(), "adapter": gpu.adapter_name(), "results": results});
+        let out =
+            json!({"model": loaded.kind.to_string(), "adapter": gpu.adapter_name(), "results": results});
         println!("{}", serde_json::to_string(&out).expect("JSON of plain values"));
     }
     Ok(())

@@ -29,19 +29,26 @@ pub fn collect_jobs(images: &[PathBuf], manifest: Option<&Path>, label: Option<u
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
                     p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                        matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png" | "bmp" | "webp")
+                        matches!(
+                            e.to_ascii_lowercase().as_str(),
+                            "jpg" | "jpeg" | "png" | "bmp" | "webp"
+                        )
                     })
                 })
                 .collect();
             files.sort();
             jobs.extend(files.into_iter().map(|path| Job { path, label }));
         } else {
-            jobs.push(Job { path: path.clone(), label });
+            jobs.push(Job {
+                path: path.clone(),
+                label,
+            });
         }
     }
     if let Some(manifest) = manifest {
-        let text = std::fs::read_to_string(manifest)
-            .map_err(|e| Error::InvalidArgument(format!("cannot read manifest `{}`: {e}", manifest.display())))?;
+        let text = std::fs::read_to_string(manifest).map_err(|e| {
+            Error::InvalidArgument(format!("cannot read manifest `{}`: {e}", manifest.display()))
+        })?;
         let dir = manifest.parent().unwrap_or(Path::new("."));
         for (n, line) in text.lines().enumerate().skip(1) {
             if line.trim().is_empty() {
@@ -50,17 +57,32 @@ pub fn collect_jobs(images: &[PathBuf], manifest: Option<&Path>, label: Option<u
             let mut fields = line.split(',');
             let (file, label) = (fields.next().unwrap_or(""), fields.next().unwrap_or(""));
             let label: usize = label.trim().parse().map_err(|_| {
-                Error::InvalidArgument(format!("{}:{}: label `{label}` is not a class index", manifest.display(), n + 1))
+                Error::InvalidArgument(format!(
+                    "{}:{}: label `{label}` is not a class index",
+                    manifest.display(),
+                    n + 1
+                ))
             })?;
             let path = [dir.join(file), dir.join("images").join(file)]
                 .into_iter()
                 .find(|p| p.exists())
-                .ok_or_else(|| Error::InvalidArgument(format!("{}:{}: image `{file}` not found", manifest.display(), n + 1)))?;
-            jobs.push(Job { path, label: Some(label) });
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "{}:{}: image `{file}` not found",
+                        manifest.display(),
+                        n + 1
+                    ))
+                })?;
+            jobs.push(Job {
+                path,
+                label: Some(label),
+            });
         }
     }
     if jobs.is_empty() {
-        return Err(Error::InvalidArgument("no images to explain: give --image or --manifest".into()));
+        return Err(Error::InvalidArgument(
+            "no images to explain: give --image or --manifest".into(),
+        ));
     }
     Ok(jobs)
 }
@@ -79,11 +101,22 @@ pub fn run(
     let batch_mode = jobs.len() > 1;
     let mut summaries = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
-        let dir = if batch_mode { out.join(unique_stem(&job.path, i, jobs)) } else { out.to_path_buf() };
-        let label = if batch_mode { format!("[{}/{}] ", i + 1, jobs.len()) } else { String::new() };
+        let dir = if batch_mode {
+            out.join(unique_stem(&job.path, i, jobs))
+        } else {
+            out.to_path_buf()
+        };
+        let label = if batch_mode {
+            format!("[{}/{}] ", i + 1, jobs.len())
+        } else {
+            String::new()
+        };
         let summary = explain_one(gpu, &loaded, job, &dir, config.clone(), &label)?;
         if as_json && !batch_mode {
-            println!("{}", serde_json::to_string(&summary).expect("JSON of plain values"));
+            println!(
+                "{}",
+                serde_json::to_string(&summary).expect("JSON of plain values")
+            );
         }
         summaries.push((dir, summary));
     }
@@ -122,7 +155,13 @@ fn explain_one(
         ProgressStyle::with_template("{prefix}{bar:30} {pos}/{len} steps  {per_sec}  eta {eta}  {msg}")
             .expect("a valid template"),
     );
-    bar.set_prefix(format!("{prefix}{} ", job.path.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()));
+    bar.set_prefix(format!(
+        "{prefix}{} ",
+        job.path
+            .file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default()
+    ));
     // Reading the score back waits for the GPU, so do it only every few steps.
     let every = (steps / 60).clamp(1, 10);
     explainer.run(every, |p| {
@@ -140,7 +179,10 @@ fn explain_one(
     };
     let mut summary = report::write(dir, &explanation, &prepared.picture, &info)?;
     summary["wall_seconds"] = json!(started.elapsed().as_secs_f64());
-    std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&summary).expect("JSON"))?;
+    std::fs::write(
+        dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary).expect("JSON"),
+    )?;
     eprintln!(
         "{prefix}{}: class {target} ({name}), p {:.3} → {:.3} with the MAP mask, {:.0}% important, {:.1} s → {}",
         job.path.display(),
@@ -155,7 +197,11 @@ fn explain_one(
 
 /// A folder name per image: its file stem, made unique by its position when stems repeat.
 fn unique_stem(path: &Path, index: usize, jobs: &[Job]) -> String {
-    let stem = |p: &Path| p.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "image".into());
+    let stem = |p: &Path| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "image".into())
+    };
     let mine = stem(path);
     if jobs.iter().filter(|j| stem(&j.path) == mine).count() > 1 {
         format!("{index:04}-{mine}")
@@ -165,7 +211,12 @@ fn unique_stem(path: &Path, index: usize, jobs: &[Job]) -> String {
 }
 
 fn gallery(out: &Path, summaries: &[(PathBuf, serde_json::Value)]) -> String {
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
     let mut rows = String::new();
     for (dir, s) in summaries {
         let rel = dir.strip_prefix(out).unwrap_or(dir).display().to_string();

@@ -175,6 +175,19 @@ impl ExplainConfig {
     }
 }
 
+/// Where one step's GPU time goes, from timing each phase as its own submission.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepProfile {
+    /// Mask sampling, in-filling and mixing (ms).
+    pub sample_and_mix: f64,
+    /// The classifier's forward pass and the score (ms).
+    pub forward: f64,
+    /// The backward pass to the mask (ms).
+    pub backward: f64,
+    /// The Adam update (ms).
+    pub adam: f64,
+}
+
 /// Values read back for a progress display.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Progress {
@@ -221,6 +234,8 @@ pub struct Explainer<'m> {
     started: Instant,
     prob_before: f32,
     history: Vec<Progress>,
+    /// When profiling, the GPU time of each phase so far in this step.
+    profile: Option<Vec<f64>>,
 }
 
 impl<'m> Explainer<'m> {
@@ -295,6 +310,7 @@ impl<'m> Explainer<'m> {
             started: Instant::now(),
             prob_before: probs[target],
             history: Vec::new(),
+            profile: None,
         })
     }
 
@@ -338,13 +354,44 @@ impl<'m> Explainer<'m> {
         Ok(())
     }
 
+    /// Run one step with a submission after each phase, and report where the time went.
+    /// Slower than [`Explainer::step`], which submits the whole step at once.
+    pub fn step_profiled(&mut self) -> Result<StepProfile> {
+        self.gpu.sync()?;
+        self.profile = Some(Vec::new());
+        let result = self.step();
+        let phases = self.profile.take().unwrap_or_default();
+        result?;
+        let t = self.gpu.flush_timed()?;
+        let adam = t.gpu_ms.unwrap_or(t.wall_ms);
+        match phases[..] {
+            [sample_and_mix, forward, backward] => Ok(StepProfile {
+                sample_and_mix,
+                forward,
+                backward,
+                adam,
+            }),
+            _ => Err(Error::Gpu("profiling saw an unexpected number of phases".into())),
+        }
+    }
+
+    /// End of a phase: when profiling, submit what is recorded and time it.
+    fn phase_done(&mut self) -> Result<()> {
+        if self.profile.is_some() {
+            let t = self.gpu.flush_timed()?;
+            let ms = t.gpu_ms.unwrap_or(t.wall_ms);
+            self.profile.as_mut().expect("profiling").push(ms);
+        }
+        Ok(())
+    }
+
     fn regulariser_weight(&self) -> f32 {
         self.config.lambda * (self.step as f32 / REGULARISER_RAMP_STEPS as f32).min(1.0)
     }
 
     fn fido_step(&mut self) -> Result<(Tensor, Tensor, Tensor)> {
         let (h, w) = (self.image.shape()[2], self.image.shape()[3]);
-        let c = &self.config;
+        let c = self.config.clone();
         let tape = Tape::new();
         let theta = tape.param(self.params.clone());
         // p = sigmoid(θ) upsampled; the Concrete sampler wants its logit back. Clamping keeps
@@ -365,6 +412,7 @@ impl<'m> Explainer<'m> {
             c.seed.wrapping_mul(0x9E37_79B9).wrapping_add(self.step as u64),
         )?;
         let mixed = self.mix(&tape, &keep, background)?;
+        self.phase_done()?;
         let score = self
             .model
             .forward(&tape, &mixed)?
@@ -381,7 +429,9 @@ impl<'m> Explainer<'m> {
         if c.tv > 0.0 {
             loss = loss.add(&total_variation(&p_up)?.mul_scalar(c.tv)?)?;
         }
+        self.phase_done()?;
         let mut grads = tape.backward(&loss)?;
+        self.phase_done()?;
         let grad = grads
             .take(&theta)
             .ok_or_else(|| Error::Gpu("no gradient reached the mask".into()))?;
@@ -398,6 +448,7 @@ impl<'m> Explainer<'m> {
             .infiller
             .fill(&ones, self.config.seed.wrapping_add(self.step as u64))?;
         let mixed = self.mix(&tape, &keep, reference)?;
+        self.phase_done()?;
         let score = self
             .model
             .forward(&tape, &mixed)?
@@ -410,7 +461,9 @@ impl<'m> Explainer<'m> {
         let loss = score
             .mul_scalar(sign)?
             .add(&area.mul_scalar(self.config.lambda)?)?;
+        self.phase_done()?;
         let mut grads = tape.backward(&loss)?;
+        self.phase_done()?;
         let grad = grads
             .take(&mask)
             .ok_or_else(|| Error::Gpu("no gradient reached the mask".into()))?;

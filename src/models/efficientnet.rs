@@ -22,7 +22,14 @@ struct Stage {
     outputs: usize,
 }
 
-const fn stage(repeats: usize, kernel: usize, stride: usize, expand: usize, inputs: usize, outputs: usize) -> Stage {
+const fn stage(
+    repeats: usize,
+    kernel: usize,
+    stride: usize,
+    expand: usize,
+    inputs: usize,
+    outputs: usize,
+) -> Stage {
     Stage {
         repeats,
         kernel,
@@ -67,11 +74,21 @@ pub(crate) fn describe(num_classes: usize) -> EfficientNetSpec {
     for s in &LITE0 {
         for r in 0..s.repeats {
             // Repeats after the first keep the size: stride 1, input = output.
-            let (inputs, stride) = if r == 0 { (s.inputs, s.stride) } else { (s.outputs, 1) };
+            let (inputs, stride) = if r == 0 {
+                (s.inputs, s.stride)
+            } else {
+                (s.outputs, 1)
+            };
             let hidden = inputs * s.expand;
             let p = format!("_blocks.{}", blocks.len());
-            let expand = (s.expand != 1)
-                .then(|| conv(format!("{p}._expand_conv"), format!("{p}._bn0"), [hidden, inputs, 1, 1], 1));
+            let expand = (s.expand != 1).then(|| {
+                conv(
+                    format!("{p}._expand_conv"),
+                    format!("{p}._bn0"),
+                    [hidden, inputs, 1, 1],
+                    1,
+                )
+            });
             let depthwise = conv(
                 format!("{p}._depthwise_conv"),
                 format!("{p}._bn1"),

@@ -32,9 +32,10 @@ pub(crate) struct Loader<'a> {
 
 impl Loader<'_> {
     fn values(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let found = self.source.tensor_shape(name).ok_or_else(|| {
-            Error::Weights(format!("tensor `{name}` is not in {}", self.source.origin()))
-        })?;
+        let found = self
+            .source
+            .tensor_shape(name)
+            .ok_or_else(|| Error::Weights(format!("tensor `{name}` is not in {}", self.source.origin())))?;
         if found != shape {
             return Err(Error::Weights(format!(
                 "tensor `{name}` in {} has shape {found:?} but the model expects {shape:?}",
@@ -240,7 +241,11 @@ impl LinearSpec {
         let rows_per_block = if fit >= 4 { fit / 4 * 4 } else { fit };
         let blocks = self.outputs.div_ceil(rows_per_block);
         // Even blocks rather than full ones and a ragged tail.
-        let rows_per_block = self.outputs.div_ceil(blocks).next_multiple_of(4).min(rows_per_block);
+        let rows_per_block = self
+            .outputs
+            .div_ceil(blocks)
+            .next_multiple_of(4)
+            .min(rows_per_block);
         let mut weight_blocks = Vec::new();
         for start in (0..self.outputs).step_by(rows_per_block) {
             let end = (start + rows_per_block).min(self.outputs);

@@ -399,7 +399,11 @@ fn check_tensors(kind: ModelKind, expected: &[TensorSpec], source: &dyn WeightSo
             parts.push(format!("{} missing: {}", missing.len(), list_names(&missing)));
         }
         if !unexpected.is_empty() {
-            parts.push(format!("{} unexpected: {}", unexpected.len(), list_names(&unexpected)));
+            parts.push(format!(
+                "{} unexpected: {}",
+                unexpected.len(),
+                list_names(&unexpected)
+            ));
         }
         return Err(Error::Weights(format!(
             "{} does not hold {kind} weights; {}{}",
@@ -513,5 +517,7 @@ pub fn log_odds(logits: &Var, labels: &[usize]) -> Result<Var> {
     let label_logit = logits
         .mul(&tape.constant(one_hot))?
         .reduce_axis(1, Reduction::Sum, false)?;
-    label_logit.sub(&log_sum)?.sub(&tape.constant(shift.reshape(&[n])?))
+    label_logit
+        .sub(&log_sum)?
+        .sub(&tape.constant(shift.reshape(&[n])?))
 }

@@ -128,7 +128,11 @@ struct Block {
 
 impl ResNet {
     pub fn forward(&self, tape: &Tape, x: &Var) -> Result<Var> {
-        let mut h = self.stem.forward(tape, x)?.relu()?.max_pool2d([3, 3], [2, 2], [1, 1])?;
+        let mut h = self
+            .stem
+            .forward(tape, x)?
+            .relu()?
+            .max_pool2d([3, 3], [2, 2], [1, 1])?;
         for block in &self.blocks {
             let identity = match &block.downsample {
                 Some(d) => d.forward(tape, &h)?,

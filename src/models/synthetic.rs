@@ -106,7 +106,10 @@ impl SyntheticWeights {
 
     /// Number of parameters.
     pub fn parameter_count(&self) -> usize {
-        self.tensors.iter().map(|t| t.shape.iter().product::<usize>()).sum()
+        self.tensors
+            .iter()
+            .map(|t| t.shape.iter().product::<usize>())
+            .sum()
     }
 
     /// Write the state_dict as a safetensors file (f32, original names), e.g. for the
@@ -117,7 +120,11 @@ impl SyntheticWeights {
             .iter()
             .map(|t| {
                 let values = tensor_values(self.kind, &t.name, &t.shape);
-                (t.name.clone(), t.shape.clone(), bytemuck::cast_slice(&values).to_vec())
+                (
+                    t.name.clone(),
+                    t.shape.clone(),
+                    bytemuck::cast_slice(&values).to_vec(),
+                )
             })
             .collect();
         let views = data
@@ -145,7 +152,10 @@ impl WeightSource for SyntheticWeights {
         self.tensors.iter().map(|t| t.name.clone()).collect()
     }
     fn tensor_shape(&self, name: &str) -> Option<Vec<usize>> {
-        self.tensors.iter().find(|t| t.name == name).map(|t| t.shape.clone())
+        self.tensors
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| t.shape.clone())
     }
     fn tensor_values(&self, name: &str) -> Result<Vec<f32>> {
         let t = self

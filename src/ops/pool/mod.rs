@@ -217,9 +217,7 @@ pub fn adaptive_avg_pool2d_general_backward(dy: &Tensor, in_h: usize, in_w: usiz
 /// window tap is read once (forward) or gathered once (backward).
 pub fn adaptive_avg_pool2d_general_cost(planes: usize, in_hw: [usize; 2], out_hw: [usize; 2]) -> Cost {
     let taps = |n_in: usize, n_out: usize| -> usize {
-        (0..n_out)
-            .map(|o| adaptive_window(o, n_in, n_out).len())
-            .sum()
+        (0..n_out).map(|o| adaptive_window(o, n_in, n_out).len()).sum()
     };
     let per_plane_taps = taps(in_hw[0], out_hw[0]) * taps(in_hw[1], out_hw[1]);
     Cost {
@@ -282,7 +280,13 @@ fn adaptive_kernel(
     Ok([in_h / out_h, in_w / out_w])
 }
 
-fn check_adaptive_sizes(op: &'static str, in_h: usize, in_w: usize, out_h: usize, out_w: usize) -> Result<()> {
+fn check_adaptive_sizes(
+    op: &'static str,
+    in_h: usize,
+    in_w: usize,
+    out_h: usize,
+    out_w: usize,
+) -> Result<()> {
     if in_h == 0 || in_w == 0 || out_h == 0 || out_w == 0 {
         return Err(Error::Shape {
             op,
@@ -294,7 +298,9 @@ fn check_adaptive_sizes(op: &'static str, in_h: usize, in_w: usize, out_h: usize
     if u32::try_from(largest).is_err() {
         return Err(Error::Shape {
             op,
-            detail: format!("input {in_h}×{in_w} with output {out_h}×{out_w} overflows 32-bit window arithmetic"),
+            detail: format!(
+                "input {in_h}×{in_w} with output {out_h}×{out_w} overflows 32-bit window arithmetic"
+            ),
         });
     }
     Ok(())

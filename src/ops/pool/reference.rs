@@ -130,7 +130,12 @@ pub fn adaptive_avg_pool2d(x: &[f64], planes: usize, in_hw: [usize; 2], out_hw: 
 }
 
 /// Gradient of [`adaptive_avg_pool2d`], scattered on the CPU (the GPU gathers).
-pub fn adaptive_avg_pool2d_backward(dy: &[f64], planes: usize, in_hw: [usize; 2], out_hw: [usize; 2]) -> Vec<f64> {
+pub fn adaptive_avg_pool2d_backward(
+    dy: &[f64],
+    planes: usize,
+    in_hw: [usize; 2],
+    out_hw: [usize; 2],
+) -> Vec<f64> {
     let [ih, iw] = in_hw;
     let [oh, ow] = out_hw;
     let mut dx = vec![0.0; planes * ih * iw];
