@@ -38,15 +38,15 @@ pub fn write(dir: &Path, e: &Explanation, picture: &RgbImage, info: &RunInfo) ->
         "infill": c.infill.to_string(),
         "steps": c.steps,
         "batch": c.batch,
-        "lambda": c.lambda,
-        "lr": c.lr,
+        "lambda": tidy(c.lambda),
+        "lr": tidy(c.lr),
         "mask_size": c.mask_size,
-        "temperature": c.temperature,
-        "tv": c.tv,
+        "temperature": tidy(c.temperature),
+        "tv": tidy(c.tv),
         "seed": c.seed,
         "target": {"label": e.target, "name": info.target_name},
-        "target_prob_before": e.prob_before,
-        "target_prob_with_map_mask": e.prob_with_map,
+        "target_prob_before": tidy(e.prob_before),
+        "target_prob_with_map_mask": tidy(e.prob_with_map),
         "map_mask_fraction": important,
         "wall_seconds": e.seconds,
         "source_to_model": {
@@ -55,11 +55,17 @@ pub fn write(dir: &Path, e: &Explanation, picture: &RgbImage, info: &RunInfo) ->
             "offset_x": info.source_to_model.offset_x,
             "offset_y": info.source_to_model.offset_y,
         },
-        "progress": e.history.iter().map(|p| json!({"step": p.step, "loss": p.loss, "score": p.score})).collect::<Vec<_>>(),
+        "progress": e.history.iter().map(|p| json!({"step": p.step, "loss": tidy(p.loss), "score": tidy(p.score)})).collect::<Vec<_>>(),
     });
     let text = serde_json::to_string_pretty(&summary).expect("JSON of plain values");
     std::fs::write(dir.join("summary.json"), text)?;
     Ok(summary)
+}
+
+/// An f32 as the f64 with the same shortest decimal form, so JSON shows `0.001`, not
+/// `0.0010000000474974513`.
+fn tidy(x: f32) -> f64 {
+    format!("{x}").parse().unwrap_or(x as f64)
 }
 
 fn write_tensors(path: &Path, e: &Explanation) -> Result<()> {
