@@ -1,0 +1,226 @@
+//! The DeepFill v1 generator against `tools/ca_reference.py` (float64 PyTorch written from
+//! the method description) with the same deterministic weights, plus its input rules.
+
+mod common;
+
+use std::path::Path;
+
+use common::{assert_close, gpu};
+use fido::inpaint::{
+    check_mask_values, contextual_attention, hwio_to_oihw, layer_specs, synthetic_values, tensor_specs,
+    CaGenerator,
+};
+use fido::ops::conv::Padding;
+use fido::ops::resize::{resize_nearest, NearestMode};
+use fido::weights::WeightFile;
+use fido::{Gpu, Tensor};
+
+const FIXTURES: &str = "tests/fixtures/inpaint";
+
+fn generator(gpu: &Gpu) -> CaGenerator {
+    CaGenerator::from_fn(gpu, |name, shape| Ok(synthetic_values(name, shape))).unwrap()
+}
+
+fn fixture(name: &str) -> WeightFile {
+    WeightFile::open(Path::new(FIXTURES).join(name)).unwrap()
+}
+
+/// BGR 0..255 to [−1, 1] exactly as the network's input rule (an f32 division).
+fn to_unit(values: &[f32]) -> Vec<f32> {
+    values.iter().map(|v| v / 127.5 - 1.0).collect()
+}
+
+#[test]
+fn architecture_matches_the_released_checkpoints() {
+    let specs = tensor_specs();
+    assert_eq!(specs.len(), 84);
+    let params: usize = specs.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
+    assert_eq!(params, 3_601_542);
+    assert!(specs
+        .iter()
+        .any(|(n, _)| n == "inpaint_net/conv13_upsample/conv13_upsample_conv/kernel"));
+    assert_eq!(layer_specs().len(), 42);
+}
+
+#[test]
+fn synthetic_weights_match_the_reference_generator() {
+    let f = fixture("ca_64.safetensors");
+    for name in [
+        "inpaint_net/conv1/kernel",
+        "inpaint_net/allconv13_upsample/allconv13_upsample_conv/kernel",
+    ] {
+        let shape = tensor_specs().into_iter().find(|(n, _)| n == name).unwrap().1;
+        let ours = synthetic_values(name, &shape);
+        let probe = f.get_f32(&format!("probe/{name}")).unwrap();
+        assert_eq!(&ours[..probe.len()], &probe[..], "{name}");
+    }
+}
+
+#[test]
+fn hwio_kernels_are_transposed_to_oihw() {
+    // [kh=1, kw=2, cin=2, cout=3]: value = 100·y + 10·x... encoded by position.
+    let shape = [1, 2, 2, 3];
+    let hwio: Vec<f32> = (0..12).map(|i| i as f32).collect();
+    let oihw = hwio_to_oihw(&hwio, shape);
+    for o in 0..3 {
+        for i in 0..2 {
+            for x in 0..2 {
+                assert_eq!(oihw[(o * 2 + i) * 2 + x], hwio[(x * 2 + i) * 3 + o]);
+            }
+        }
+    }
+}
+
+#[test]
+fn tf_same_padding_puts_the_odd_pixel_after() {
+    // Stride-2 3×3 on an even side: output n/2, total padding 1, all of it after.
+    let p = Padding::tf_same(64, 64, 3, 3, [2, 2], [1, 1]);
+    assert_eq!((p.top, p.bottom, p.left, p.right), (0, 1, 0, 1));
+    // Odd side: symmetric.
+    let p = Padding::tf_same(63, 63, 3, 3, [2, 2], [1, 1]);
+    assert_eq!((p.top, p.bottom), (1, 1));
+    // Dilated stride-1 convs keep the size with symmetric padding d.
+    let p = Padding::tf_same(16, 16, 3, 3, [1, 1], [16, 16]);
+    assert_eq!((p.top, p.bottom), (16, 16));
+    let p = Padding::tf_same(64, 64, 5, 5, [1, 1], [1, 1]);
+    assert_eq!((p.top, p.bottom), (2, 2));
+}
+
+#[test]
+fn nearest_resize_follows_the_tf_align_corners_rule() {
+    let gpu = gpu();
+    let ramp: Vec<f32> = (0..64).map(|i| i as f32).collect();
+    let x = Tensor::from_slice(&gpu, &[1, 1, 1, 64], &ramp).unwrap();
+    let picked = resize_nearest(&x, 1, 32, NearestMode::TfAlignCorners)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let expected: Vec<f32> = (0..16)
+        .map(|i| 2.0 * i as f32)
+        .chain((16..32).map(|i| 2.0 * i as f32 + 1.0))
+        .collect();
+    assert_eq!(picked, expected, "64→32 picks 0,2,…,30,33,…,63");
+    let up = resize_nearest(&x, 1, 128, NearestMode::TfAlignCorners)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let repeated: Vec<f32> = (0..128).map(|i| (i / 2) as f32).collect();
+    assert_eq!(up, repeated, "×2 is plain repetition");
+}
+
+/// The whole network at 64×64 on two samples with different masks. Tolerance: the reference is
+/// float64 and the GPU path f32 through 35 convs with sums over up to 2304 terms and a
+/// softmax with scale 10 over unnormalised scores; f32 rounding stays below ~1e-4 on the
+/// [−1, 1] outputs, so 2e-3 absolute leaves margin while a wrong rule moves outputs by 0.07+.
+#[test]
+fn generator_matches_reference_at_64() {
+    let gpu = gpu();
+    let f = fixture("ca_64.safetensors");
+    let image = f.get_f32("image").unwrap();
+    let mask = f.get_f32("mask").unwrap();
+    let x = Tensor::from_slice(&gpu, &[2, 3, 64, 64], &to_unit(&image)).unwrap();
+    let m = Tensor::from_slice(&gpu, &[2, 1, 64, 64], &mask).unwrap();
+    let stages = generator(&gpu).forward_stages(&x, &m).unwrap();
+    for (name, t) in [
+        ("stage1", &stages.stage1),
+        ("stage2", &stages.stage2),
+        ("output", &stages.output),
+    ] {
+        let reference: Vec<f64> = f.get_f32(name).unwrap().iter().map(|&v| v as f64).collect();
+        assert_close(name, &t.to_vec().unwrap(), &reference, 2e-3, 0.0);
+    }
+}
+
+/// A batch of two gives each sample the result it gets alone (own mask, no cross-talk).
+#[test]
+fn batch_items_use_their_own_masks() {
+    let gpu = gpu();
+    let f = fixture("ca_64.safetensors");
+    let image = to_unit(&f.get_f32("image").unwrap());
+    let mask = f.get_f32("mask").unwrap();
+    let net = generator(&gpu);
+    let n = 3 * 64 * 64;
+    let both = net
+        .forward(
+            &Tensor::from_slice(&gpu, &[2, 3, 64, 64], &image).unwrap(),
+            &Tensor::from_slice(&gpu, &[2, 1, 64, 64], &mask).unwrap(),
+        )
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let second = net
+        .forward(
+            &Tensor::from_slice(&gpu, &[1, 3, 64, 64], &image[n..]).unwrap(),
+            &Tensor::from_slice(&gpu, &[1, 1, 64, 64], &mask[64 * 64..]).unwrap(),
+        )
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let reference: Vec<f64> = second.iter().map(|&v| v as f64).collect();
+    assert_close("second sample", &both[n..], &reference, 1e-5, 0.0);
+}
+
+/// Contextual attention alone: with every patch valid and a map made of one repeated
+/// patch, every output pixel away from the border is the input (the weights sum to 1 and
+/// each pixel receives 4 overlapping pastes of itself, divided by 4).
+#[test]
+fn attention_reconstructs_a_uniform_map() {
+    let gpu = gpu();
+    let (c, h, w) = (3, 8, 8);
+    let values: Vec<f32> = (0..c * h * w).map(|i| 0.5 + (i / (h * w)) as f32).collect();
+    let b = Tensor::from_slice(&gpu, &[1, c, h, w], &values).unwrap();
+    let m = Tensor::zeros(&gpu, &[1, 1, h, w]).unwrap();
+    let y = contextual_attention(&b, &m).unwrap().to_vec().unwrap();
+    for ch in 0..c {
+        for i in 1..h - 1 {
+            for j in 1..w - 1 {
+                let k = (ch * h + i) * w + j;
+                assert!(
+                    (y[k] - values[k]).abs() < 1e-4,
+                    "({ch},{i},{j}): {} vs {}",
+                    y[k],
+                    values[k]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_inputs_are_rejected() {
+    let gpu = gpu();
+    let net = generator(&gpu);
+    let img = |h, w| Tensor::zeros(&gpu, &[1, 3, h, w]).unwrap();
+    let mask = |h, w| Tensor::zeros(&gpu, &[1, 1, h, w]).unwrap();
+    let err = net
+        .forward(&img(64, 64), &mask(64, 56))
+        .err()
+        .expect("size mismatch")
+        .to_string();
+    assert!(err.contains("same size"), "{err}");
+    let err = net
+        .forward(&img(60, 64), &mask(60, 64))
+        .err()
+        .expect("side 60")
+        .to_string();
+    assert!(err.contains("multiples of 8"), "{err}");
+    assert!(check_mask_values(&[0.0; 16])
+        .unwrap_err()
+        .to_string()
+        .contains("no pixel"));
+    assert!(check_mask_values(&[1.0; 16])
+        .unwrap_err()
+        .to_string()
+        .contains("whole image"));
+    assert!(check_mask_values(&[0.0, 1.0]).is_ok());
+
+    let other = Path::new("tests/fixtures/inpaint/ca_64.safetensors");
+    let err = CaGenerator::load(&gpu, other)
+        .err()
+        .expect("not a generator")
+        .to_string();
+    assert!(
+        err.contains("missing") && err.contains("inpaint_net/conv1/kernel"),
+        "{err}"
+    );
+}
