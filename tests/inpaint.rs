@@ -224,3 +224,101 @@ fn bad_inputs_are_rejected() {
         "{err}"
     );
 }
+
+/// The in-filler at the generator's own size (so resizing is the identity): kept pixels come
+/// back as the input, holes as the generator's output on the BGR [−1, 1] image, mapped back
+/// to the classifier's RGB normalisation. Pins the channel order and the affine maps.
+#[test]
+fn ca_infiller_converts_between_normalisations() {
+    use fido::explain::infill::Infiller;
+    use fido::imageio::Normalize;
+    use fido::inpaint::CaInfiller;
+    let gpu = gpu();
+    let f = fixture("ca_64.safetensors");
+    let bgr = f.get_f32("image").unwrap();
+    let masks = f.get_f32("mask").unwrap();
+    let n = 64 * 64;
+    let norm = Normalize::IMAGENET;
+    // Classifier input: RGB of sample 0, normalised.
+    let mut x = vec![0.0f32; 3 * n];
+    for c in 0..3 {
+        for i in 0..n {
+            x[c * n + i] = norm.apply(c, bgr[(2 - c) * n + i] / 255.0);
+        }
+    }
+    let xt = Tensor::from_slice(&gpu, &[1, 3, 64, 64], &x).unwrap();
+    let keep: Vec<f32> = masks.iter().map(|m| 1.0 - m).collect();
+    let keep_t = Tensor::from_slice(&gpu, &[2, 1, 64, 64], &keep).unwrap();
+    let mut infiller = CaInfiller::with_side(generator(&gpu), &xt, norm, 64).unwrap();
+    let filled = infiller.fill(&keep_t, 0).unwrap().to_vec().unwrap();
+
+    let unit_bgr: Vec<f32> = (0..2).flat_map(|_| to_unit(&bgr[..3 * n])).collect();
+    let direct = generator(&gpu)
+        .forward(
+            &Tensor::from_slice(&gpu, &[2, 3, 64, 64], &unit_bgr).unwrap(),
+            &Tensor::from_slice(&gpu, &[2, 1, 64, 64], &masks).unwrap(),
+        )
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let mut expected = vec![0.0f64; 2 * 3 * n];
+    for s in 0..2 {
+        for c in 0..3 {
+            for i in 0..n {
+                let u = direct[(s * 3 + 2 - c) * n + i];
+                expected[(s * 3 + c) * n + i] = norm.apply(c, (u + 1.0) / 2.0) as f64;
+            }
+        }
+    }
+    // Values are in normalised units (÷0.225): 1e-4 covers f32 rounding of the affine maps.
+    assert_close("in-filled", &filled, &expected, 1e-4, 1e-5);
+    for s in 0..2 {
+        for c in 0..3 {
+            for i in (0..n).filter(|&i| masks[s * n + i] == 0.0) {
+                let got = filled[(s * 3 + c) * n + i];
+                assert!(
+                    (got - x[c * n + i]).abs() < 1e-4,
+                    "kept pixel changed: {got} vs {}",
+                    x[c * n + i]
+                );
+            }
+        }
+    }
+}
+
+/// One 256×256 sample (the trained size): the u8 result subsampled by 4 against the reference.
+/// Slow on a software adapter, hence ignored by default.
+#[test]
+#[ignore]
+fn generator_matches_reference_at_256() {
+    use safetensors::SafeTensors;
+    let gpu = gpu();
+    let bytes = std::fs::read(Path::new(FIXTURES).join("ca_256.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let u8s = |name: &str| -> Vec<f32> {
+        st.tensor(name)
+            .unwrap()
+            .data()
+            .iter()
+            .map(|&b| b as f32)
+            .collect()
+    };
+    let image = u8s("image_u8");
+    let mask = u8s("mask_u8");
+    let x = Tensor::from_slice(&gpu, &[1, 3, 256, 256], &to_unit(&image)).unwrap();
+    let m = Tensor::from_slice(&gpu, &[1, 1, 256, 256], &mask).unwrap();
+    let stages = generator(&gpu).forward_stages(&x, &m).unwrap();
+    let stage2 = stages.stage2.to_vec().unwrap();
+    let sub: Vec<f32> = (0..3)
+        .flat_map(|c| (0..64).flat_map(move |i| (0..64).map(move |j| (c * 256 + 4 * i) * 256 + 4 * j)))
+        .map(|k| stage2[k])
+        .collect();
+    let f = fixture("ca_256.safetensors");
+    let reference: Vec<f64> = f
+        .get_f32("stage2_sub4")
+        .unwrap()
+        .iter()
+        .map(|&v| v as f64)
+        .collect();
+    assert_close("stage2 (every 4th pixel)", &sub, &reference, 2e-3, 0.0);
+}

@@ -440,6 +440,7 @@ pub struct CaInfiller {
     /// `[1, 3, SIDE, SIDE]` BGR in [−1, 1].
     image: Tensor,
     model_hw: [usize; 2],
+    side: usize,
     /// Per-channel `a·u + b` taking generator RGB in [−1, 1] to the classifier's normalisation.
     to_model_scale: Tensor,
     to_model_shift: Tensor,
@@ -451,6 +452,16 @@ impl CaInfiller {
 
     /// `x` `[1, 3, H, W]` is the classifier input (RGB) normalised with `norm`.
     pub fn new(generator: CaGenerator, x: &Tensor, norm: crate::imageio::Normalize) -> Result<Self> {
+        Self::with_side(generator, x, norm, Self::SIDE)
+    }
+
+    /// Like [`new`](Self::new), running the generator at `side`×`side` (a multiple of 8).
+    pub fn with_side(
+        generator: CaGenerator,
+        x: &Tensor,
+        norm: crate::imageio::Normalize,
+        side: usize,
+    ) -> Result<Self> {
         use crate::ops::resize::resize_bilinear;
         let s = x.shape();
         if s.len() != 4 || s[0] != 1 || s[1] != 3 {
@@ -476,7 +487,7 @@ impl CaInfiller {
         let scale = Tensor::from_slice(gpu, &[1, 3, 1, 1], &[bgr_scale[2], bgr_scale[1], bgr_scale[0]])?;
         let shift = Tensor::from_slice(gpu, &[1, 3, 1, 1], &[bgr_shift[2], bgr_shift[1], bgr_shift[0]])?;
         let unit_bgr = elementwise::add(&elementwise::mul(&bgr, &scale)?, &shift)?;
-        let image = resize_bilinear(&unit_bgr, Self::SIDE, Self::SIDE, false)?;
+        let image = resize_bilinear(&unit_bgr, side, side, false)?;
         // Inverse map on the RGB result: v = ((u + 1)/2·range − mean)/std.
         let inv_scale: Vec<f32> = (0..3).map(|c| norm.range / (2.0 * norm.std[c])).collect();
         let inv_shift: Vec<f32> = (0..3)
@@ -486,6 +497,7 @@ impl CaInfiller {
             generator,
             image,
             model_hw: [s[2], s[3]],
+            side,
             to_model_scale: Tensor::from_slice(gpu, &[1, 3, 1, 1], &inv_scale)?,
             to_model_shift: Tensor::from_slice(gpu, &[1, 3, 1, 1], &inv_shift)?,
         })
@@ -498,7 +510,7 @@ impl crate::explain::infill::Infiller for CaInfiller {
         use crate::ops::layout::slice;
         use crate::ops::resize::resize_bilinear;
         let batch = hard_keep.shape()[0];
-        let side = Self::SIDE;
+        let side = self.side;
         // Nearest resizing keeps the hard mask binary (the rounding of a resized mask).
         let keep = resize_nearest(hard_keep, side, side, NearestMode::Torch)?;
         let holes = elementwise::add_scalar(&elementwise::neg(&keep)?, 1.0)?;
