@@ -322,3 +322,113 @@ fn generator_matches_reference_at_256() {
         .collect();
     assert_close("stage2 (every 4th pixel)", &sub, &reference, 2e-3, 0.0);
 }
+
+/// A bundle written here by the format's rules (one uncompressed data block holding the
+/// header and three entries, an index block, an empty metaindex, the footer) converts to the
+/// same tensors; non-float entries are skipped.
+#[test]
+fn tf_bundle_converts_to_safetensors() {
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    fn field_varint(out: &mut Vec<u8>, field: u64, v: u64) {
+        varint(out, field << 3);
+        varint(out, v);
+    }
+    fn field_bytes(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
+        varint(out, (field << 3) | 2);
+        varint(out, bytes.len() as u64);
+        out.extend_from_slice(bytes);
+    }
+    fn entry(dtype: u64, shape: &[u64], offset: u64, size: u64) -> Vec<u8> {
+        let mut shape_proto = Vec::new();
+        for &d in shape {
+            let mut dim = Vec::new();
+            field_varint(&mut dim, 1, d);
+            field_bytes(&mut shape_proto, 2, &dim);
+        }
+        let mut e = Vec::new();
+        field_varint(&mut e, 1, dtype);
+        field_bytes(&mut e, 2, &shape_proto);
+        field_varint(&mut e, 4, offset);
+        field_varint(&mut e, 5, size);
+        e
+    }
+    // Prefix-compressed block with a single restart point.
+    fn block(entries: &[(&[u8], Vec<u8>)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut last: &[u8] = &[];
+        for (key, value) in entries {
+            let shared = key.iter().zip(last).take_while(|(a, b)| a == b).count();
+            varint(&mut out, shared as u64);
+            varint(&mut out, (key.len() - shared) as u64);
+            varint(&mut out, value.len() as u64);
+            out.extend_from_slice(&key[shared..]);
+            out.extend_from_slice(value);
+            last = key;
+        }
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out
+    }
+    let kernel: Vec<f32> = (0..24).map(|i| i as f32 * 0.5 - 3.0).collect();
+    let bias = [0.25f32, -1.5, 7.0];
+    let mut data = Vec::new();
+    data.extend(kernel.iter().flat_map(|v| v.to_le_bytes()));
+    data.extend(bias.iter().flat_map(|v| v.to_le_bytes()));
+    data.extend(42i64.to_le_bytes());
+    let mut header = Vec::new();
+    field_varint(&mut header, 1, 1);
+    let data_block = block(&[
+        (b"", header),
+        (b"global_step", entry(9, &[], 108, 8)),
+        (b"net/conv1/bias", entry(1, &[3], 96, 12)),
+        (b"net/conv1/kernel", entry(1, &[2, 2, 2, 3], 0, 96)),
+    ]);
+    let mut index = data_block.clone();
+    index.extend([0u8; 5]);
+    let mut handle = Vec::new();
+    varint(&mut handle, 0);
+    varint(&mut handle, data_block.len() as u64);
+    let index_block = block(&[(b"net/conv1/kernel", handle)]);
+    let index_offset = index.len() as u64;
+    index.extend(&index_block);
+    index.extend([0u8; 5]);
+    let meta_block = block(&[]);
+    let meta_offset = index.len() as u64;
+    index.extend(&meta_block);
+    index.extend([0u8; 5]);
+    let mut footer = Vec::new();
+    varint(&mut footer, meta_offset);
+    varint(&mut footer, meta_block.len() as u64);
+    varint(&mut footer, index_offset);
+    varint(&mut footer, index_block.len() as u64);
+    footer.resize(40, 0);
+    footer.extend(0xdb47_7524_8b80_fb57u64.to_le_bytes());
+    index.extend(footer);
+
+    let dir = std::env::temp_dir().join(format!("fido-tf-bundle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("model.index"), &index).unwrap();
+    std::fs::write(dir.join("model.data-00000-of-00001"), &data).unwrap();
+    let out = dir.join("model.safetensors");
+    let report = fido::inpaint::tf::convert_tf_checkpoint(&dir.join("model.index"), &out).unwrap();
+    assert_eq!(report.tensors, 2);
+    assert_eq!(report.parameters, 27);
+    assert_eq!(report.skipped, vec!["global_step".to_string()]);
+    let f = WeightFile::open(&out).unwrap();
+    assert_eq!(f.expect("net/conv1/kernel", &[2, 2, 2, 3]).unwrap(), kernel);
+    assert_eq!(f.expect("net/conv1/bias", &[3]).unwrap(), bias);
+    // The prefix form finds the same files; a non-bundle is rejected by name.
+    fido::inpaint::tf::convert_tf_checkpoint(&dir.join("model"), &out).unwrap();
+    std::fs::write(dir.join("bad.index"), b"not a table").unwrap();
+    let err = fido::inpaint::tf::convert_tf_checkpoint(&dir.join("bad"), &out)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a TF bundle"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
