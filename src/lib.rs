@@ -10,6 +10,7 @@ pub mod error;
 pub mod explain;
 pub mod gpu;
 pub mod imageio;
+pub mod inpaint;
 pub mod models;
 pub mod ops;
 pub mod tensor;

@@ -31,6 +31,7 @@ pub const ALL_KERNELS: &[Kernel] = &[
     reduce::KERNEL,
     resize::KERNEL,
     softmax::KERNEL,
+    crate::inpaint::attention::KERNEL,
 ];
 
 /// Work done by one kernel launch, for benchmark reports.
