@@ -63,7 +63,23 @@ enum Command {
     },
     /// Explain a classifier's decision with a FIDO (or BBMP) saliency map.
     Explain(ExplainArgs),
-    /// Convert a PyTorch checkpoint (.pth, zip or legacy format) to safetensors, keeping tensor names.
+    /// Fill the white pixels of a mask with the Contextual Attention in-painter (DeepFill v1).
+    Infill {
+        #[command(flatten)]
+        adapter: AdapterArgs,
+        /// The in-painter's weights, converted from the authors' TF checkpoint with `fido convert`.
+        #[arg(long)]
+        weights: PathBuf,
+        #[arg(long)]
+        image: PathBuf,
+        /// White where pixels are to be filled; same size as the image.
+        #[arg(long)]
+        mask: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Convert a checkpoint to safetensors, keeping tensor names: PyTorch .pth (zip or legacy
+    /// format), or a TensorFlow checkpoint (its prefix or its .index file).
     Convert {
         /// The checkpoint to read.
         input: std::path::PathBuf,
@@ -195,6 +211,15 @@ fn main() -> ExitCode {
             )
         }),
         Command::Explain(args) => explain(args),
+        Command::Infill {
+            adapter,
+            weights,
+            image,
+            mask,
+            out,
+        } => adapter
+            .gpu()
+            .and_then(|gpu| cli::infill::run(&gpu, &weights, &image, &mask, &out)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -318,14 +343,10 @@ fn explain(a: ExplainArgs) -> fido::Result<()> {
         Some(s) => s.parse()?,
         None => paper.infill,
     };
-    if infill == InfillKind::Ca {
-        return Err(match &a.infill_weights {
-            None => fido::Error::InvalidArgument("--infill ca needs --infill-weights CA.safetensors".into()),
-            Some(p) => fido::Error::InvalidArgument(format!(
-                "the CA in-painter is not available in this build (weights `{}` were given)",
-                p.display()
-            )),
-        });
+    if infill == InfillKind::Ca && a.infill_weights.is_none() {
+        return Err(fido::Error::InvalidArgument(
+            "--infill ca needs --infill-weights CA.safetensors".into(),
+        ));
     }
     let config = ExplainConfig {
         method,
@@ -343,10 +364,39 @@ fn explain(a: ExplainArgs) -> fido::Result<()> {
     config.validate()?;
     let jobs = cli::explain::collect_jobs(&a.image, a.manifest.as_deref(), a.label)?;
     let gpu = a.adapter.gpu()?;
-    cli::explain::run(&gpu, &a.model, &a.weights, &jobs, &a.out, config, a.json)
+    let ca = match (infill, &a.infill_weights) {
+        (InfillKind::Ca, Some(path)) => Some(fido::inpaint::CaGenerator::load(&gpu, path)?),
+        _ => None,
+    };
+    cli::explain::run(&gpu, &a.model, &a.weights, &jobs, &a.out, config, ca, a.json)
 }
 
 fn convert(input: &std::path::Path, output: &std::path::Path) -> fido::Result<()> {
+    let is_tf = input.extension().is_some_and(|e| e == "index")
+        || input
+            .with_extension(format!(
+                "{}index",
+                input
+                    .extension()
+                    .map(|e| format!("{}.", e.to_string_lossy()))
+                    .unwrap_or_default()
+            ))
+            .exists()
+        || std::path::PathBuf::from(format!("{}.index", input.display())).exists();
+    if is_tf {
+        let r = fido::inpaint::tf::convert_tf_checkpoint(input, output)?;
+        println!(
+            "TensorFlow checkpoint: wrote {} tensors ({} parameters){}",
+            r.tensors,
+            r.parameters,
+            if r.skipped.is_empty() {
+                String::new()
+            } else {
+                format!("; skipped {}", r.skipped.join(", "))
+            }
+        );
+        return Ok(());
+    }
     let report = fido::weights::convert_pytorch(input, output)?;
     println!("{report}");
     Ok(())

@@ -9,6 +9,7 @@ use serde_json::json;
 use fido::explain::report::{self, RunInfo};
 use fido::explain::{ExplainConfig, Explainer};
 use fido::imageio;
+use fido::inpaint::{CaGenerator, CaInfiller};
 use fido::{Error, Gpu, Result, Tensor};
 
 use super::classify::{load_model, Loaded};
@@ -87,6 +88,7 @@ pub fn collect_jobs(images: &[PathBuf], manifest: Option<&Path>, label: Option<u
     Ok(jobs)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     gpu: &Gpu,
     model: &str,
@@ -94,6 +96,7 @@ pub fn run(
     jobs: &[Job],
     out: &Path,
     config: ExplainConfig,
+    ca: Option<CaGenerator>,
     as_json: bool,
 ) -> Result<()> {
     config.validate()?;
@@ -111,7 +114,7 @@ pub fn run(
         } else {
             String::new()
         };
-        let summary = explain_one(gpu, &loaded, job, &dir, config.clone(), &label)?;
+        let summary = explain_one(gpu, &loaded, job, &dir, config.clone(), ca.as_ref(), &label)?;
         if as_json && !batch_mode {
             println!(
                 "{}",
@@ -139,6 +142,7 @@ fn explain_one(
     job: &Job,
     dir: &Path,
     config: ExplainConfig,
+    ca: Option<&CaGenerator>,
     prefix: &str,
 ) -> Result<serde_json::Value> {
     let started = Instant::now();
@@ -146,7 +150,11 @@ fn explain_one(
     let size = prepared.size as usize;
     let x = Tensor::from_slice(gpu, &[1, 3, size, size], &prepared.chw)?;
     let steps = config.steps;
-    let mut explainer = Explainer::new(&loaded.classifier, &x, job.label, loaded.norm, config, None)?;
+    let infiller: Option<Box<dyn fido::explain::Infiller>> = match ca {
+        Some(generator) => Some(Box::new(CaInfiller::new(generator.clone(), &x, loaded.norm)?)),
+        None => None,
+    };
+    let mut explainer = Explainer::new(&loaded.classifier, &x, job.label, loaded.norm, config, infiller)?;
     let target = explainer.target();
     let classes = loaded.classifier.num_classes();
     let name = fido::classes::name(target, classes);

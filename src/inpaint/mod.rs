@@ -177,13 +177,15 @@ pub fn hwio_to_oihw(values: &[f32], shape: [usize; 4]) -> Vec<f32> {
     out
 }
 
+#[derive(Clone)]
 struct ConvLayer {
     spec: LayerSpec,
     weight: Tensor,
     bias: Tensor,
 }
 
-/// The generator with its weights on the GPU.
+/// The generator with its weights on the GPU. Clones share the weights.
+#[derive(Clone)]
 pub struct CaGenerator {
     gpu: Gpu,
     layers: HashMap<&'static str, ConvLayer>,
