@@ -110,23 +110,38 @@ fn label_log_prob_sum(logits: &Var, labels: &[usize]) -> Var {
 // ---------------------------------------------------------------------------------------
 // torchvision architectures vs PyTorch, synthetic weights
 
-/// Logits and the input gradient of `Σ log_softmax[label]` from the GPU.
+/// What a golden test compares.
+#[derive(Clone, Copy, PartialEq)]
+enum Check {
+    LogitsAndGradient,
+    LogitsOnly,
+}
+
+/// Logits, and with [`Check::LogitsAndGradient`] the input gradient of `Σ log_softmax[label]`.
 fn run_classifier(
     gpu: &Gpu,
     classifier: &Classifier,
     f: &Fixture,
+    check: Check,
     slice: Option<usize>,
-) -> (Vec<f32>, Vec<f32>) {
+) -> (Vec<f32>, Option<Vec<f32>>) {
     let tape = Tape::new();
-    let x = tape.param(f.tensor(gpu, "input"));
+    let input = f.tensor(gpu, "input");
+    let x = match check {
+        Check::LogitsAndGradient => tape.param(input),
+        Check::LogitsOnly => tape.constant(input),
+    };
     let logits = match slice {
         Some(images) => classifier.forward_in_slices(&tape, &x, images).unwrap(),
         None => classifier.forward(&tape, &x).unwrap(),
     };
+    if check == Check::LogitsOnly {
+        return (logits.value().to_vec().unwrap(), None);
+    }
     let loss = label_log_prob_sum(&logits, &f.labels);
     let logits = logits.value().to_vec().unwrap();
     let grads = tape.backward(&loss).unwrap();
-    (logits, grads.get(&x).unwrap().to_vec().unwrap())
+    (logits, Some(grads.get(&x).unwrap().to_vec().unwrap()))
 }
 
 /// The goldens are float64 PyTorch with the same float32 weights, so the difference is our
@@ -135,30 +150,57 @@ fn run_classifier(
 /// for 150 layers and for the 25088-long VGG dot products). Input gradient: relative L2 error
 /// 1e-3; a ReLU whose input sits within rounding of 0 may flip, which moves a few elements,
 /// so an elementwise bound would be fragile where the norm is not.
-fn check_against_golden(kind: ModelKind, classifier: &Classifier, gpu: &Gpu, f: &Fixture) {
+fn check_against_golden(
+    kind: ModelKind,
+    classifier: &Classifier,
+    gpu: &Gpu,
+    f: &Fixture,
+    check: Check,
+) -> (Vec<f32>, Option<Vec<f32>>) {
     let start = Instant::now();
-    let (logits, grad) = run_classifier(gpu, classifier, f, None);
+    let (logits, grad) = run_classifier(gpu, classifier, f, check, None);
     let elapsed = start.elapsed().as_secs_f64();
-    let (want_logits, want_grad) = (f.get("logits"), f.get("grad_input"));
+    let want_logits = f.get("logits");
     let (logit_err, logit_rel) = errors(&logits, want_logits);
-    let (grad_err, grad_rel) = errors(&grad, want_grad);
     let scale = max_abs(want_logits);
+    let what = if grad.is_some() {
+        "forward+backward"
+    } else {
+        "forward"
+    };
     eprintln!(
-        "{kind}: forward+backward {elapsed:.2}s; logits max err {logit_err:.2e} (max|logit| {scale:.2}, rel L2 {logit_rel:.1e}); \
-         grad max err {grad_err:.2e} (max|grad| {:.2e}), rel L2 {grad_rel:.2e}",
-        max_abs(want_grad)
+        "{kind}: {what} {elapsed:.2}s; logits max err {logit_err:.2e} (max|logit| {scale:.2}, rel L2 {logit_rel:.1e})"
     );
     assert!(
         logit_err <= 1e-3 * scale,
         "{kind}: logits differ by {logit_err} > 1e-3·{scale}"
     );
-    assert!(
-        grad_rel <= 1e-3,
-        "{kind}: input gradient relative error {grad_rel}"
-    );
+    if let Some(grad) = &grad {
+        let want_grad = f.get("grad_input");
+        let (grad_err, grad_rel) = errors(grad, want_grad);
+        eprintln!(
+            "{kind}: grad max err {grad_err:.2e} (max|grad| {:.2e}), rel L2 {grad_rel:.2e}",
+            max_abs(want_grad)
+        );
+        assert!(
+            grad_rel <= 1e-3,
+            "{kind}: input gradient relative error {grad_rel}"
+        );
+    }
+    (logits, grad)
 }
 
-fn golden_test(kind: ModelKind) {
+/// Every golden test checks the logits. The input gradient is checked by default for the
+/// architectures listed in the test functions; `FIDO_FULL_MODEL_TESTS=1` checks it for all.
+/// The split keeps this file within its time budget on a software adapter, where each
+/// 256–512-channel convolution at the few pixels of these deep stages takes about a second
+/// in each direction.
+fn golden_test(kind: ModelKind, check: Check) {
+    let full = std::env::var("FIDO_FULL_MODEL_TESTS").is_ok_and(|v| v == "1");
+    let check = if full { Check::LogitsAndGradient } else { check };
+    if check == Check::LogitsOnly {
+        eprintln!("{kind}: logits only; set FIDO_FULL_MODEL_TESTS=1 to check the input gradient too");
+    }
     let gpu = gpu();
     let f = Fixture::model(kind.name());
     let start = Instant::now();
@@ -169,7 +211,7 @@ fn golden_test(kind: ModelKind) {
         weights.parameter_count(),
         start.elapsed().as_secs_f64()
     );
-    check_against_golden(kind, &classifier, &gpu, &f);
+    check_against_golden(kind, &classifier, &gpu, &f, check);
 }
 
 /// ResNet-18 goes through a real safetensors file, the path `fido classify` takes, and also
@@ -186,10 +228,10 @@ fn resnet18_from_a_safetensors_file_matches_pytorch() {
         .unwrap();
     let classifier = Classifier::load(&gpu, kind, &WeightFile::open(&path).unwrap()).unwrap();
     assert_eq!(classifier.num_classes(), 1000);
-    check_against_golden(kind, &classifier, &gpu, &f);
+    let (whole_logits, whole_grad) =
+        check_against_golden(kind, &classifier, &gpu, &f, Check::LogitsAndGradient);
 
-    let (whole_logits, whole_grad) = run_classifier(&gpu, &classifier, &f, None);
-    let (sliced_logits, sliced_grad) = run_classifier(&gpu, &classifier, &f, Some(1));
+    let (sliced_logits, _) = run_classifier(&gpu, &classifier, &f, Check::LogitsOnly, Some(1));
     // Same kernels on the same images: only the batch size of each dispatch differs.
     assert_close(
         "sliced logits",
@@ -198,52 +240,72 @@ fn resnet18_from_a_safetensors_file_matches_pytorch() {
         1e-5,
         1e-5,
     );
-    assert_close("sliced gradient", &sliced_grad, &to_f64(&whole_grad), 1e-7, 1e-4);
+    // The concatenation and slicing on the tape carry the gradient back: the first image's
+    // gradient from a one-image slice equals its part of the whole-batch gradient.
+    let tape = Tape::new();
+    let x = tape.param(f.tensor(&gpu, "input"));
+    let logits = classifier.forward_in_slices(&tape, &x, 1).unwrap();
+    let first = logits.slice(0, 0, 1).unwrap();
+    let loss = label_log_prob_sum(&first, &f.labels[..1]);
+    let grad = tape.backward(&loss).unwrap().get(&x).unwrap().to_vec().unwrap();
+    let half = grad.len() / 2;
+    assert!(
+        grad[half..].iter().all(|&g| g == 0.0),
+        "second image got a gradient"
+    );
+    let whole_grad = whole_grad.unwrap();
+    // Per-image work is identical, so only summation order in the batch reductions differs.
+    let (_, rel) = errors(&grad[..half], &whole_grad[..half]);
+    assert!(rel <= 1e-5, "sliced gradient relative error {rel}");
 }
 
+// The gradient of every op these networks use is checked on ResNet-18 (strided and 1×1
+// convolutions, max pooling, residual additions), VGG-11 and AlexNet (large split linear
+// layers, growing adaptive pooling) and EfficientNet-Lite0 (depthwise convolutions, ReLU6,
+// TF padding); the deeper variants repeat the same blocks.
 #[test]
 fn resnet34_matches_pytorch() {
-    golden_test(ModelKind::ResNet34);
+    golden_test(ModelKind::ResNet34, Check::LogitsOnly);
 }
 
 #[test]
 fn resnet50_matches_pytorch() {
-    golden_test(ModelKind::ResNet50);
+    golden_test(ModelKind::ResNet50, Check::LogitsOnly);
 }
 
 #[test]
 fn resnet101_matches_pytorch() {
-    golden_test(ModelKind::ResNet101);
+    golden_test(ModelKind::ResNet101, Check::LogitsOnly);
 }
 
 #[test]
 fn resnet152_matches_pytorch() {
-    golden_test(ModelKind::ResNet152);
+    golden_test(ModelKind::ResNet152, Check::LogitsOnly);
 }
 
 #[test]
 fn vgg11_matches_pytorch() {
-    golden_test(ModelKind::Vgg11);
+    golden_test(ModelKind::Vgg11, Check::LogitsAndGradient);
 }
 
 #[test]
 fn vgg13_matches_pytorch() {
-    golden_test(ModelKind::Vgg13);
+    golden_test(ModelKind::Vgg13, Check::LogitsOnly);
 }
 
 #[test]
 fn vgg16_matches_pytorch() {
-    golden_test(ModelKind::Vgg16);
+    golden_test(ModelKind::Vgg16, Check::LogitsOnly);
 }
 
 #[test]
 fn vgg19_matches_pytorch() {
-    golden_test(ModelKind::Vgg19);
+    golden_test(ModelKind::Vgg19, Check::LogitsOnly);
 }
 
 #[test]
 fn alexnet_matches_pytorch() {
-    golden_test(ModelKind::AlexNet);
+    golden_test(ModelKind::AlexNet, Check::LogitsAndGradient);
 }
 
 /// The Python generator stored the first values of a few tensors; ours must give the same
