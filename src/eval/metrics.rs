@@ -96,7 +96,7 @@ pub fn removal_keep_masks(importance: &[f32], fractions: &[f64]) -> Vec<f32> {
 /// everything does not change the score (the normalisation is undefined).
 pub fn normalised_drops(full: f64, removed: &[f64], all_removed: f64) -> Option<Vec<f64>> {
     let range = full - all_removed;
-    if !(range.abs() > 1e-9) || !range.is_finite() {
+    if !range.is_finite() || range.abs() <= 1e-9 {
         return None;
     }
     Some(removed.iter().map(|s| (full - s) / range).collect())

@@ -65,10 +65,10 @@ pub fn five_numbers(values: &[f64]) -> Option<FiveNumbers> {
 
 const WIDTH: u32 = 640;
 const HEIGHT: u32 = 400;
-const LEFT: u32 = 56;
+const LEFT: u32 = 80;
 const RIGHT: u32 = 16;
 const TOP: u32 = 16;
-const BOTTOM: u32 = 32;
+const BOTTOM: u32 = 40;
 const BLACK: Rgb<u8> = Rgb([0, 0, 0]);
 const GRID: Rgb<u8> = Rgb([225, 225, 225]);
 
@@ -101,8 +101,8 @@ pub fn box_plot(samples: &[Vec<f64>]) -> RgbImage {
         }
         canvas.text(
             &format!("{}", i + 1),
-            mid.saturating_sub(2),
-            HEIGHT - BOTTOM + 8,
+            mid.saturating_sub(GLYPH_SCALE * 2),
+            HEIGHT - BOTTOM + 10,
             BLACK,
         );
     }
@@ -232,30 +232,38 @@ impl Canvas {
             let y = self.py(v);
             self.hline(LEFT + 1, WIDTH - RIGHT, y, GRID);
             self.hline(LEFT - 4, LEFT, y, BLACK);
-            let label = tick_label(v);
-            let w = label.len() as u32 * 4;
-            self.text(&label, LEFT.saturating_sub(6 + w), y.saturating_sub(2), BLACK);
+            let label = tick_label(v, (self.y_hi - self.y_lo) / 4.0);
+            let w = label.len() as u32 * GLYPH_ADVANCE;
+            self.text(&label, LEFT.saturating_sub(6 + w), y.saturating_sub(5), BLACK);
             if x_ticks {
                 let v = self.x_lo + (self.x_hi - self.x_lo) * i as f64 / 4.0;
                 let x = self.px(v);
                 self.vline(x, TOP, HEIGHT - BOTTOM - 1, GRID);
                 self.vline(x, HEIGHT - BOTTOM, HEIGHT - BOTTOM + 4, BLACK);
-                let label = tick_label(v);
-                let w = label.len() as u32 * 4;
-                self.text(&label, x.saturating_sub(w / 2), HEIGHT - BOTTOM + 8, BLACK);
+                let label = tick_label(v, (self.x_hi - self.x_lo) / 4.0);
+                let w = label.len() as u32 * GLYPH_ADVANCE;
+                self.text(&label, x.saturating_sub(w / 2), HEIGHT - BOTTOM + 10, BLACK);
             }
         }
         self.vline(LEFT, TOP, HEIGHT - BOTTOM, BLACK);
         self.hline(LEFT, WIDTH - RIGHT, HEIGHT - BOTTOM, BLACK);
     }
-    /// Digits, '.', '-' and 'e' in a 3×5 font, scaled ×1.
+    /// Digits, '.', '-' and 'e' in a 3×5 font, each dot drawn as a square of
+    /// `GLYPH_SCALE` pixels.
     fn text(&mut self, s: &str, x: u32, y: u32, c: Rgb<u8>) {
         for (k, ch) in s.chars().enumerate() {
             let Some(rows) = glyph(ch) else { continue };
             for (r, bits) in rows.iter().enumerate() {
-                for b in 0..3 {
-                    if bits & (0b100 >> b) != 0 {
-                        self.put((x + k as u32 * 4 + b) as i64, (y + r as u32) as i64, c);
+                for b in 0..3u32 {
+                    if bits & (0b100 >> b) == 0 {
+                        continue;
+                    }
+                    let px = x + k as u32 * GLYPH_ADVANCE + b * GLYPH_SCALE;
+                    let py = y + r as u32 * GLYPH_SCALE;
+                    for dy in 0..GLYPH_SCALE {
+                        for dx in 0..GLYPH_SCALE {
+                            self.put((px + dx) as i64, (py + dy) as i64, c);
+                        }
                     }
                 }
             }
@@ -263,15 +271,21 @@ impl Canvas {
     }
 }
 
-fn tick_label(v: f64) -> String {
+const GLYPH_SCALE: u32 = 2;
+const GLYPH_ADVANCE: u32 = 4 * GLYPH_SCALE;
+
+/// Enough decimals to tell ticks `step` apart.
+fn tick_label(v: f64, step: f64) -> String {
     let a = v.abs();
-    if a != 0.0 && !(1e-2..1e4).contains(&a) {
-        format!("{v:.1e}")
-    } else if a >= 100.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.2}")
+    if a >= 1e5 || (a != 0.0 && a < 1e-4) {
+        return format!("{v:.1e}");
     }
+    let decimals = if step > 0.0 {
+        (1.0 - step.log10().floor()).clamp(0.0, 5.0) as usize
+    } else {
+        2
+    };
+    format!("{v:.decimals$}")
 }
 
 fn glyph(c: char) -> Option<[u8; 5]> {

@@ -200,13 +200,16 @@ fn mean_curve(records: &[Value], config: &str, settings: &Value) -> Option<Vec<(
     if curves.is_empty() {
         return None;
     }
-    Some(
+    // Removing nothing drops nothing: the curve starts at the origin.
+    let mut curve = vec![(0.0, 0.0)];
+    curve.extend(
         fractions
             .iter()
             .enumerate()
-            .map(|(k, &f)| (f, curves.iter().map(|c| c[k]).sum::<f64>() / curves.len() as f64))
-            .collect(),
-    )
+            .filter(|(_, &f)| f > 0.0)
+            .map(|(k, &f)| (f, curves.iter().map(|c| c[k]).sum::<f64>() / curves.len() as f64)),
+    );
+    Some(curve)
 }
 
 fn infill_quality_summary(records: &[Value], settings: &Value) -> Value {
