@@ -444,6 +444,11 @@ fn the_driver_resumes_isolates_failures_and_its_shards_merge_into_the_unsharded_
     assert_eq!(again.failures, 1);
     let after = std::fs::read_to_string(whole.join("results/a.png.json")).unwrap();
     assert_eq!(before, after);
+    // Resuming with other settings for a configuration would mix results: refused.
+    let mut changed = options(jobs.clone(), whole.clone());
+    changed.configs[0].explain.steps += 1;
+    let refused = eval::run_eval(&gpu, &model, &changed).unwrap_err();
+    assert!(refused.to_string().contains("other settings"), "{refused}");
 
     // Two shards, merged, equal the unsharded run.
     let shard_dirs: Vec<PathBuf> = (0..2).map(|k| root.join(format!("shard-{k}"))).collect();

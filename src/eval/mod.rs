@@ -293,6 +293,7 @@ pub fn run_eval(gpu: &Gpu, classifier: &dyn Model, options: &EvalOptions) -> Res
     std::fs::create_dir_all(&results)
         .map_err(|e| Error::InvalidArgument(format!("cannot create `{}`: {e}", results.display())))?;
     let settings = settings_json(options);
+    check_resumable(&options.out.join(SETTINGS_FILE), &settings)?;
     write_atomic(
         &options.out.join(SETTINGS_FILE),
         &serde_json::to_string_pretty(&settings).expect("JSON"),
@@ -500,6 +501,43 @@ fn settings_json(options: &EvalOptions) -> Value {
         "jobs": options.jobs.len(),
         "shard": {"index": options.shard.index, "count": options.shard.count},
     })
+}
+
+/// Resuming into a folder is only sound with the same metric settings and shard, and with
+/// unchanged settings for every configuration both runs share. Configurations may be added
+/// or dropped, and the example count changed.
+fn check_resumable(path: &Path, settings: &Value) -> Result<()> {
+    let Some(old) = read_record(path) else {
+        return Ok(());
+    };
+    let strip = |s: &Value| {
+        let mut s = s.clone();
+        let map = s.as_object_mut().expect("settings are an object");
+        for key in ["configs", "reuse", "examples"] {
+            map.remove(key);
+        }
+        s
+    };
+    let mut differs = strip(&old) != strip(settings);
+    let by_name = |s: &Value| -> BTreeMap<String, Value> {
+        s["configs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| (c["name"].as_str().unwrap_or("").to_string(), c.clone()))
+            .collect()
+    };
+    let (before, now) = (by_name(&old), by_name(settings));
+    differs |= now
+        .iter()
+        .any(|(name, c)| before.get(name).is_some_and(|b| b != c));
+    if differs {
+        return Err(Error::InvalidArgument(format!(
+            "`{}` holds an evaluation run with other settings; use another output folder to start afresh",
+            path.parent().unwrap_or(Path::new(".")).display()
+        )));
+    }
+    Ok(())
 }
 
 fn new_record(job: &EvalJob) -> Value {
