@@ -373,6 +373,30 @@ fn configurations_parse_and_shards_partition_the_jobs() {
     for bad in ["fido", "fido:bogus", "nope:local", "bbmp:local", "fido-xyz:mean"] {
         assert!(EvalConfig::parse(bad).is_err(), "{bad} should not parse");
     }
+    assert_eq!(
+        eval::parse_infill_list("mean, local").unwrap(),
+        vec![InfillKind::Mean, InfillKind::Local]
+    );
+    assert!(eval::parse_infill_list("ca").is_err());
+    assert_eq!(eval::parse_fractions("0.25,0.5").unwrap(), vec![0.25, 0.5]);
+    assert!(eval::parse_fractions("1.5").is_err());
+    let grid = eval::removal_grid(0.25).unwrap();
+    assert_eq!(grid, vec![0.25, 0.5, 0.75, 1.0]);
+    let (name, dir) = eval::parse_reuse("fido-ssr:local=runs/a").unwrap();
+    assert_eq!((name.as_str(), dir), ("fido:local", PathBuf::from("runs/a")));
+    let mut overridden = EvalConfig::parse("bbmp:blur").unwrap();
+    let overrides = eval::ExplainOverrides {
+        steps: Some(5),
+        ..Default::default()
+    };
+    overrides.apply(&mut overridden).unwrap();
+    assert_eq!(overridden.explain.steps, 5);
+    assert!(eval::ExplainOverrides {
+        batch: Some(0),
+        ..Default::default()
+    }
+    .apply(&mut overridden)
+    .is_err());
     let items: Vec<usize> = (0..11).collect();
     let mut seen = vec![];
     for k in 0..3 {

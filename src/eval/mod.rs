@@ -97,6 +97,80 @@ impl EvalConfig {
     }
 }
 
+/// Settings the command line may impose on every configuration (None: the method's default).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ExplainOverrides {
+    pub steps: Option<usize>,
+    pub batch: Option<usize>,
+    pub mask_size: Option<usize>,
+    pub lambda: Option<f32>,
+    pub lr: Option<f32>,
+    pub seed: Option<u64>,
+}
+
+impl ExplainOverrides {
+    /// Apply to `config` and check the result.
+    pub fn apply(&self, config: &mut EvalConfig) -> Result<()> {
+        let e = &mut config.explain;
+        e.steps = self.steps.unwrap_or(e.steps);
+        e.batch = self.batch.unwrap_or(e.batch);
+        e.mask_size = self.mask_size.unwrap_or(e.mask_size);
+        e.lambda = self.lambda.unwrap_or(e.lambda);
+        e.lr = self.lr.unwrap_or(e.lr);
+        e.seed = self.seed.unwrap_or(e.seed);
+        e.validate()
+    }
+}
+
+/// Parse a comma-separated list of in-fillers, e.g. `mean,blur,random,local`.
+pub fn parse_infill_list(text: &str) -> Result<Vec<InfillKind>> {
+    let kinds: Vec<InfillKind> = text
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse())
+        .collect::<Result<_>>()?;
+    if kinds.contains(&InfillKind::Ca) {
+        return Err(Error::InvalidArgument(
+            "the CA in-filler is not available in evaluations yet".into(),
+        ));
+    }
+    Ok(kinds)
+}
+
+/// Parse a comma-separated list of numbers in [0, 1], e.g. drop rates `0.25,0.5,0.75`.
+pub fn parse_fractions(text: &str) -> Result<Vec<f64>> {
+    text.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| match s.trim().parse::<f64>() {
+            Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+            _ => Err(Error::InvalidArgument(format!(
+                "`{s}` is not a fraction between 0 and 1"
+            ))),
+        })
+        .collect()
+}
+
+/// The removal grid `step, 2·step, …, 1`.
+pub fn removal_grid(step: f64) -> Result<Vec<f64>> {
+    if !(step > 0.0 && step <= 1.0) {
+        return Err(Error::InvalidArgument(format!(
+            "the removal step must be in (0, 1], got {step}"
+        )));
+    }
+    let n = (1.0 / step).round().max(1.0) as usize;
+    Ok((1..=n).map(|i| (i as f64 * step).min(1.0)).collect())
+}
+
+/// Parse `CONFIG=DIR` (as in `--reuse fido:local=runs/explain`), normalising the name.
+pub fn parse_reuse(text: &str) -> Result<(String, PathBuf)> {
+    let (name, dir) = text.split_once('=').ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "--reuse `{text}`: expected CONFIG=DIR, e.g. fido:local=runs/a"
+        ))
+    })?;
+    Ok((EvalConfig::parse(name)?.name, PathBuf::from(dir)))
+}
+
 /// A folder-safe form of a configuration name.
 pub fn slug(name: &str) -> String {
     name.replace([':', '/', ' '], "_")
