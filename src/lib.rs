@@ -7,6 +7,7 @@
 pub mod autodiff;
 pub mod classes;
 pub mod error;
+pub mod eval;
 pub mod explain;
 pub mod gpu;
 pub mod imageio;
