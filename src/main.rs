@@ -63,6 +63,9 @@ enum Command {
     },
     /// Explain a classifier's decision with a FIDO (or BBMP) saliency map.
     Explain(ExplainArgs),
+    /// Measure saliency maps on a labelled, boxed manifest: off-box ratio, pixel removal,
+    /// saliency metric, seed stability and in-filler quality, with plots and an HTML report.
+    Eval(EvalCli),
     /// Fill the white pixels of a mask with the Contextual Attention in-painter (DeepFill v1).
     Infill {
         #[command(flatten)]
@@ -104,6 +107,81 @@ struct AdapterArgs {
     /// auto, vulkan, metal, dx12 or gl.
     #[arg(long, default_value = "auto")]
     backend: String,
+}
+
+/// `fido eval` options.
+#[derive(Args)]
+struct EvalCli {
+    #[command(flatten)]
+    adapter: AdapterArgs,
+    /// The classifier (see `fido classify --help`); not needed with --merge.
+    #[arg(long, required_unless_present = "merge")]
+    model: Option<String>,
+    #[arg(long, required_unless_present = "merge")]
+    weights: Option<PathBuf>,
+    /// CSV with file, label, ..., boxes_xyxy columns (like imagenet-val/manifest.csv).
+    #[arg(long, required_unless_present = "merge")]
+    manifest: Option<PathBuf>,
+    #[arg(long)]
+    out: PathBuf,
+    /// Configurations to compare, `method[-objective]:infill`, e.g. fido:local fido-sdr:local bbmp:blur.
+    #[arg(long = "config", num_args = 1.., default_values_t = ["fido:local".to_string(), "fido-sdr:local".to_string(), "bbmp:blur".to_string()])]
+    configs: Vec<String>,
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long)]
+    batch: Option<usize>,
+    #[arg(long)]
+    mask_size: Option<usize>,
+    #[arg(long)]
+    lambda: Option<f32>,
+    #[arg(long)]
+    lr: Option<f32>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Reuse `fido explain` output folders: CONFIG=DIR (DIR/<image stem>/saliency.safetensors).
+    #[arg(long)]
+    reuse: Vec<String>,
+    /// The in-filler that replaces removed pixels in the pixel-removal curve.
+    #[arg(long, default_value = "blur")]
+    removal_infill: String,
+    /// Step of the removed-fraction grid.
+    #[arg(long, default_value_t = 0.05)]
+    removal_step: f64,
+    #[arg(long)]
+    no_removal: bool,
+    #[arg(long)]
+    no_off_box: bool,
+    #[arg(long)]
+    no_saliency: bool,
+    /// Explain each image a second time with seed+1 and compare the MAP masks.
+    #[arg(long)]
+    stability: bool,
+    /// In-fillers to score under random pixel masks (comma-separated; empty: skip).
+    #[arg(long, default_value = "")]
+    infill_quality: String,
+    #[arg(long, default_value = "0.25,0.5,0.75")]
+    drop_rates: String,
+    #[arg(long, default_value_t = 4)]
+    infill_samples: usize,
+    /// Images per classifier pass when scoring.
+    #[arg(long, default_value_t = 8)]
+    score_batch: usize,
+    /// Score images the classifier gets wrong too.
+    #[arg(long)]
+    all_images: bool,
+    /// Example maps per configuration in the HTML report.
+    #[arg(long, default_value_t = 8)]
+    examples: usize,
+    /// Process only shard K of N (0-based), e.g. 3/8; merge the shards with --merge.
+    #[arg(long, default_value = "0/1")]
+    shard: String,
+    /// Merge these shard output folders into --out instead of evaluating.
+    #[arg(long, num_args = 1..)]
+    merge: Vec<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
 }
 
 /// `fido explain` options; defaults are the paper's.
@@ -211,6 +289,7 @@ fn main() -> ExitCode {
             )
         }),
         Command::Explain(args) => explain(args),
+        Command::Eval(args) => eval(args),
         Command::Infill {
             adapter,
             weights,
@@ -333,6 +412,45 @@ fn adapter_json(info: &wgpu::AdapterInfo) -> serde_json::Value {
         "vendor": info.vendor,
         "device": info.device,
     })
+}
+
+fn eval(a: EvalCli) -> fido::Result<()> {
+    if !a.merge.is_empty() {
+        return cli::eval::merge(&a.merge, &a.out);
+    }
+    let missing = |what: &str| fido::Error::InvalidArgument(format!("fido eval needs --{what}"));
+    let args = cli::eval::EvalArgs {
+        model: a.model.ok_or_else(|| missing("model"))?,
+        weights: a.weights.ok_or_else(|| missing("weights"))?,
+        manifest: a.manifest.ok_or_else(|| missing("manifest"))?,
+        out: a.out,
+        configs: a.configs,
+        overrides: fido::eval::ExplainOverrides {
+            steps: a.steps,
+            batch: a.batch,
+            mask_size: a.mask_size,
+            lambda: a.lambda,
+            lr: a.lr,
+            seed: a.seed,
+        },
+        reuse: a.reuse,
+        removal_infill: a.removal_infill,
+        removal_step: a.removal_step,
+        no_removal: a.no_removal,
+        no_off_box: a.no_off_box,
+        no_saliency: a.no_saliency,
+        stability: a.stability,
+        infill_quality: a.infill_quality,
+        drop_rates: a.drop_rates,
+        infill_samples: a.infill_samples,
+        score_batch: a.score_batch,
+        all_images: a.all_images,
+        examples: a.examples,
+        shard: a.shard,
+        quiet: a.quiet,
+    };
+    let gpu = a.adapter.gpu()?;
+    cli::eval::run(&gpu, &args)
 }
 
 fn explain(a: ExplainArgs) -> fido::Result<()> {
