@@ -109,14 +109,19 @@ pub fn heatmap(values: &[f32], width: u32, height: u32) -> RgbImage {
     RgbImage::from_fn(width, height, |x, y| diverging(values[(y * width + x) as usize]))
 }
 
-/// The heatmap over the picture, more opaque where the importance is far from 0.5.
+/// The heatmap over the picture: unimportant pixels are dimmed and tinted blue, important
+/// ones tinted red, so the object the classifier relies on stands out.
 pub fn overlay(picture: &RgbImage, heat: &RgbImage, values: &[f32]) -> RgbImage {
     let width = picture.width();
     RgbImage::from_fn(width, picture.height(), |x, y| {
-        let v = values[(y * width + x) as usize];
-        let alpha = 0.25 + 0.5 * (2.0 * (v - 0.5)).abs();
+        let v = values[(y * width + x) as usize].clamp(0.0, 1.0);
+        let light = 0.35 + 0.65 * v;
         let (p, h) = (picture.get_pixel(x, y), heat.get_pixel(x, y));
-        let blend = |i: usize| (p[i] as f32 * (1.0 - alpha) + h[i] as f32 * alpha).round() as u8;
+        let blend = |i: usize| {
+            (p[i] as f32 * light * 0.6 + h[i] as f32 * 0.4)
+                .round()
+                .clamp(0.0, 255.0) as u8
+        };
         Rgb([blend(0), blend(1), blend(2)])
     })
 }

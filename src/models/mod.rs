@@ -21,8 +21,6 @@ use std::str::FromStr;
 
 use crate::autodiff::{Tape, Var};
 use crate::gpu::Gpu;
-use crate::ops::elementwise;
-use crate::ops::reduce::{self, Reduction};
 use crate::tensor::Tensor;
 use crate::weights::WeightFile;
 use crate::{Error, Result};
@@ -464,16 +462,9 @@ fn list_names(names: &[&str]) -> String {
 }
 
 /// Per-row log-odds of the label, `s_i = log p_c − log(1 − p_c)` with `p = softmax(logits_i)`
-/// and `c = labels[i]`; shape `[N]`, on the tape.
-///
-/// Written as `s = z_c − logsumexp_{k≠c}(z_k)`, which is exact algebra (both log-probabilities
-/// share the normaliser) and stays finite where `log(1 − p_c)` would not: when the label
-/// holds nearly all the mass, `1 − p_c` rounds to 0 in f32 long before `s` is large. The
-/// logsumexp over the other classes is shifted by `m = max_{k≠c} z_k`, so its largest term
-/// is exactly 1 and nothing underflows to `log 0`. The label's own term is removed by
-/// multiplying its exponent *and* its exponential by 0, so a huge `z_c − m` can neither
-/// overflow nor leak a gradient. The shift is a constant: logsumexp is shift-invariant,
-/// so its gradient through `m` is zero.
+/// and `c = labels[i]`; shape `[N]`, on the tape. The labels are checked here, on the host;
+/// the work is the fused kernel behind [`Var::log_odds`], which computes
+/// `z_c − logsumexp_{k≠c} z_k` so it stays finite where `log(1 − p_c)` would round to −∞.
 pub fn log_odds(logits: &Var, labels: &[usize]) -> Result<Var> {
     let shape = logits.shape().to_vec();
     if shape.len() != 2 || shape[0] != labels.len() || shape[0] == 0 {
@@ -485,7 +476,7 @@ pub fn log_odds(logits: &Var, labels: &[usize]) -> Result<Var> {
             ),
         });
     }
-    let (n, classes) = (shape[0], shape[1]);
+    let classes = shape[1];
     if classes < 2 {
         return Err(Error::Shape {
             op: "log_odds",
@@ -497,27 +488,6 @@ pub fn log_odds(logits: &Var, labels: &[usize]) -> Result<Var> {
             "label {bad} is out of range for {classes} classes"
         )));
     }
-    let gpu = logits.value().gpu();
-    let tape = logits.tape();
-    let mut one_hot = vec![0.0f32; n * classes];
-    for (row, &c) in labels.iter().enumerate() {
-        one_hot[row * classes + c] = 1.0;
-    }
-    let others: Vec<f32> = one_hot.iter().map(|v| 1.0 - v).collect();
-    let one_hot = Tensor::from_slice(gpu, &shape, &one_hot)?;
-    let others = Tensor::from_slice(gpu, &shape, &others)?;
-    // m = max over the other classes: push the label's logit far below every other one.
-    let pushed_down = elementwise::add(logits.value(), &elementwise::mul_scalar(&one_hot, -1e30)?)?;
-    let shift = reduce::reduce_axis(&pushed_down, 1, Reduction::Max, true)?;
-
-    let others_var = tape.constant(others);
-    let centred = logits.sub(&tape.constant(shift.clone()))?.mul(&others_var)?;
-    let terms = centred.exp()?.mul(&others_var)?;
-    let log_sum = terms.reduce_axis(1, Reduction::Sum, false)?.log()?;
-    let label_logit = logits
-        .mul(&tape.constant(one_hot))?
-        .reduce_axis(1, Reduction::Sum, false)?;
-    label_logit
-        .sub(&log_sum)?
-        .sub(&tape.constant(shift.reshape(&[n])?))
+    let labels: Vec<u32> = labels.iter().map(|&c| c as u32).collect();
+    logits.log_odds(&Tensor::from_u32(logits.value().gpu(), &[labels.len()], &labels)?)
 }
