@@ -13,6 +13,7 @@ pub fn run_all(bench: &mut Bench) {
     conv::run(bench);
     models::run(bench);
     models::fido_step(bench);
+    models::inpainter(bench);
 }
 
 /// A deterministic pseudo-random vector, so inputs are not all zeros or all equal.

@@ -138,3 +138,72 @@ pub fn fido_step(bench: &mut Bench) {
     let flops = forward_gflop(kind) * 1e9 * 8.0 * 2.0;
     bench.case(name, Cost { flops, bytes: 0.0 }, |_| Ok(()), |_| explainer.step());
 }
+
+/// The Contextual Attention in-painter at 256², batch 1 and 8, with synthetic weights.
+pub fn inpainter(bench: &mut Bench) {
+    for batch in [1usize, 8] {
+        let name = format!("ca inpaint 256 b{batch}");
+        if !bench.wants(&name) {
+            continue;
+        }
+        let gpu = bench.gpu.clone();
+        let generator = fido::inpaint::CaGenerator::from_fn(&gpu, |name, shape| {
+            Ok(fido::inpaint::synthetic_values(name, shape))
+        })
+        .expect("synthetic CA weights load");
+        let side = 256;
+        let image = Tensor::from_slice(
+            &gpu,
+            &[batch, 3, side, side],
+            &pseudo_random(batch * 3 * side * side, 51),
+        )
+        .unwrap();
+        let holes: Vec<f32> = (0..batch * side * side)
+            .map(|i| {
+                let (y, x) = ((i / side) % side, i % side);
+                if (64..160).contains(&y) && (80..200).contains(&x) {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask = Tensor::from_slice(&gpu, &[batch, 1, side, side], &holes).unwrap();
+        // Multiply-adds of the convolutions (attention excluded), counted from the layer table.
+        let flops = ca_conv_flops(side) * batch as f64;
+        bench.case(
+            &name,
+            Cost { flops, bytes: 0.0 },
+            |_| {
+                let out = generator
+                    .forward(&image, &mask)
+                    .and_then(|t| t.to_vec())
+                    .map_err(|e| e.to_string())?;
+                if out.iter().all(|v| (-1.0..=1.0).contains(v)) {
+                    Ok(())
+                } else {
+                    Err("output outside [-1, 1]".into())
+                }
+            },
+            |_| generator.forward(&image, &mask).map(drop),
+        );
+    }
+}
+
+/// Convolution FLOPs of the generator at `side`², following the resolution through the layer
+/// table: each branch starts at full size, stride 2 halves it and "up" doubles it.
+fn ca_conv_flops(side: usize) -> f64 {
+    let mut res = side;
+    let mut flops = 0.0;
+    for l in fido::inpaint::layer_specs() {
+        if matches!(l.name, "conv1" | "xconv1" | "pmconv1") {
+            res = side;
+        }
+        if l.upsample {
+            res *= 2;
+        }
+        res = res.div_ceil(l.stride);
+        flops += 2.0 * (l.ksize * l.ksize * l.in_channels * l.out_channels * res * res) as f64;
+    }
+    flops
+}
