@@ -60,7 +60,7 @@ impl Bench {
         self.report(name, cost, &timing);
     }
 
-    fn report(&self, name: &str, cost: Cost, t: &Timing) {
+    pub fn report(&self, name: &str, cost: Cost, t: &Timing) {
         let secs = t.median / 1e3;
         let gflops = cost.flops / secs / 1e9;
         let gbps = cost.bytes / secs / 1e9;
