@@ -141,7 +141,15 @@ pub fn fido_step(bench: &mut Bench) {
     gpu.sync().unwrap();
     let ms = start.elapsed().as_secs_f64() * 1e3;
     let flops = forward_gflop(kind) * 1e9 * 8.0 * 2.0;
-    bench.report(name, Cost { flops, bytes: 0.0 }, &crate::Timing { median: ms, min: ms, max: ms });
+    bench.report(
+        name,
+        Cost { flops, bytes: 0.0 },
+        &crate::Timing {
+            median: ms,
+            min: ms,
+            max: ms,
+        },
+    );
 }
 
 /// The Contextual Attention in-painter at 256², batch 1 and 8, with synthetic weights.
