@@ -974,9 +974,21 @@ impl PhaseAxis {
 
 /// The depthwise input gradient: one invocation per input element gathering over the taps.
 fn depthwise_backward_input(dy: &Tensor, w: &Tensor, g: &ConvGeometry, dx: &Tensor) -> Result<()> {
-    let o = &g.opts;
     let items = g.batch * g.in_channels * g.in_h * g.in_w;
-    let params = Params::new()
+    dy.gpu().launch(
+        &KERNEL,
+        "depthwise_backward_input",
+        &depthwise_constants(g),
+        &depthwise_params(g, items, 0, false),
+        &[w, dy, dy, w, dx],
+        Grid::Linear(groups_for(items, WG)),
+    )
+}
+
+/// The `DepthwiseParams` block shared by the depthwise kernels.
+fn depthwise_params(g: &ConvGeometry, items: usize, blocks_per_row: usize, has_bias: bool) -> Params {
+    let o = &g.opts;
+    Params::new()
         .u(items as u32)
         .u(g.in_channels as u32)
         .u(g.out_channels as u32)
@@ -987,9 +999,14 @@ fn depthwise_backward_input(dy: &Tensor, w: &Tensor, g: &ConvGeometry, dx: &Tens
         .u(g.out_w as u32)
         .i(o.padding.top as i32)
         .i(o.padding.left as i32)
-        .u(0)
-        .u(0);
-    let constants = [
+        .u(blocks_per_row as u32)
+        .u(has_bias as u32)
+}
+
+/// Kernel size, stride and dilation as constants, so the depthwise loops unroll.
+fn depthwise_constants(g: &ConvGeometry) -> Vec<(&'static str, f64)> {
+    let o = &g.opts;
+    vec![
         ("WG", WG as f64),
         ("DW_KH", g.kernel_h as f64),
         ("DW_KW", g.kernel_w as f64),
@@ -997,15 +1014,7 @@ fn depthwise_backward_input(dy: &Tensor, w: &Tensor, g: &ConvGeometry, dx: &Tens
         ("DW_SW", o.stride[1] as f64),
         ("DW_DH", o.dilation[0] as f64),
         ("DW_DW", o.dilation[1] as f64),
-    ];
-    dy.gpu().launch(
-        &KERNEL,
-        "depthwise_backward_input",
-        &constants,
-        &params,
-        &[w, dy, dy, w, dx],
-        Grid::Linear(groups_for(items, WG)),
-    )
+    ]
 }
 
 /// Input columns one invocation of the depthwise kernel reads per kernel row.
@@ -1031,29 +1040,9 @@ fn depthwise_forward(
     let block = if vec4 { wide } else { DW_BLOCK };
     let blocks_per_row = g.out_w.div_ceil(block);
     let items = g.batch * g.out_channels * g.out_h * blocks_per_row;
-    let params = Params::new()
-        .u(items as u32)
-        .u(g.in_channels as u32)
-        .u(g.out_channels as u32)
-        .u((g.out_channels / g.in_channels) as u32)
-        .u(g.in_h as u32)
-        .u(g.in_w as u32)
-        .u(g.out_h as u32)
-        .u(g.out_w as u32)
-        .i(o.padding.top as i32)
-        .i(o.padding.left as i32)
-        .u(blocks_per_row as u32)
-        .u(bias.is_some() as u32);
-    let mut constants = vec![
-        ("WG", WG as f64),
-        ("DW_KH", g.kernel_h as f64),
-        ("DW_KW", g.kernel_w as f64),
-        ("DW_SH", o.stride[0] as f64),
-        ("DW_SW", o.stride[1] as f64),
-        ("DW_DH", o.dilation[0] as f64),
-        ("DW_DW", o.dilation[1] as f64),
-        ("DW_BLOCK", block as f64),
-    ];
+    let params = depthwise_params(g, items, blocks_per_row, bias.is_some());
+    let mut constants = depthwise_constants(g);
+    constants.push(("DW_BLOCK", block as f64));
     if vec4 {
         constants.push(("DW_SHIFT", shift as f64));
         constants.push(("DW_PAD_QUADS", pad_quads as f64));
