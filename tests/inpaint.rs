@@ -432,3 +432,45 @@ fn tf_bundle_converts_to_safetensors() {
     assert!(err.contains("not a TF bundle"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// On a device whose storage bindings are too small for the whole batch, the generator runs
+/// the samples in slices and gives the same result.
+#[test]
+fn batches_too_large_for_one_binding_run_in_slices() {
+    let gpu = gpu();
+    let f = fixture("ca_64.safetensors");
+    let image = to_unit(&f.get_f32("image").unwrap());
+    let mask = f.get_f32("mask").unwrap();
+    let whole = generator(&gpu)
+        .forward(
+            &Tensor::from_slice(&gpu, &[2, 3, 64, 64], &image).unwrap(),
+            &Tensor::from_slice(&gpu, &[2, 1, 64, 64], &mask).unwrap(),
+        )
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    // A host device that allows 1.5 MB per binding: one 64×64 sample fits, two do not.
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let adapter =
+        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default())).unwrap();
+    let limits = wgpu::Limits {
+        max_storage_buffer_binding_size: 1_500_000,
+        ..adapter.limits()
+    };
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        required_limits: limits,
+        ..Default::default()
+    }))
+    .unwrap();
+    let small = Gpu::from_device(device, queue, adapter.get_info());
+    let sliced = generator(&small)
+        .forward(
+            &Tensor::from_slice(&small, &[2, 3, 64, 64], &image).unwrap(),
+            &Tensor::from_slice(&small, &[2, 1, 64, 64], &mask).unwrap(),
+        )
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let reference: Vec<f64> = whole.iter().map(|&v| v as f64).collect();
+    assert_close("sliced batch", &sliced, &reference, 1e-5, 0.0);
+}

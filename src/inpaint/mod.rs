@@ -248,7 +248,23 @@ impl CaGenerator {
     /// In-paints `image` `[B, 3, H, W]` (BGR in [−1, 1]) where `mask` `[B, 1, H, W]` is 1.
     /// Returns the merged result `x2·m + x·(1−m)` in [−1, 1].
     pub fn forward(&self, image: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        Ok(self.forward_stages(image, mask)?.output)
+        check_inputs(image, mask)?;
+        let (batch, h, w) = (image.shape()[0], image.shape()[2], image.shape()[3]);
+        // The largest tensor is the zero-padded input of a 2c-channel 3×3 conv at full size;
+        // run as many samples at once as keep it within one storage binding.
+        let per_sample = (4 * 2 * CNUM * (h + 2) * (w + 2)) as u64;
+        let fit = (self.gpu.max_binding_bytes() / (per_sample + per_sample / 4)).max(1) as usize;
+        if batch <= fit {
+            return Ok(self.forward_stages(image, mask)?.output);
+        }
+        let mut parts = Vec::new();
+        for start in (0..batch).step_by(fit) {
+            let end = (start + fit).min(batch);
+            let part_image = crate::ops::layout::slice(image, 0, start, end)?;
+            let part_mask = crate::ops::layout::slice(mask, 0, start, end)?;
+            parts.push(self.forward_stages(&part_image, &part_mask)?.output);
+        }
+        crate::ops::layout::concat(&parts.iter().collect::<Vec<_>>(), 0)
     }
 
     /// Like [`forward`](Self::forward), keeping the intermediate results.
