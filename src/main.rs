@@ -490,16 +490,8 @@ fn explain(a: ExplainArgs) -> fido::Result<()> {
 }
 
 fn convert(input: &std::path::Path, output: &std::path::Path) -> fido::Result<()> {
+    // A TF checkpoint is named by its `.index` file or by the prefix beside it.
     let is_tf = input.extension().is_some_and(|e| e == "index")
-        || input
-            .with_extension(format!(
-                "{}index",
-                input
-                    .extension()
-                    .map(|e| format!("{}.", e.to_string_lossy()))
-                    .unwrap_or_default()
-            ))
-            .exists()
         || std::path::PathBuf::from(format!("{}.index", input.display())).exists();
     if is_tf {
         let r = fido::inpaint::tf::convert_tf_checkpoint(input, output)?;

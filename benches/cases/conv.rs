@@ -4,7 +4,7 @@
 use fido::ops::conv::{self, reference, Conv2dOptions, Padding};
 use fido::Tensor;
 
-use super::{check_close, pseudo_random};
+use super::{check_close, pseudo_random, to_f64};
 use crate::Bench;
 
 struct Shape {
@@ -209,8 +209,4 @@ pub fn run(bench: &mut Bench) {
             |_| conv::conv2d_backward_input(&dy, &w, &opts_f, &x_shape).map(drop),
         );
     }
-}
-
-fn to_f64(x: &[f32]) -> Vec<f64> {
-    x.iter().map(|&v| v as f64).collect()
 }

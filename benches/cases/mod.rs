@@ -43,3 +43,7 @@ pub fn check_close(
     }
     Ok(())
 }
+
+pub fn to_f64(x: &[f32]) -> Vec<f64> {
+    x.iter().map(|&v| v as f64).collect()
+}

@@ -4,7 +4,7 @@
 use fido::ops::{filter, optim, random, resize};
 use fido::Tensor;
 
-use super::{check_close, pseudo_random};
+use super::{check_close, pseudo_random, to_f64};
 use crate::Bench;
 
 pub fn run(bench: &mut Bench) {
@@ -147,8 +147,4 @@ pub fn run(bench: &mut Bench) {
             |_| optim::adam_step(&p, &g, &mom, &vel, 2, 0.05, 0.9, 0.999, 1e-8),
         );
     }
-}
-
-fn to_f64(x: &[f32]) -> Vec<f64> {
-    x.iter().map(|&v| v as f64).collect()
 }

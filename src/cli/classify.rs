@@ -55,6 +55,25 @@ pub fn load_model(gpu: &Gpu, model: &str, weights: &Path) -> Result<Loaded> {
     })
 }
 
+/// Decode and preprocess images for `loaded` into one `[N, 3, S, S]` batch.
+fn prepare_batch(paths: &[&Path], loaded: &Loaded) -> Result<(Vec<usize>, Vec<f32>)> {
+    let mut values = Vec::new();
+    let mut size = 0;
+    for path in paths {
+        let prepared = imageio::prepare(&imageio::load_rgb(path)?, loaded.resize, &loaded.norm);
+        size = prepared.size as usize;
+        values.extend(prepared.chw);
+    }
+    Ok((vec![paths.len(), 3, size, size], values))
+}
+
+/// Class indices from the highest score to the lowest.
+fn ranked(row: &[f32]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..row.len()).collect();
+    order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+    order
+}
+
 /// Read the tensor named `input` (N×3×H×W f32) from a safetensors file.
 pub fn read_input_tensor(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
     let file = WeightFile::open(path)?;
@@ -79,21 +98,15 @@ pub fn accuracy(gpu: &Gpu, model: &str, weights: &Path, manifest: &Path, as_json
     let (mut top1, mut top5) = (0usize, 0usize);
     let mut rows = Vec::new();
     for chunk in jobs.chunks(MANIFEST_CHUNK) {
-        let mut values = Vec::new();
-        let mut size = 0;
-        for job in chunk {
-            let prepared = imageio::prepare(&imageio::load_rgb(&job.path)?, loaded.resize, &loaded.norm);
-            size = prepared.size as usize;
-            values.extend(prepared.chw);
-        }
-        let x = Tensor::from_slice(gpu, &[chunk.len(), 3, size, size], &values)?;
+        let paths: Vec<&Path> = chunk.iter().map(|j| j.path.as_path()).collect();
+        let (shape, values) = prepare_batch(&paths, &loaded)?;
+        let x = Tensor::from_slice(gpu, &shape, &values)?;
         let logits = Tape::new().no_grad_forward(&loaded.classifier, &x)?;
         let classes = logits.shape()[1];
         let logits = logits.to_vec()?;
         for (i, job) in chunk.iter().enumerate() {
             let row = &logits[i * classes..(i + 1) * classes];
-            let mut order: Vec<usize> = (0..classes).collect();
-            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+            let order = ranked(row);
             let label = job.label.unwrap_or(usize::MAX);
             top1 += (order[0] == label) as usize;
             top5 += order[..5.min(classes)].contains(&label) as usize;
@@ -157,15 +170,10 @@ pub fn run(
             (shape, values, sources)
         }
         None => {
-            let mut values = Vec::new();
-            let mut size = 0;
-            for path in images {
-                let prepared = imageio::prepare(&imageio::load_rgb(path)?, loaded.resize, &loaded.norm);
-                size = prepared.size as usize;
-                values.extend(prepared.chw);
-            }
+            let paths: Vec<&Path> = images.iter().map(PathBuf::as_path).collect();
+            let (shape, values) = prepare_batch(&paths, &loaded)?;
             let sources = images.iter().map(|p| p.display().to_string()).collect();
-            (vec![images.len(), 3, size, size], values, sources)
+            (shape, values, sources)
         }
     };
     let x = Tensor::from_slice(gpu, &shape, &values)?;
@@ -176,8 +184,7 @@ pub fn run(
     let mut results = Vec::new();
     for (i, source) in sources.iter().enumerate() {
         let row = &probs[i * classes..(i + 1) * classes];
-        let mut order: Vec<usize> = (0..classes).collect();
-        order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+        let order = ranked(row);
         let best: Vec<_> = order.iter().take(top.min(classes)).copied().collect();
         if as_json {
             results.push(json!({

@@ -336,10 +336,7 @@ impl<'m> Explainer<'m> {
                 self.config.steps
             )));
         }
-        let (loss, score, grad) = match self.config.method {
-            Method::Fido => self.fido_step()?,
-            Method::Bbmp => self.bbmp_step()?,
-        };
+        let (loss, score, grad) = self.method_step()?;
         let lr = match self.config.method {
             Method::Fido => self.config.lr * (1.0 - self.step as f32 / self.config.steps as f32),
             Method::Bbmp => self.config.lr,
@@ -387,6 +384,14 @@ impl<'m> Explainer<'m> {
 
     fn regulariser_weight(&self) -> f32 {
         self.config.lambda * (self.step as f32 / REGULARISER_RAMP_STEPS as f32).min(1.0)
+    }
+
+    /// Loss, score and mask gradient of the current step for the configured method.
+    fn method_step(&mut self) -> Result<(Tensor, Tensor, Tensor)> {
+        match self.config.method {
+            Method::Fido => self.fido_step(),
+            Method::Bbmp => self.bbmp_step(),
+        }
     }
 
     fn fido_step(&mut self) -> Result<(Tensor, Tensor, Tensor)> {
@@ -481,10 +486,7 @@ impl<'m> Explainer<'m> {
     /// The loss and its gradient with respect to the mask parameters at the current step,
     /// without updating anything (for checks and for hosts that run their own optimiser).
     pub fn loss_and_gradient(&mut self) -> Result<(f32, Tensor)> {
-        let (loss, _, grad) = match self.config.method {
-            Method::Fido => self.fido_step()?,
-            Method::Bbmp => self.bbmp_step()?,
-        };
+        let (loss, _, grad) = self.method_step()?;
         Ok((loss.item()?, grad))
     }
 
