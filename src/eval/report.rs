@@ -63,6 +63,52 @@ fn values(records: &[Value], config: &str, metric: &str) -> Vec<f64> {
         .collect()
 }
 
+fn images(n: usize) -> String {
+    format!("{n} image{}", if n == 1 { "" } else { "s" })
+}
+
+/// A plot title and a y-axis label for a per-configuration metric.
+fn metric_description(metric: &str) -> (String, &'static str) {
+    if let Some(level) = metric.strip_prefix("removal_f") {
+        return (
+            format!("Smallest removed fraction reaching a {level}% score drop (lower is better)"),
+            "fraction of pixels removed",
+        );
+    }
+    let (title, y) = match metric {
+        "off_box_ratio" => (
+            "Off-box ratio of the MAP mask (lower is better)",
+            "share of pixels outside the boxes marked important",
+        ),
+        "map_fraction" => (
+            "Share of the image the MAP mask marks important",
+            "fraction of pixels",
+        ),
+        "saliency_metric" => (
+            "Dabkowski & Gal saliency metric (lower is better)",
+            "log(max(area, 0.05)) - log p(class | tight crop)",
+        ),
+        "crop_prob" => (
+            "True-class probability of the MAP mask's tight crop",
+            "probability",
+        ),
+        "prob_with_map" => (
+            "True-class probability with the MAP mask applied (SSR keeps it, SDR drops it)",
+            "probability",
+        ),
+        "stability_pearson" => (
+            "Seed stability: Pearson correlation of maps (higher is better)",
+            "correlation",
+        ),
+        "stability_iou" => (
+            "Seed stability: IoU of MAP masks (higher is better)",
+            "intersection over union",
+        ),
+        other => return (other.to_string(), "value"),
+    };
+    (title.to_string(), y)
+}
+
 /// Write every report into `out` and return the HTML report's path.
 pub fn write_reports(out: &Path, settings: &Value) -> Result<PathBuf> {
     let records = load_records(out)?;
@@ -116,15 +162,26 @@ pub fn write_reports(out: &Path, settings: &Value) -> Result<PathBuf> {
     let plot_dir = out.join("plots");
     std::fs::create_dir_all(&plot_dir)?;
     let mut plot_files = Vec::new();
+    let scored = records.iter().filter(|r| r["status"] == "ok").count();
     for m in &metrics {
         let samples: Vec<Vec<f64>> = configs.iter().map(|c| values(&records, c, m)).collect();
         if samples.iter().all(|s| s.is_empty()) {
             continue;
         }
+        let (title, y) = metric_description(m);
+        let title = format!("{title}, {}", images(scored));
+        let labels = plots::Labels {
+            title: &title,
+            x: "configuration",
+            y,
+        };
         let file = format!("box_{m}.png");
-        save_png(&plots::box_plot(&samples), &plot_dir.join(&file))?;
+        save_png(
+            &plots::box_plot(labels, &configs, &samples),
+            &plot_dir.join(&file),
+        )?;
         plot_files.push((
-            format!("{m} (box plot; boxes numbered in configuration order)"),
+            format!("{title} (box: quartiles; line: median; cross: mean; whiskers: range)"),
             file,
         ));
     }
@@ -133,11 +190,20 @@ pub fn write_reports(out: &Path, settings: &Value) -> Result<PathBuf> {
         .map(|c| mean_curve(&records, c, settings).unwrap_or_default())
         .collect();
     if curves.iter().any(|c| !c.is_empty()) {
-        save_png(&plots::line_plot(&curves), &plot_dir.join("removal_curves.png"))?;
-        plot_files.push((
-            "pixel-removal curves: mean normalised score drop against the removed fraction".into(),
-            "removal_curves.png".into(),
-        ));
+        let title = format!(
+            "Pixel removal (lower and earlier is better), mean of {}",
+            images(scored)
+        );
+        let labels = plots::Labels {
+            title: &title,
+            x: "fraction of pixels removed, most important first",
+            y: "normalised score drop (s(x) - s(x_f)) / (s(x) - s(x_all_removed))",
+        };
+        save_png(
+            &plots::line_plot(labels, &configs, &curves),
+            &plot_dir.join("removal_curves.png"),
+        )?;
+        plot_files.push((title, "removal_curves.png".into()));
     }
     let rates: Vec<f64> = settings["infill_drop_rates"]
         .as_array()
@@ -162,12 +228,53 @@ pub fn write_reports(out: &Path, settings: &Value) -> Result<PathBuf> {
                 })
                 .collect();
             let file = format!("infill_quality_{:02}.png", (rate * 100.0).round() as i64);
-            save_png(&plots::box_plot(&samples), &plot_dir.join(&file))?;
-            plot_files.push((
-                format!("in-filler quality: true-class probability with {:.0}% of pixels dropped (boxes in in-filler order)", rate * 100.0),
-                file,
-            ));
+            let title = format!(
+                "In-filler quality, {:.0}% of pixels dropped at random, {} (higher is better)",
+                rate * 100.0,
+                images(scored)
+            );
+            let labels = plots::Labels {
+                title: &title,
+                x: "in-filler",
+                y: "true-class probability after in-filling",
+            };
+            save_png(
+                &plots::box_plot(labels, &fillers, &samples),
+                &plot_dir.join(&file),
+            )?;
+            plot_files.push((title, file));
         }
+        let curves: Vec<Vec<(f64, f64)>> = fillers
+            .iter()
+            .map(|f| {
+                rates
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &rate)| {
+                        let v: Vec<f64> = records
+                            .iter()
+                            .filter(|r| r["status"] == "ok")
+                            .filter_map(|r| r["infill_quality"][f][k].as_f64())
+                            .collect();
+                        (rate, v.iter().sum::<f64>() / v.len().max(1) as f64)
+                    })
+                    .collect()
+            })
+            .collect();
+        let title = format!(
+            "In-filler quality under random pixel masks, mean of {}",
+            images(scored)
+        );
+        let labels = plots::Labels {
+            title: &title,
+            x: "fraction of pixels dropped and in-filled",
+            y: "true-class probability (higher is better)",
+        };
+        save_png(
+            &plots::line_plot(labels, &fillers, &curves),
+            &plot_dir.join("infill_quality.png"),
+        )?;
+        plot_files.push((title, "infill_quality.png".into()));
     }
     let html = html(
         out,
