@@ -142,7 +142,12 @@ struct EvalCli {
     /// Reuse `fido explain` output folders: CONFIG=DIR (DIR/<image stem>/saliency.safetensors).
     #[arg(long)]
     reuse: Vec<String>,
-    /// The in-filler that replaces removed pixels in the pixel-removal curve.
+    /// Weights of the CA in-painter, for `...:ca` configurations, --removal-infill ca and
+    /// --infill-quality ca.
+    #[arg(long)]
+    infill_weights: Option<PathBuf>,
+    /// The in-filler that replaces removed pixels in the pixel-removal curve (mean, blur,
+    /// random, local, or ca with --infill-weights).
     #[arg(long, default_value = "blur")]
     removal_infill: String,
     /// Step of the removed-fraction grid.
@@ -434,6 +439,7 @@ fn eval(a: EvalCli) -> fido::Result<()> {
             seed: a.seed,
         },
         reuse: a.reuse,
+        infill_weights: a.infill_weights,
         removal_infill: a.removal_infill,
         removal_step: a.removal_step,
         no_removal: a.no_removal,

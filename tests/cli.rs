@@ -63,7 +63,9 @@ fn resnet18_weights(dir: &Path) -> PathBuf {
 
 #[test]
 fn help_describes_every_subcommand() {
-    for sub in ["info", "classify", "explain", "infill", "convert", "check"] {
+    for sub in [
+        "info", "classify", "explain", "eval", "infill", "convert", "check",
+    ] {
         let out = fido(&[sub, "--help"]);
         assert!(out.status.success(), "{sub} --help");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{sub}");
@@ -209,6 +211,63 @@ fn explain_rejects_impossible_options() {
     fails_with(&with(&["--infill", "ca"]), "--infill-weights");
     fails_with(&with(&["--infill", "sponge"]), "unknown in-filler");
     fails_with(&with(&["--method", "gradcam"]), "unknown method");
+}
+
+#[test]
+fn eval_rejects_impossible_options() {
+    let dir = scratch("eval-bad");
+    let weights = resnet18_weights(&dir);
+    write_png(&dir.join("ok.png"), 32, 32, |x, y| {
+        [x as u8 * 8, y as u8 * 8, 128]
+    });
+    let manifest = dir.join("manifest.csv");
+    std::fs::write(
+        &manifest,
+        "file,label,wnid,class_name,width,height,boxes_xyxy\nok.png,1,n0,x,32,32,0 0 16 16\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let base = [
+        "eval",
+        "--model",
+        "resnet18",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ];
+    let with = |extra: &[&str]| fido(&[&base[..], extra].concat());
+    fails_with(&with(&["--config", "fido:ca"]), "--infill-weights");
+    fails_with(&with(&["--removal-infill", "ca"]), "--infill-weights");
+    fails_with(
+        &with(&["--config", "gradcam:local"]),
+        "configuration `gradcam:local`",
+    );
+    fails_with(&with(&["--config", "bbmp:local"]), "BBMP uses a fixed reference");
+    fails_with(&with(&["--shard", "2/2"]), "shard");
+    fails_with(&with(&["--score-batch", "0"]), "--score-batch");
+    fails_with(&with(&["--drop-rates", "1.5"]), "1.5");
+    fails_with(&with(&["--infill-quality", "sponge"]), "unknown in-filler");
+    fails_with(
+        &with(&[
+            "--infill-weights",
+            dir.join("missing.safetensors").to_str().unwrap(),
+        ]),
+        "missing.safetensors",
+    );
+    fails_with(
+        &fido(&[
+            "eval",
+            "--merge",
+            dir.join("nowhere").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+        "nowhere",
+    );
 }
 
 #[test]

@@ -214,7 +214,7 @@ fn the_removal_curve_of_the_planted_classifier_is_monotone_and_exact() {
         &model,
         &x,
         Normalize::IMAGENET,
-        InfillKind::Mean,
+        InfillKind::Mean.into(),
         &region_map(),
         0,
         &fractions,
@@ -252,7 +252,7 @@ fn the_removal_curve_of_the_planted_classifier_is_monotone_and_exact() {
         &model,
         &x,
         Normalize::IMAGENET,
-        InfillKind::Mean,
+        InfillKind::Mean.into(),
         &inverted,
         0,
         &fractions,
@@ -268,7 +268,7 @@ fn the_removal_curve_of_the_planted_classifier_is_monotone_and_exact() {
         &model,
         &x,
         Normalize::IMAGENET,
-        InfillKind::Mean,
+        InfillKind::Mean.into(),
         0,
         &[0.2, 0.8],
         4,
@@ -377,7 +377,12 @@ fn configurations_parse_and_shards_partition_the_jobs() {
         eval::parse_infill_list("mean, local").unwrap(),
         vec![InfillKind::Mean, InfillKind::Local]
     );
-    assert!(eval::parse_infill_list("ca").is_err());
+    assert_eq!(eval::parse_infill_list("ca").unwrap(), vec![InfillKind::Ca]);
+    assert!(eval::parse_infill_list("mean,bogus").is_err());
+    assert_eq!(
+        EvalConfig::parse("fido:ca").unwrap().explain.infill,
+        InfillKind::Ca
+    );
     assert_eq!(eval::parse_fractions("0.25,0.5").unwrap(), vec![0.25, 0.5]);
     assert!(eval::parse_fractions("1.5").is_err());
     let grid = eval::removal_grid(0.25).unwrap();
@@ -505,4 +510,88 @@ fn the_driver_resumes_isolates_failures_and_its_shards_merge_into_the_unsharded_
         assert_eq!(a["removal_drops"], b["removal_drops"]);
     }
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// CA configurations, CA removal and CA quality scoring run when a generator is given (here
+/// with deterministic random weights at a small side), and are refused, naming what needs
+/// it, when none is.
+#[test]
+fn ca_scoring_runs_with_a_generator_and_is_refused_without_one() {
+    use fido::inpaint::{synthetic_values, CaGenerator, CaSetup};
+    let gpu = gpu();
+    let model = Planted::new(&gpu);
+    let root = std::env::temp_dir().join(format!("fido-eval-ca-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let manifest = write_dataset(&root.join("data"));
+    let jobs: Vec<EvalJob> = eval::read_manifest(&manifest)
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.id == "a.png")
+        .collect();
+    let mut config = EvalConfig::parse("fido:ca").unwrap();
+    config.explain.steps = 2;
+    config.explain.batch = 2;
+    config.explain.mask_size = 8;
+    let mut options = EvalOptions {
+        model_name: "planted".into(),
+        resize: Resize::Stretch { size: SIDE as u32 },
+        metrics: MetricSettings {
+            removal_fractions: vec![0.5, 1.0],
+            removal_infill: InfillKind::Ca,
+            infill_quality: vec![InfillKind::Ca, InfillKind::Mean],
+            infill_drop_rates: vec![0.5],
+            infill_samples: 2,
+            ..MetricSettings::default()
+        },
+        progress: false,
+        ..EvalOptions::new(jobs, vec![config], root.join("out"))
+    };
+    let refused = eval::run_eval(&gpu, &model, &options).unwrap_err().to_string();
+    for needle in [
+        "`fido:ca`",
+        "--removal-infill ca",
+        "--infill-quality ca",
+        "--infill-weights",
+    ] {
+        assert!(refused.contains(needle), "{needle} missing from: {refused}");
+    }
+
+    let generator = CaGenerator::from_fn(&gpu, |name, shape| Ok(synthetic_values(name, shape))).unwrap();
+    options.ca = Some(CaSetup {
+        generator,
+        side: SIDE,
+    });
+    let outcome = eval::run_eval(&gpu, &model, &options).unwrap();
+    assert_eq!((outcome.scored, outcome.failures), (1, 0), "{outcome:?}");
+    let records = comparable_records(&root.join("out"));
+    let entry = &records[0]["configs"]["fido:ca"];
+    assert_eq!(entry["status"], "ok", "{entry}");
+    let importance = entry["map_fraction"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&importance));
+    // Removing every pixel leaves only the in-painting of an empty keep mask: score that
+    // directly through the generator and the classifier.
+    let picture = fido::imageio::load_rgb(&root.join("data/images/a.png")).unwrap();
+    let prepared = fido::imageio::prepare(&picture, options.resize, &options.norm);
+    let x = Tensor::from_slice(&gpu, &[1, 3, SIDE, SIDE], &prepared.chw).unwrap();
+    let mut infiller = options.ca.as_ref().unwrap().infiller(&x, options.norm).unwrap();
+    use fido::explain::Infiller;
+    let nothing_kept = Tensor::from_slice(&gpu, &[1, 1, SIDE, SIDE], &vec![0.0; SIDE * SIDE]).unwrap();
+    let filled = infiller.fill(&nothing_kept, 0).unwrap();
+    let logits = metrics::logits_rows(&model, &filled, 1).unwrap().remove(0);
+    let expected = metrics::log_odds(&logits, 0);
+    let got = entry["removal_score_all_removed"].as_f64().unwrap();
+    assert!(
+        (got - expected).abs() < 1e-4 * (1.0 + expected.abs()),
+        "{got} vs {expected}"
+    );
+    assert!((got - entry["removal_score_full"].as_f64().unwrap()).abs() > 1e-3);
+    for filler in ["ca", "mean"] {
+        let p = records[0]["infill_quality"][filler][0].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&p), "{filler}: {p}");
+    }
+    // The CA in-filler changes the removed pixels differently from Mean.
+    assert_ne!(
+        records[0]["infill_quality"]["ca"],
+        records[0]["infill_quality"]["mean"]
+    );
 }

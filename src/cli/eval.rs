@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use fido::eval::{self, EvalConfig, EvalOptions, ExplainOverrides, MetricSettings};
 use fido::explain::InfillKind;
+use fido::inpaint::{CaGenerator, CaSetup};
 use fido::{Error, Gpu, Result};
 
 use super::classify::load_model;
@@ -17,6 +18,7 @@ pub struct EvalArgs {
     pub configs: Vec<String>,
     pub overrides: ExplainOverrides,
     pub reuse: Vec<String>,
+    pub infill_weights: Option<PathBuf>,
     pub removal_infill: String,
     pub removal_step: f64,
     pub no_removal: bool,
@@ -70,6 +72,10 @@ pub fn run(gpu: &Gpu, a: &EvalArgs) -> Result<()> {
         .iter()
         .map(|s| eval::parse_reuse(s))
         .collect::<Result<_>>()?;
+    o.ca = match &a.infill_weights {
+        Some(path) => Some(CaSetup::new(CaGenerator::load(gpu, path)?)),
+        None => None,
+    };
     o.shard = a.shard.parse()?;
     o.score_batch = a.score_batch;
     o.only_correct = !a.all_images;

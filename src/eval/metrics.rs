@@ -7,6 +7,7 @@
 use crate::explain::infill::{self, InfillKind};
 use crate::explain::Model;
 use crate::imageio::{Normalize, SourceToModel};
+use crate::inpaint::CaSetup;
 use crate::ops::{elementwise, resize};
 use crate::tensor::Tensor;
 use crate::{Error, Result, Tape};
@@ -240,13 +241,26 @@ pub fn mix(x: &Tensor, keep: &Tensor, background: &Tensor) -> Result<Tensor> {
     elementwise::add(background, &kept)
 }
 
-/// The score of the image after each keep mask `[B, 1, H, W]` is in-filled by `kind`.
+/// Which in-filler replaces removed or dropped pixels; CA needs its generator.
+#[derive(Clone, Copy, Debug)]
+pub struct Infill<'a> {
+    pub kind: InfillKind,
+    pub ca: Option<&'a CaSetup>,
+}
+
+impl From<InfillKind> for Infill<'_> {
+    fn from(kind: InfillKind) -> Self {
+        Infill { kind, ca: None }
+    }
+}
+
+/// The score of the image after each keep mask `[B, 1, H, W]` is in-filled by `infill`.
 /// Returns the logits of every mixed image.
 pub fn infilled_logits(
     model: &dyn Model,
     x: &Tensor,
     norm: Normalize,
-    kind: InfillKind,
+    infill: Infill<'_>,
     keep_masks: &[f32],
     seed: u64,
     chunk: usize,
@@ -262,7 +276,7 @@ pub fn infilled_logits(
             ),
         });
     }
-    let mut infiller = infill::heuristic(kind, x, norm)?;
+    let mut infiller = infill::build(infill.kind, x, norm, infill.ca)?;
     let total = keep_masks.len() / plane;
     let chunk = chunk.max(1);
     let mut rows = Vec::with_capacity(total);
@@ -304,7 +318,7 @@ pub fn removal_curve(
     model: &dyn Model,
     x: &Tensor,
     norm: Normalize,
-    kind: InfillKind,
+    infill: Infill<'_>,
     importance: &[f32],
     target: usize,
     fractions: &[f64],
@@ -316,7 +330,7 @@ pub fn removal_curve(
     levels.push(0.0);
     levels.push(1.0);
     let masks = removal_keep_masks(importance, &levels);
-    let rows = infilled_logits(model, x, norm, kind, &masks, seed, chunk)?;
+    let rows = infilled_logits(model, x, norm, infill, &masks, seed, chunk)?;
     let scores: Vec<f64> = rows.iter().map(|r| log_odds(r, target)).collect();
     let k = fractions.len();
     let (full, all_removed) = (scores[k], scores[k + 1]);
@@ -350,13 +364,13 @@ pub fn random_keep_masks(count: usize, plane: usize, rate: f64, seed: u64) -> Ve
 }
 
 /// The mean true-class probability after `samples` random masks at each drop rate are
-/// in-filled by `kind`.
+/// in-filled by `infill`.
 #[allow(clippy::too_many_arguments)]
 pub fn infill_quality(
     model: &dyn Model,
     x: &Tensor,
     norm: Normalize,
-    kind: InfillKind,
+    infill: Infill<'_>,
     label: usize,
     rates: &[f64],
     samples: usize,
@@ -369,7 +383,7 @@ pub fn infill_quality(
         .enumerate()
         .map(|(i, &rate)| {
             let masks = random_keep_masks(samples, plane, rate, seed.wrapping_add(i as u64 * 7919));
-            let rows = infilled_logits(model, x, norm, kind, &masks, seed, chunk)?;
+            let rows = infilled_logits(model, x, norm, infill, &masks, seed, chunk)?;
             Ok(rows.iter().map(|r| probability(r, label)).sum::<f64>() / rows.len() as f64)
         })
         .collect()

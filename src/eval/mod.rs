@@ -27,6 +27,7 @@ use crate::explain::infill::InfillKind;
 use crate::explain::report::{self as explain_report, RunInfo};
 use crate::explain::{ExplainConfig, Explainer, Method, Model, Objective};
 use crate::imageio::{self, Normalize, Resize};
+use crate::inpaint::CaSetup;
 use crate::weights::WeightFile;
 use crate::{Error, Gpu, Result, Tensor};
 
@@ -76,9 +77,6 @@ impl EvalConfig {
             explain.objective = o.trim().parse().map_err(|e: Error| bad(e.to_string()))?;
         }
         explain.infill = infill.trim().parse().map_err(|e: Error| bad(e.to_string()))?;
-        if explain.infill == InfillKind::Ca {
-            return Err(bad("the CA in-filler is not available in evaluations yet".into()));
-        }
         explain.validate().map_err(|e| bad(e.to_string()))?;
         let objective = if explain.objective == Objective::Ssr {
             String::new()
@@ -124,17 +122,10 @@ impl ExplainOverrides {
 
 /// Parse a comma-separated list of in-fillers, e.g. `mean,blur,random,local`.
 pub fn parse_infill_list(text: &str) -> Result<Vec<InfillKind>> {
-    let kinds: Vec<InfillKind> = text
-        .split(',')
+    text.split(',')
         .filter(|s| !s.trim().is_empty())
         .map(|s| s.trim().parse())
-        .collect::<Result<_>>()?;
-    if kinds.contains(&InfillKind::Ca) {
-        return Err(Error::InvalidArgument(
-            "the CA in-filler is not available in evaluations yet".into(),
-        ));
-    }
-    Ok(kinds)
+        .collect()
 }
 
 /// Parse a comma-separated list of numbers in [0, 1], e.g. drop rates `0.25,0.5,0.75`.
@@ -226,6 +217,8 @@ pub struct EvalOptions {
     /// Maps to reuse instead of computing: configuration name → a `fido explain` output
     /// folder holding `<image stem>/saliency.safetensors`.
     pub reuse: BTreeMap<String, PathBuf>,
+    /// The CA generator, for `…:ca` configurations and CA removal or quality scoring.
+    pub ca: Option<CaSetup>,
     pub shard: Shard,
     /// Images per classifier forward pass when scoring removal levels and random masks.
     pub score_batch: usize,
@@ -250,6 +243,7 @@ impl EvalOptions {
             norm: Normalize::IMAGENET,
             metrics: MetricSettings::default(),
             reuse: BTreeMap::new(),
+            ca: None,
             shard: Shard::ALL,
             score_batch: 8,
             only_correct: true,
@@ -360,6 +354,27 @@ pub fn run_eval(gpu: &Gpu, classifier: &dyn Model, options: &EvalOptions) -> Res
         if !options.configs.iter().any(|c| &c.name == name) {
             return Err(Error::InvalidArgument(format!(
                 "maps are offered for `{name}`, which is not among the configurations"
+            )));
+        }
+    }
+    if options.ca.is_none() {
+        let m = &options.metrics;
+        let mut needs: Vec<String> = options
+            .configs
+            .iter()
+            .filter(|c| c.explain.infill == InfillKind::Ca && !options.reuse.contains_key(&c.name))
+            .map(|c| format!("`{}`", c.name))
+            .collect();
+        if !m.removal_fractions.is_empty() && m.removal_infill == InfillKind::Ca {
+            needs.push("--removal-infill ca".into());
+        }
+        if m.infill_quality.contains(&InfillKind::Ca) {
+            needs.push("--infill-quality ca".into());
+        }
+        if !needs.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "{} need the CA in-painter: pass --infill-weights CA.safetensors",
+                needs.join(", ")
             )));
         }
     }
@@ -545,7 +560,7 @@ pub fn image_stem(job: &EvalJob) -> String {
 
 fn settings_json(options: &EvalOptions) -> Value {
     let m = &options.metrics;
-    json!({
+    let mut settings = json!({
         "model": options.model_name,
         "configs": options.configs.iter().map(|c| json!({
             "name": c.name,
@@ -574,7 +589,12 @@ fn settings_json(options: &EvalOptions) -> Value {
         "examples": options.examples,
         "jobs": options.jobs.len(),
         "shard": {"index": options.shard.index, "count": options.shard.count},
-    })
+    });
+    // Only when used, so that folders written before CA scoring existed still resume.
+    if let Some(ca) = &options.ca {
+        settings["ca_side"] = json!(ca.side);
+    }
+    settings
 }
 
 /// Resuming into a folder is only sound with the same metric settings and shard, and with
@@ -707,7 +727,10 @@ impl<'j> ImageContext<'j> {
                 model,
                 &self.x,
                 options.norm,
-                kind,
+                metrics::Infill {
+                    kind,
+                    ca: options.ca.as_ref(),
+                },
                 self.job.label,
                 &m.infill_drop_rates,
                 m.infill_samples.max(1),
@@ -771,7 +794,10 @@ impl<'j> ImageContext<'j> {
                 model,
                 &self.x,
                 options.norm,
-                m.removal_infill,
+                metrics::Infill {
+                    kind: m.removal_infill,
+                    ca: options.ca.as_ref(),
+                },
                 &importance,
                 target,
                 &m.removal_fractions,
@@ -806,7 +832,20 @@ impl<'j> ImageContext<'j> {
         options: &EvalOptions,
         config: ExplainConfig,
     ) -> Result<crate::explain::Explanation> {
-        let mut explainer = Explainer::new(model, &self.x, Some(self.job.label), options.norm, config, None)?;
+        let infiller = match (config.infill, &options.ca) {
+            (InfillKind::Ca, Some(ca)) => {
+                Some(Box::new(ca.infiller(&self.x, options.norm)?) as Box<dyn crate::explain::Infiller>)
+            }
+            _ => None,
+        };
+        let mut explainer = Explainer::new(
+            model,
+            &self.x,
+            Some(self.job.label),
+            options.norm,
+            config,
+            infiller,
+        )?;
         explainer.run(0, |_| {})?;
         explainer.finish()
     }

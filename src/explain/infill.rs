@@ -66,7 +66,21 @@ pub trait Infiller {
     fn fill(&mut self, hard_keep: &Tensor, seed: u64) -> Result<Tensor>;
 }
 
-/// Build the in-filler `kind` for image `x` `[1, 3, H, W]` normalised with `norm`.
+/// Build the in-filler `kind` for image `x` `[1, 3, H, W]` normalised with `norm`; the CA
+/// in-filler needs `ca`.
+pub fn build(
+    kind: InfillKind,
+    x: &Tensor,
+    norm: Normalize,
+    ca: Option<&crate::inpaint::CaSetup>,
+) -> Result<Box<dyn Infiller>> {
+    match (kind, ca) {
+        (InfillKind::Ca, Some(setup)) => Ok(Box::new(setup.infiller(x, norm)?)),
+        _ => heuristic(kind, x, norm),
+    }
+}
+
+/// Build the heuristic in-filler `kind` for image `x` `[1, 3, H, W]` normalised with `norm`.
 pub fn heuristic(kind: InfillKind, x: &Tensor, norm: Normalize) -> Result<Box<dyn Infiller>> {
     if x.rank() != 4 || x.shape()[0] != 1 || x.shape()[1] != 3 {
         return Err(Error::Shape {

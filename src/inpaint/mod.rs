@@ -451,6 +451,38 @@ pub fn synthetic_values(name: &str, shape: &[usize]) -> Vec<f32> {
     (0..n).map(|i| (unit(hash, i as u64) * scale) as f32).collect()
 }
 
+/// A generator and the square side it in-paints at: what it takes to build a
+/// [`CaInfiller`] for any image.
+#[derive(Clone)]
+pub struct CaSetup {
+    pub generator: CaGenerator,
+    /// A multiple of 8; [`CaInfiller::SIDE`] for the released checkpoints.
+    pub side: usize,
+}
+
+impl CaSetup {
+    /// At the side the released checkpoints were trained at.
+    pub fn new(generator: CaGenerator) -> CaSetup {
+        CaSetup {
+            generator,
+            side: CaInfiller::SIDE,
+        }
+    }
+
+    /// The in-filler for the classifier input `x` `[1, 3, H, W]` normalised with `norm`.
+    pub fn infiller(&self, x: &Tensor, norm: crate::imageio::Normalize) -> Result<CaInfiller> {
+        CaInfiller::with_side(self.generator.clone(), x, norm, self.side)
+    }
+}
+
+impl std::fmt::Debug for CaSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaSetup")
+            .field("side", &self.side)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The generator as a FIDO in-filler: the classifier-normalised RGB image is brought to the
 /// generator's BGR [−1, 1] at [`CaInfiller::SIDE`] once; each call in-paints all B masks in one
 /// batched pass and returns the results at the classifier's size and normalisation.
