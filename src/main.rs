@@ -117,26 +117,35 @@ struct EvalCli {
     /// The classifier (see `fido classify --help`); not needed with --merge.
     #[arg(long, required_unless_present = "merge")]
     model: Option<String>,
+    /// The classifier's weights (safetensors).
     #[arg(long, required_unless_present = "merge")]
     weights: Option<PathBuf>,
     /// CSV with file, label, ..., boxes_xyxy columns (like imagenet-val/manifest.csv).
     #[arg(long, required_unless_present = "merge")]
     manifest: Option<PathBuf>,
+    /// Output folder; rerunning with the same settings resumes where a run stopped.
     #[arg(long)]
     out: PathBuf,
-    /// Configurations to compare, `method[-objective]:infill`, e.g. fido:local fido-sdr:local bbmp:blur.
+    /// Configurations to compare, `method[-objective]:infill`, e.g. fido:local fido-sdr:local bbmp:blur
+    /// (fido:ca needs --infill-weights).
     #[arg(long = "config", num_args = 1.., default_values_t = ["fido:local".to_string(), "fido-sdr:local".to_string(), "bbmp:blur".to_string()])]
     configs: Vec<String>,
+    /// Optimisation steps per map (default: 300, the paper's).
     #[arg(long)]
     steps: Option<usize>,
+    /// Mask samples per FIDO step (default: 8; BBMP always uses one image).
     #[arg(long)]
     batch: Option<usize>,
+    /// Side of the mask grid (default: 56).
     #[arg(long)]
     mask_size: Option<usize>,
+    /// Sparsity weight (default: 1e-3 for FIDO, 5e-3 for BBMP).
     #[arg(long)]
     lambda: Option<f32>,
+    /// Adam learning rate, decayed linearly to 0 (default: 0.05).
     #[arg(long)]
     lr: Option<f32>,
+    /// Seed of the mask samples (default: 0).
     #[arg(long)]
     seed: Option<u64>,
     /// Reuse `fido explain` output folders: CONFIG=DIR (DIR/<image stem>/saliency.safetensors).
@@ -153,20 +162,25 @@ struct EvalCli {
     /// Step of the removed-fraction grid.
     #[arg(long, default_value_t = 0.05)]
     removal_step: f64,
+    /// Skip the pixel-removal curve.
     #[arg(long)]
     no_removal: bool,
+    /// Skip the off-box ratio.
     #[arg(long)]
     no_off_box: bool,
+    /// Skip the Dabkowski & Gal saliency metric.
     #[arg(long)]
     no_saliency: bool,
     /// Explain each image a second time with seed+1 and compare the MAP masks.
     #[arg(long)]
     stability: bool,
-    /// In-fillers to score under random pixel masks (comma-separated; empty: skip).
+    /// In-fillers to score under random pixel masks, e.g. mean,blur,random,local,ca (empty: skip).
     #[arg(long, default_value = "")]
     infill_quality: String,
+    /// Fractions of pixels dropped at random for --infill-quality.
     #[arg(long, default_value = "0.25,0.5,0.75")]
     drop_rates: String,
+    /// Random masks per drop rate and in-filler.
     #[arg(long, default_value_t = 4)]
     infill_samples: usize,
     /// Images per classifier pass when scoring.
