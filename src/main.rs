@@ -130,24 +130,8 @@ struct EvalCli {
     /// (fido:ca needs --infill-weights).
     #[arg(long = "config", num_args = 1.., default_values_t = ["fido:local".to_string(), "fido-sdr:local".to_string(), "bbmp:blur".to_string()])]
     configs: Vec<String>,
-    /// Optimisation steps per map (default: 300, the paper's).
-    #[arg(long)]
-    steps: Option<usize>,
-    /// Mask samples per FIDO step (default: 8; BBMP always uses one image).
-    #[arg(long)]
-    batch: Option<usize>,
-    /// Side of the mask grid (default: 56).
-    #[arg(long)]
-    mask_size: Option<usize>,
-    /// Sparsity weight (default: 1e-3 for FIDO, 5e-3 for BBMP).
-    #[arg(long)]
-    lambda: Option<f32>,
-    /// Adam learning rate, decayed linearly to 0 (default: 0.05).
-    #[arg(long)]
-    lr: Option<f32>,
-    /// Seed of the mask samples (default: 0).
-    #[arg(long)]
-    seed: Option<u64>,
+    #[command(flatten)]
+    settings: SettingsArgs,
     /// Reuse `fido explain` output folders: CONFIG=DIR (DIR/<image stem>/saliency.safetensors).
     #[arg(long)]
     reuse: Vec<String>,
@@ -203,6 +187,51 @@ struct EvalCli {
     quiet: bool,
 }
 
+/// Method settings shared by `fido explain` and `fido eval`; unset ones take the method's
+/// defaults, which are the paper's.
+#[derive(Args)]
+struct SettingsArgs {
+    /// Optimisation steps [default: 300].
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Mask samples per FIDO step [default: 8]; BBMP always optimises one image.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Sparsity weight [default: 1e-3 for FIDO, 5e-3 for BBMP].
+    #[arg(long)]
+    lambda: Option<f32>,
+    /// Adam learning rate, decayed linearly to 0 [default: 0.05].
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Side of the mask grid [default: 56].
+    #[arg(long)]
+    mask_size: Option<usize>,
+    /// Concrete relaxation temperature [default: 0.1].
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// Total-variation weight on the upsampled mask [default: 0, off].
+    #[arg(long)]
+    tv: Option<f32>,
+    /// Seed of the mask samples [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+impl SettingsArgs {
+    fn overrides(&self) -> fido::explain::ExplainOverrides {
+        fido::explain::ExplainOverrides {
+            steps: self.steps,
+            batch: self.batch,
+            mask_size: self.mask_size,
+            lambda: self.lambda,
+            lr: self.lr,
+            temperature: self.temperature,
+            tv: self.tv,
+            seed: self.seed,
+        }
+    }
+}
+
 /// `fido explain` options; defaults are the paper's.
 #[derive(Args)]
 struct ExplainArgs {
@@ -237,27 +266,8 @@ struct ExplainArgs {
     /// Weights of the CA in-painter, for --infill ca.
     #[arg(long)]
     infill_weights: Option<PathBuf>,
-    #[arg(long, default_value_t = 300)]
-    steps: usize,
-    /// Mask samples per step.
-    #[arg(long, default_value_t = 8)]
-    batch: usize,
-    /// Sparsity weight (default: 1e-3 for FIDO, 5e-3 for BBMP).
-    #[arg(long)]
-    lambda: Option<f32>,
-    #[arg(long, default_value_t = 0.05)]
-    lr: f32,
-    /// Side of the mask grid.
-    #[arg(long, default_value_t = 56)]
-    mask_size: usize,
-    /// Concrete relaxation temperature.
-    #[arg(long, default_value_t = 0.1)]
-    temperature: f32,
-    /// Total-variation weight on the upsampled mask (0: off).
-    #[arg(long, default_value_t = 0.0)]
-    tv: f32,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[command(flatten)]
+    settings: SettingsArgs,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -444,14 +454,7 @@ fn eval(a: EvalCli) -> fido::Result<()> {
         manifest: a.manifest.ok_or_else(|| missing("manifest"))?,
         out: a.out,
         configs: a.configs,
-        overrides: fido::eval::ExplainOverrides {
-            steps: a.steps,
-            batch: a.batch,
-            mask_size: a.mask_size,
-            lambda: a.lambda,
-            lr: a.lr,
-            seed: a.seed,
-        },
+        overrides: a.settings.overrides(),
         reuse: a.reuse,
         infill_weights: a.infill_weights,
         removal_infill: a.removal_infill,
@@ -486,20 +489,12 @@ fn explain(a: ExplainArgs) -> fido::Result<()> {
             "--infill ca needs --infill-weights CA.safetensors".into(),
         ));
     }
-    let config = ExplainConfig {
-        method,
+    let mut config = ExplainConfig {
         objective: a.objective.parse::<Objective>()?,
         infill,
-        steps: a.steps,
-        batch: if method == Method::Bbmp { 1 } else { a.batch },
-        lambda: a.lambda.unwrap_or(paper.lambda),
-        lr: a.lr,
-        mask_size: a.mask_size,
-        temperature: a.temperature,
-        tv: a.tv,
-        seed: a.seed,
+        ..paper
     };
-    config.validate()?;
+    a.settings.overrides().apply(&mut config)?;
     let jobs = cli::explain::collect_jobs(&a.image, a.manifest.as_deref(), a.label)?;
     let gpu = a.adapter.gpu()?;
     let ca = match (infill, &a.infill_weights) {

@@ -394,13 +394,13 @@ fn configurations_parse_and_shards_partition_the_jobs() {
         steps: Some(5),
         ..Default::default()
     };
-    overrides.apply(&mut overridden).unwrap();
+    overrides.apply(&mut overridden.explain).unwrap();
     assert_eq!(overridden.explain.steps, 5);
     assert!(eval::ExplainOverrides {
         batch: Some(0),
         ..Default::default()
     }
-    .apply(&mut overridden)
+    .apply(&mut overridden.explain)
     .is_err());
     let items: Vec<usize> = (0..11).collect();
     let mut seen = vec![];

@@ -43,7 +43,7 @@ pub fn run(gpu: &Gpu, a: &EvalArgs) -> Result<()> {
         .map(|s| EvalConfig::parse(s))
         .collect::<Result<Vec<_>>>()?;
     for c in &mut configs {
-        a.overrides.apply(c)?;
+        a.overrides.apply(&mut c.explain)?;
     }
     if a.score_batch == 0 {
         return Err(Error::InvalidArgument("--score-batch must be at least 1".into()));

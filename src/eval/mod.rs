@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 
 use crate::explain::infill::InfillKind;
 use crate::explain::report::{self as explain_report, RunInfo};
+pub use crate::explain::ExplainOverrides;
 use crate::explain::{ExplainConfig, Explainer, Method, Model, Objective};
 use crate::imageio::{self, Normalize, Resize};
 use crate::inpaint::CaSetup;
@@ -92,31 +93,6 @@ impl EvalConfig {
     /// A folder-safe form of the name.
     pub fn slug(&self) -> String {
         slug(&self.name)
-    }
-}
-
-/// Settings the command line may impose on every configuration (None: the method's default).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ExplainOverrides {
-    pub steps: Option<usize>,
-    pub batch: Option<usize>,
-    pub mask_size: Option<usize>,
-    pub lambda: Option<f32>,
-    pub lr: Option<f32>,
-    pub seed: Option<u64>,
-}
-
-impl ExplainOverrides {
-    /// Apply to `config` and check the result.
-    pub fn apply(&self, config: &mut EvalConfig) -> Result<()> {
-        let e = &mut config.explain;
-        e.steps = self.steps.unwrap_or(e.steps);
-        e.batch = self.batch.unwrap_or(e.batch);
-        e.mask_size = self.mask_size.unwrap_or(e.mask_size);
-        e.lambda = self.lambda.unwrap_or(e.lambda);
-        e.lr = self.lr.unwrap_or(e.lr);
-        e.seed = self.seed.unwrap_or(e.seed);
-        e.validate()
     }
 }
 
@@ -558,23 +534,33 @@ pub fn image_stem(job: &EvalJob) -> String {
         .unwrap_or_else(|| slug(&job.id))
 }
 
+fn config_json(c: &EvalConfig) -> Value {
+    let e = &c.explain;
+    let mut v = json!({
+        "name": c.name,
+        "method": e.method.to_string(),
+        "objective": e.objective.to_string(),
+        "infill": e.infill.to_string(),
+        "steps": e.steps,
+        "batch": e.batch,
+        "lambda": e.lambda,
+        "lr": e.lr,
+        "mask_size": e.mask_size,
+        "temperature": e.temperature,
+        "seed": e.seed,
+    });
+    // Only when used, so that folders written before TV could be set here still resume.
+    if e.tv != 0.0 {
+        v["tv"] = json!(e.tv);
+    }
+    v
+}
+
 fn settings_json(options: &EvalOptions) -> Value {
     let m = &options.metrics;
     let mut settings = json!({
         "model": options.model_name,
-        "configs": options.configs.iter().map(|c| json!({
-            "name": c.name,
-            "method": c.explain.method.to_string(),
-            "objective": c.explain.objective.to_string(),
-            "infill": c.explain.infill.to_string(),
-            "steps": c.explain.steps,
-            "batch": c.explain.batch,
-            "lambda": c.explain.lambda,
-            "lr": c.explain.lr,
-            "mask_size": c.explain.mask_size,
-            "temperature": c.explain.temperature,
-            "seed": c.explain.seed,
-        })).collect::<Vec<_>>(),
+        "configs": options.configs.iter().map(config_json).collect::<Vec<_>>(),
         "reuse": options.reuse.iter().map(|(k, v)| (k.clone(), json!(v.display().to_string()))).collect::<serde_json::Map<_, _>>(),
         "only_correct": options.only_correct,
         "off_box": m.off_box,

@@ -107,6 +107,40 @@ pub struct ExplainConfig {
     pub seed: u64,
 }
 
+/// Settings a user may impose on top of a method's defaults (None: the default).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ExplainOverrides {
+    pub steps: Option<usize>,
+    /// Ignored by BBMP, which always optimises one image.
+    pub batch: Option<usize>,
+    pub mask_size: Option<usize>,
+    pub lambda: Option<f32>,
+    pub lr: Option<f32>,
+    pub temperature: Option<f32>,
+    pub tv: Option<f32>,
+    pub seed: Option<u64>,
+}
+
+impl ExplainOverrides {
+    /// Apply to `config` and check the result.
+    pub fn apply(&self, config: &mut ExplainConfig) -> Result<()> {
+        if self.batch == Some(0) {
+            return Err(Error::InvalidArgument("--batch must be at least 1".into()));
+        }
+        config.steps = self.steps.unwrap_or(config.steps);
+        if config.method == Method::Fido {
+            config.batch = self.batch.unwrap_or(config.batch);
+        }
+        config.mask_size = self.mask_size.unwrap_or(config.mask_size);
+        config.lambda = self.lambda.unwrap_or(config.lambda);
+        config.lr = self.lr.unwrap_or(config.lr);
+        config.temperature = self.temperature.unwrap_or(config.temperature);
+        config.tv = self.tv.unwrap_or(config.tv);
+        config.seed = self.seed.unwrap_or(config.seed);
+        config.validate()
+    }
+}
+
 /// The regulariser ramps in linearly over this many steps, as in the reference code.
 pub const REGULARISER_RAMP_STEPS: usize = 30;
 
