@@ -461,6 +461,8 @@ fn the_driver_resumes_isolates_failures_and_its_shards_merge_into_the_unsharded_
     }
     assert!(whole.join("plots/removal_curves.png").exists());
     assert!(whole.join("plots/box_off_box_ratio.png").exists());
+    assert!(whole.join("plots/examples.png").exists());
+    assert!(whole.join("plots/infill_quality.png").exists());
     assert!(whole.join("maps/fido_mean/a/saliency.safetensors").exists());
     let summary = std::fs::read_to_string(whole.join("summary.md")).unwrap();
     assert!(summary.contains("| fido:mean | off_box_ratio | 2 |"), "{summary}");

@@ -155,6 +155,51 @@ pub fn line_plot(labels: Labels, names: &[String], series: &[Vec<(f64, f64)>]) -
     canvas.image
 }
 
+/// A grid of pictures: one column per name, one row per labelled row of pictures (None:
+/// a grey cell), each picture scaled to `cell`×`cell`.
+pub fn picture_grid(names: &[String], rows: &[(String, Vec<Option<RgbImage>>)], cell: u32) -> RgbImage {
+    const GAP: u32 = 6;
+    const HEADER: u32 = 22;
+    const ROW_LABEL: u32 = 14;
+    let columns = names.len().max(1) as u32;
+    let width = GAP + columns * (cell + GAP);
+    let height = HEADER + rows.len() as u32 * (ROW_LABEL + cell + GAP);
+    let mut canvas = Canvas {
+        image: RgbImage::from_pixel(width, height, Rgb([255, 255, 255])),
+        frame: Frame {
+            left: 0,
+            right: width,
+            top: 0,
+            bottom: height,
+        },
+        x: Scale::plain(0.0, 1.0),
+        y: Scale::plain(0.0, 1.0),
+    };
+    let column_x = |k: u32| GAP + k * (cell + GAP);
+    let scale = names.iter().map(|n| fit(n, cell).1).min().unwrap_or(2);
+    for (k, name) in names.iter().enumerate() {
+        let text = shorten(name, cell, scale);
+        let w = text_width(&text, scale);
+        let x = column_x(k as u32) + (cell - w.min(cell)) / 2;
+        canvas.text(&text, x, 4, scale, BLACK);
+    }
+    for (r, (label, pictures)) in rows.iter().enumerate() {
+        let top = HEADER + r as u32 * (ROW_LABEL + cell + GAP);
+        canvas.text(&shorten(label, width - 2 * GAP, 1), GAP, top + 3, 1, GREY);
+        for (k, picture) in pictures.iter().enumerate().take(columns as usize) {
+            let (x0, y0) = (column_x(k as u32), top + ROW_LABEL);
+            match picture {
+                Some(p) => {
+                    let small = image::imageops::resize(p, cell, cell, image::imageops::FilterType::Triangle);
+                    image::imageops::replace(&mut canvas.image, &small, x0 as i64, y0 as i64);
+                }
+                None => canvas.fill_rect(x0, y0, x0 + cell - 1, y0 + cell - 1, GRID),
+            }
+        }
+    }
+    canvas.image
+}
+
 const WIDTH: u32 = 760;
 const HEIGHT: u32 = 460;
 const LEFT: u32 = 72;
@@ -308,7 +353,8 @@ impl Canvas {
     }
 
     fn put(&mut self, x: i64, y: i64, c: Rgb<u8>) {
-        if x >= 0 && y >= 0 && (x as u32) < WIDTH && (y as u32) < HEIGHT {
+        let (width, height) = self.image.dimensions();
+        if x >= 0 && y >= 0 && (x as u32) < width && (y as u32) < height {
             self.image.put_pixel(x as u32, y as u32, c);
         }
     }
@@ -603,5 +649,17 @@ mod tests {
             &[vec![(0.0, 0.0), (1.0, 1.0)], vec![(0.0, 1.0), (1.0, 0.5)]],
         );
         assert!(has(&image, colour(0)) && has(&image, colour(1)));
+    }
+
+    #[test]
+    fn picture_grids_place_each_picture_in_its_cell() {
+        let names = vec!["a".to_string(), "b".to_string()];
+        let red = RgbImage::from_pixel(50, 50, Rgb([200, 0, 0]));
+        let rows = vec![("first".to_string(), vec![Some(red), None])];
+        let grid = picture_grid(&names, &rows, 20);
+        assert_eq!(grid.dimensions(), (6 + 2 * 26, 22 + 14 + 20 + 6));
+        // Centre of the first cell is the picture; of the second, the grey placeholder.
+        assert_eq!(*grid.get_pixel(6 + 10, 22 + 14 + 10), Rgb([200, 0, 0]));
+        assert_eq!(*grid.get_pixel(6 + 26 + 10, 22 + 14 + 10), GRID);
     }
 }

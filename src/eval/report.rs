@@ -276,6 +276,37 @@ pub fn write_reports(out: &Path, settings: &Value) -> Result<PathBuf> {
         )?;
         plot_files.push((title, "infill_quality.png".into()));
     }
+    let examples = settings["examples"].as_u64().unwrap_or(8) as usize;
+    let rows: Vec<(String, Vec<Option<image::RgbImage>>)> = records
+        .iter()
+        .filter(|r| r["status"] == "ok")
+        .take(examples)
+        .map(|r| {
+            let stem = r["stem"].as_str().unwrap_or("");
+            let label = format!("{}, class {}", r["id"].as_str().unwrap_or(""), r["label"]);
+            let pictures = configs
+                .iter()
+                .map(|c| {
+                    let path = out.join(MAPS_DIR).join(slug(c)).join(stem).join("overlay.png");
+                    image::open(path).ok().map(|p| p.to_rgb8())
+                })
+                .collect();
+            (label, pictures)
+        })
+        .collect();
+    if !rows.is_empty() {
+        save_png(
+            &plots::picture_grid(&configs, &rows, 160),
+            &plot_dir.join("examples.png"),
+        )?;
+        plot_files.push((
+            format!(
+                "Maps over the input (red: important), first {} scored images",
+                rows.len()
+            ),
+            "examples.png".into(),
+        ));
+    }
     let html = html(
         out,
         &records,
