@@ -421,6 +421,39 @@ fn markdown(summary: &Value, configs: &[String], metrics: &[String], settings: &
         summary["misclassified"],
         summary["failed_images"]
     );
+    // At a glance: one row per configuration, "mean (median)" per metric.
+    let shown: Vec<&String> = metrics
+        .iter()
+        .filter(|m| {
+            configs
+                .iter()
+                .any(|c| !summary["configs"][c][m.as_str()].is_null())
+        })
+        .collect();
+    if !shown.is_empty() {
+        md.push_str("Mean (median) per configuration:\n\n| configuration | images |");
+        for m in &shown {
+            md.push_str(&format!(" {m} |"));
+        }
+        md.push_str(&format!("\n|---|---|{}\n", "---|".repeat(shown.len())));
+        for c in configs {
+            let n = shown
+                .iter()
+                .filter_map(|m| summary["configs"][c][m.as_str()]["n"].as_u64())
+                .max()
+                .unwrap_or(0);
+            md.push_str(&format!("| {c} | {n} |"));
+            for m in &shown {
+                let s = &summary["configs"][c][m.as_str()];
+                match (s["mean"].as_f64(), s["median"].as_f64()) {
+                    (Some(mean), Some(median)) => md.push_str(&format!(" {mean:.3} ({median:.3}) |")),
+                    _ => md.push_str(" – |"),
+                }
+            }
+            md.push('\n');
+        }
+        md.push_str("\nIn full:\n\n");
+    }
     md.push_str("| configuration | metric | n | mean | median | q1 | q3 |\n|---|---|---|---|---|---|---|\n");
     for c in configs {
         for m in metrics {
