@@ -191,7 +191,7 @@ pub fn write_reports(out: &Path, settings: &Value) -> Result<PathBuf> {
         .collect();
     if curves.iter().any(|c| !c.is_empty()) {
         let title = format!(
-            "Pixel removal (lower and earlier is better), mean of {}",
+            "Pixel removal (the faster the rise, the better), mean of {}",
             images(scored)
         );
         let labels = plots::Labels {
