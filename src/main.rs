@@ -498,7 +498,9 @@ fn explain(a: ExplainArgs) -> fido::Result<()> {
     let jobs = cli::explain::collect_jobs(&a.image, a.manifest.as_deref(), a.label)?;
     let gpu = a.adapter.gpu()?;
     let ca = match (infill, &a.infill_weights) {
-        (InfillKind::Ca, Some(path)) => Some(fido::inpaint::CaGenerator::load(&gpu, path)?),
+        (InfillKind::Ca, Some(path)) => Some(fido::inpaint::CaSetup::new(fido::inpaint::CaGenerator::load(
+            &gpu, path,
+        )?)),
         _ => None,
     };
     cli::explain::run(&gpu, &a.model, &a.weights, &jobs, &a.out, config, ca, a.json)

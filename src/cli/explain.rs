@@ -9,7 +9,7 @@ use serde_json::json;
 use fido::explain::report::{self, RunInfo};
 use fido::explain::{ExplainConfig, Explainer};
 use fido::imageio;
-use fido::inpaint::{CaGenerator, CaInfiller};
+use fido::inpaint::CaSetup;
 use fido::{Error, Gpu, Result, Tensor};
 
 use super::classify::{load_model, Loaded};
@@ -96,7 +96,7 @@ pub fn run(
     jobs: &[Job],
     out: &Path,
     config: ExplainConfig,
-    ca: Option<CaGenerator>,
+    ca: Option<CaSetup>,
     as_json: bool,
 ) -> Result<()> {
     config.validate()?;
@@ -142,7 +142,7 @@ fn explain_one(
     job: &Job,
     dir: &Path,
     config: ExplainConfig,
-    ca: Option<&CaGenerator>,
+    ca: Option<&CaSetup>,
     prefix: &str,
 ) -> Result<serde_json::Value> {
     let started = Instant::now();
@@ -150,11 +150,15 @@ fn explain_one(
     let size = prepared.size as usize;
     let x = Tensor::from_slice(gpu, &[1, 3, size, size], &prepared.chw)?;
     let steps = config.steps;
-    let infiller: Option<Box<dyn fido::explain::Infiller>> = match ca {
-        Some(generator) => Some(Box::new(CaInfiller::new(generator.clone(), &x, loaded.norm)?)),
-        None => None,
-    };
-    let mut explainer = Explainer::new(&loaded.classifier, &x, job.label, loaded.norm, config, infiller)?;
+    let infiller = fido::explain::infill::build(config.infill, &x, loaded.norm, ca)?;
+    let mut explainer = Explainer::new(
+        &loaded.classifier,
+        &x,
+        job.label,
+        loaded.norm,
+        config,
+        Some(infiller),
+    )?;
     let target = explainer.target();
     let classes = loaded.classifier.num_classes();
     let name = fido::classes::name(target, classes);

@@ -23,7 +23,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
-use crate::explain::infill::InfillKind;
+use crate::explain::infill::{self, InfillKind};
 use crate::explain::report::{self as explain_report, RunInfo};
 pub use crate::explain::ExplainOverrides;
 use crate::explain::{ExplainConfig, Explainer, Method, Model, Objective};
@@ -818,19 +818,14 @@ impl<'j> ImageContext<'j> {
         options: &EvalOptions,
         config: ExplainConfig,
     ) -> Result<crate::explain::Explanation> {
-        let infiller = match (config.infill, &options.ca) {
-            (InfillKind::Ca, Some(ca)) => {
-                Some(Box::new(ca.infiller(&self.x, options.norm)?) as Box<dyn crate::explain::Infiller>)
-            }
-            _ => None,
-        };
+        let infiller = infill::build(config.infill, &self.x, options.norm, options.ca.as_ref())?;
         let mut explainer = Explainer::new(
             model,
             &self.x,
             Some(self.job.label),
             options.norm,
             config,
-            infiller,
+            Some(infiller),
         )?;
         explainer.run(0, |_| {})?;
         explainer.finish()

@@ -162,7 +162,7 @@ pub fn write_reports(out: &Path, settings: &Value) -> Result<PathBuf> {
     let plot_dir = out.join("plots");
     std::fs::create_dir_all(&plot_dir)?;
     let mut plot_files = Vec::new();
-    let scored = records.iter().filter(|r| r["status"] == "ok").count();
+    let scored = summary["scored"].as_u64().unwrap_or(0) as usize;
     for m in &metrics {
         let samples: Vec<Vec<f64>> = configs.iter().map(|c| values(&records, c, m)).collect();
         if samples.iter().all(|s| s.is_empty()) {
@@ -217,16 +217,7 @@ pub fn write_reports(out: &Path, settings: &Value) -> Result<PathBuf> {
         .unwrap_or_default();
     if !fillers.is_empty() {
         for (k, rate) in rates.iter().enumerate() {
-            let samples: Vec<Vec<f64>> = fillers
-                .iter()
-                .map(|f| {
-                    records
-                        .iter()
-                        .filter(|r| r["status"] == "ok")
-                        .filter_map(|r| r["infill_quality"][f][k].as_f64())
-                        .collect()
-                })
-                .collect();
+            let samples: Vec<Vec<f64>> = fillers.iter().map(|f| quality_values(&records, f, k)).collect();
             let file = format!("infill_quality_{:02}.png", (rate * 100.0).round() as i64);
             let title = format!(
                 "In-filler quality, {:.0}% of pixels dropped at random, {} (higher is better)",
@@ -244,20 +235,14 @@ pub fn write_reports(out: &Path, settings: &Value) -> Result<PathBuf> {
             )?;
             plot_files.push((title, file));
         }
+        // The means are already in the summary.
         let curves: Vec<Vec<(f64, f64)>> = fillers
             .iter()
             .map(|f| {
                 rates
                     .iter()
                     .enumerate()
-                    .map(|(k, &rate)| {
-                        let v: Vec<f64> = records
-                            .iter()
-                            .filter(|r| r["status"] == "ok")
-                            .filter_map(|r| r["infill_quality"][f][k].as_f64())
-                            .collect();
-                        (rate, v.iter().sum::<f64>() / v.len().max(1) as f64)
-                    })
+                    .filter_map(|(k, &rate)| Some((rate, quality[f][k]["mean"].as_f64()?)))
                     .collect()
             })
             .collect();
@@ -350,22 +335,24 @@ fn mean_curve(records: &[Value], config: &str, settings: &Value) -> Option<Vec<(
     Some(curve)
 }
 
+/// The true-class probabilities of `filler` at the `k`-th drop rate over the scored images.
+fn quality_values(records: &[Value], filler: &str, k: usize) -> Vec<f64> {
+    records
+        .iter()
+        .filter(|r| r["status"] == "ok")
+        .filter_map(|r| r["infill_quality"][filler][k].as_f64())
+        .collect()
+}
+
 fn infill_quality_summary(records: &[Value], settings: &Value) -> Value {
     let mut out = serde_json::Map::new();
     for f in settings["infill_quality"].as_array().into_iter().flatten() {
         let Some(f) = f.as_str() else { continue };
         let rates = settings["infill_drop_rates"].as_array().map_or(0, |a| a.len());
         let per_rate: Vec<Value> = (0..rates)
-            .map(|k| {
-                let v: Vec<f64> = records
-                    .iter()
-                    .filter(|r| r["status"] == "ok")
-                    .filter_map(|r| r["infill_quality"][f][k].as_f64())
-                    .collect();
-                match five_numbers(&v) {
-                    Some(s) => json!({"n": s.n, "mean": s.mean, "median": s.median, "q1": s.q1, "q3": s.q3}),
-                    None => Value::Null,
-                }
+            .map(|k| match five_numbers(&quality_values(records, f, k)) {
+                Some(s) => json!({"n": s.n, "mean": s.mean, "median": s.median, "q1": s.q1, "q3": s.q3}),
+                None => Value::Null,
             })
             .collect();
         out.insert(f.to_string(), json!(per_rate));
