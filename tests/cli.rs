@@ -368,18 +368,20 @@ fn infill_fills_the_mask_and_rejects_bad_masks() {
     })
     .save(&mask)
     .unwrap();
-    let w = weights.to_str().unwrap();
-    let run = fido(&[
-        "infill",
-        "--weights",
-        w,
-        "--image",
-        image.to_str().unwrap(),
-        "--mask",
-        mask.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let infill = |weights: &Path, mask: &Path| {
+        fido(&[
+            "infill",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--image",
+            image.to_str().unwrap(),
+            "--mask",
+            mask.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let run = infill(&weights, &mask);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     assert!(
         String::from_utf8_lossy(&run.stderr).contains("padding 60×44 to 64×48"),
@@ -396,49 +398,10 @@ fn infill_fills_the_mask_and_rejects_bad_masks() {
 
     let small_mask = dir.join("small.png");
     image::GrayImage::new(30, 30).save(&small_mask).unwrap();
-    fails_with(
-        &fido(&[
-            "infill",
-            "--weights",
-            w,
-            "--image",
-            image.to_str().unwrap(),
-            "--mask",
-            small_mask.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]),
-        "must match",
-    );
+    fails_with(&infill(&weights, &small_mask), "must match");
     let empty_mask = dir.join("empty.png");
     image::GrayImage::new(60, 44).save(&empty_mask).unwrap();
-    fails_with(
-        &fido(&[
-            "infill",
-            "--weights",
-            w,
-            "--image",
-            image.to_str().unwrap(),
-            "--mask",
-            empty_mask.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]),
-        "mask",
-    );
+    fails_with(&infill(&weights, &empty_mask), "mask");
     let other = resnet18_weights(&dir);
-    fails_with(
-        &fido(&[
-            "infill",
-            "--weights",
-            other.to_str().unwrap(),
-            "--image",
-            image.to_str().unwrap(),
-            "--mask",
-            mask.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]),
-        "missing",
-    );
+    fails_with(&infill(&other, &mask), "missing");
 }
