@@ -43,6 +43,28 @@ pub enum Error {
     #[error("GPU error: {0}")]
     Gpu(String),
 
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// An I/O failure on `path`, for `map_err`: `fs::read(p).map_err(Error::io(p))?`.
+    pub fn io(path: impl AsRef<std::path::Path>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.as_ref().to_path_buf();
+        move |source| Error::Io { path, source }
+    }
+}
+
+/// Attach the path an I/O result concerns: `fs::read(p).at(p)?`.
+pub trait IoContext<T> {
+    fn at(self, path: impl AsRef<std::path::Path>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl AsRef<std::path::Path>) -> Result<T> {
+        self.map_err(Error::io(path))
+    }
 }

@@ -18,6 +18,6 @@ pub mod tensor;
 pub mod weights;
 
 pub use autodiff::{Tape, Var};
-pub use error::{Error, Result};
+pub use error::{Error, IoContext, Result};
 pub use gpu::{AdapterChoice, AdapterSelector, BackendSelector, Gpu};
 pub use tensor::{DType, Tensor};

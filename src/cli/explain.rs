@@ -10,7 +10,7 @@ use fido::explain::report::{self, RunInfo};
 use fido::explain::{ExplainConfig, Explainer};
 use fido::imageio;
 use fido::inpaint::CaSetup;
-use fido::{Error, Gpu, Result, Tensor};
+use fido::{Error, Gpu, IoContext, Result, Tensor};
 
 use super::classify::{load_model, Loaded};
 
@@ -26,7 +26,7 @@ pub fn collect_jobs(images: &[PathBuf], manifest: Option<&Path>, label: Option<u
     let mut jobs = Vec::new();
     for path in images {
         if path.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path).at(path)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
                     p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
@@ -125,7 +125,7 @@ pub fn run(
     }
     if batch_mode {
         let index = out.join("index.html");
-        std::fs::write(&index, gallery(out, &summaries))?;
+        std::fs::write(&index, gallery(out, &summaries)).at(&index)?;
         if as_json {
             let all: Vec<_> = summaries.iter().map(|(_, s)| s.clone()).collect();
             println!("{}", serde_json::to_string(&all).expect("JSON of plain values"));
@@ -194,7 +194,8 @@ fn explain_one(
     std::fs::write(
         dir.join("summary.json"),
         serde_json::to_string_pretty(&summary).expect("JSON"),
-    )?;
+    )
+    .at(dir.join("summary.json"))?;
     eprintln!(
         "{prefix}{}: class {target} ({name}), p {:.3} → {:.3} with the MAP mask, {:.0}% important, {:.1} s → {}",
         job.path.display(),

@@ -30,7 +30,7 @@ use crate::explain::{ExplainConfig, Explainer, Method, Model, Objective};
 use crate::imageio::{self, Normalize, Resize};
 use crate::inpaint::CaSetup;
 use crate::weights::WeightFile;
-use crate::{Error, Gpu, Result, Tensor};
+use crate::{Error, Gpu, Result, Tensor, IoContext};
 
 pub use shard::Shard;
 
@@ -644,8 +644,8 @@ fn write_record(path: &Path, record: &Value) -> Result<()> {
 /// Write through a temporary file and a rename, so a killed run never leaves half a record.
 pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)?;
+    std::fs::write(&tmp, text).at(&tmp)?;
+    std::fs::rename(&tmp, path).at(path)?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! Everything here is a function of the records and the settings alone, so a merged set of
 //! shards yields the same reports as one unsharded run.
 
+use crate::IoContext;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -17,7 +18,7 @@ use crate::Result;
 pub fn load_records(out: &Path) -> Result<Vec<Value>> {
     let mut records = Vec::new();
     for file in shard::record_files(&out.join(RESULTS_DIR))? {
-        let text = std::fs::read_to_string(&file)?;
+        let text = std::fs::read_to_string(&file).at(&file)?;
         if let Ok(v) = serde_json::from_str::<Value>(&text) {
             records.push(v);
         }
@@ -117,8 +118,9 @@ pub fn write_reports(out: &Path, settings: &Value) -> Result<PathBuf> {
     std::fs::write(
         out.join("per_image.json"),
         serde_json::to_string_pretty(&records).expect("JSON"),
-    )?;
-    std::fs::write(out.join("per_image.csv"), csv(&records, &configs, &metrics))?;
+    )
+    .at(out.join("per_image.json"))?;
+    std::fs::write(out.join("per_image.csv"), csv(&records, &configs, &metrics)).at(out.join("per_image.csv"))?;
 
     let count = |s: &str| records.iter().filter(|r| r["status"] == s).count();
     let config_errors = |c: &str| {
@@ -155,12 +157,13 @@ pub fn write_reports(out: &Path, settings: &Value) -> Result<PathBuf> {
     std::fs::write(
         out.join("summary.json"),
         serde_json::to_string_pretty(&summary).expect("JSON"),
-    )?;
+    )
+    .at(out.join("summary.json"))?;
     let markdown = markdown(&summary, &configs, &metrics, settings);
-    std::fs::write(out.join("summary.md"), &markdown)?;
+    std::fs::write(out.join("summary.md"), &markdown).at(out.join("summary.md"))?;
 
     let plot_dir = out.join("plots");
-    std::fs::create_dir_all(&plot_dir)?;
+    std::fs::create_dir_all(&plot_dir).at(&plot_dir)?;
     let mut plot_files = Vec::new();
     let scored = summary["scored"].as_u64().unwrap_or(0) as usize;
     for m in &metrics {
@@ -302,7 +305,7 @@ pub fn write_reports(out: &Path, settings: &Value) -> Result<PathBuf> {
         settings,
     );
     let path = out.join("report.html");
-    std::fs::write(&path, html)?;
+    std::fs::write(&path, html).at(&path)?;
     Ok(path)
 }
 

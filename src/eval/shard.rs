@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::{Error, Result};
+use crate::{Error, Result, IoContext};
 
 /// Shard `index` of `count` (0-based: 0..count), as in `--shard 3/8`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +69,7 @@ pub fn record_files(results: &Path) -> Result<Vec<PathBuf>> {
     if !results.is_dir() {
         return Ok(Vec::new());
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(results)?
+    let mut files: Vec<PathBuf> = std::fs::read_dir(results).at(results)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
@@ -81,7 +81,7 @@ pub fn record_files(results: &Path) -> Result<Vec<PathBuf>> {
 /// record for the same image is an error unless the files are identical.
 pub fn union_records(shards: &[PathBuf], out: &Path) -> Result<usize> {
     let results_out = out.join(super::RESULTS_DIR);
-    std::fs::create_dir_all(&results_out)?;
+    std::fs::create_dir_all(&results_out).at(&results_out)?;
     let mut copied = 0;
     for shard in shards {
         let results = shard.join(super::RESULTS_DIR);
@@ -95,17 +95,17 @@ pub fn union_records(shards: &[PathBuf], out: &Path) -> Result<usize> {
         for file in record_files(&results)? {
             let name = file.file_name().expect("a file name");
             let target = results_out.join(name);
-            let text = std::fs::read(&file)?;
+            let text = std::fs::read(&file).at(&file)?;
             if target.exists() && same_file(&file, &target) {
                 continue;
             }
-            if target.exists() && std::fs::read(&target)? != text {
+            if target.exists() && std::fs::read(&target).at(&target)? != text {
                 return Err(Error::InvalidArgument(format!(
                     "two shards disagree on `{}`; were they run on different job lists?",
                     name.to_string_lossy()
                 )));
             }
-            std::fs::write(&target, text)?;
+            std::fs::write(&target, text).at(&target)?;
             copied += 1;
         }
         copy_tree(&shard.join(super::MAPS_DIR), &out.join(super::MAPS_DIR))?;
@@ -124,14 +124,14 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     if !from.is_dir() || same_file(from, to) {
         return Ok(());
     }
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let path = entry?.path();
+    std::fs::create_dir_all(to).at(to)?;
+    for entry in std::fs::read_dir(from).at(from)? {
+        let path = entry.at(from)?.path();
         let target = to.join(path.file_name().expect("a file name"));
         if path.is_dir() {
             copy_tree(&path, &target)?;
         } else {
-            std::fs::copy(&path, &target)?;
+            std::fs::copy(&path, &target).at(&target)?;
         }
     }
     Ok(())

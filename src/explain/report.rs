@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::Explanation;
 use crate::imageio::SourceToModel;
-use crate::{Error, Result};
+use crate::{Error, Result, IoContext};
 
 /// Everything `summary.json` records besides the explanation itself.
 pub struct RunInfo<'a> {
@@ -58,7 +58,7 @@ pub fn write(dir: &Path, e: &Explanation, picture: &RgbImage, info: &RunInfo) ->
         "progress": e.history.iter().map(|p| json!({"step": p.step, "loss": tidy(p.loss), "score": tidy(p.score)})).collect::<Vec<_>>(),
     });
     let text = serde_json::to_string_pretty(&summary).expect("JSON of plain values");
-    std::fs::write(dir.join("summary.json"), text)?;
+    std::fs::write(dir.join("summary.json"), text).at(dir.join("summary.json"))?;
     Ok(summary)
 }
 

@@ -20,7 +20,7 @@ pub use self::torch::{
     convert_pytorch, read_pytorch_checkpoint, CheckpointFormat, ConvertReport, PyTorchCheckpoint, TorchDType,
     TorchTensor,
 };
-use crate::{Error, Result};
+use crate::{Error, Result, IoContext};
 
 /// How many names of each kind an error lists before summarising.
 const NAMES_LISTED: usize = 10;
@@ -42,7 +42,7 @@ impl WeightFile {
         let path = path.as_ref().to_path_buf();
         let file = File::open(&path)
             .map_err(|e| Error::Weights(format!("cannot open weights `{}`: {e}", path.display())))?;
-        let len = file.metadata()?.len();
+        let len = file.metadata().at(&path)?.len();
         if len < 8 {
             return Err(Error::Weights(format!(
                 "`{}` is not a safetensors file: {len} bytes is too short for a header",

@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use super::pickle::{unpickle, Global, Host, Value};
 use super::{bf16_to_f32, f16_to_f32, zip};
-use crate::{Error, Result};
+use crate::{Error, Result, IoContext};
 
 /// Element types a PyTorch storage can hold that the reader understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -292,9 +292,9 @@ pub fn convert_pytorch(input: &Path, output: &Path) -> Result<ConvertReport> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(output, std::fs::Permissions::from_mode(0o644))?;
+        std::fs::set_permissions(output, std::fs::Permissions::from_mode(0o644)).at(output)?;
     }
-    let output_bytes = std::fs::metadata(output)?.len();
+    let output_bytes = std::fs::metadata(output).at(output)?.len();
     Ok(ConvertReport {
         format: checkpoint.format,
         state_dict_path: checkpoint.state_dict_path,
