@@ -37,6 +37,9 @@ pub enum Error {
     #[error("tensor of {bytes} bytes exceeds the adapter's storage-binding limit of {limit} bytes")]
     TooLarge { bytes: u64, limit: u64 },
 
+    #[error("backward of `{op}`: {source}")]
+    Backward { op: &'static str, source: Box<Error> },
+
     #[error("weights: {0}")]
     Weights(String),
 

@@ -23,9 +23,16 @@ impl DType {
 #[derive(Clone)]
 pub struct Tensor {
     gpu: Gpu,
-    buf: Arc<PooledBuffer>,
+    /// Shared by every tensor that views this buffer (clones and reshapes), so its count says
+    /// how many tensors hold the data. Recorded commands hold the inner `Arc` instead: a
+    /// pending read does not make the data shared.
+    storage: Arc<Storage>,
     shape: Vec<usize>,
     dtype: DType,
+}
+
+struct Storage {
+    buf: Arc<PooledBuffer>,
 }
 
 impl fmt::Debug for Tensor {
@@ -51,7 +58,7 @@ impl Tensor {
         let buf = Arc::new(PooledBuffer::new(&gpu.inner, BufferKind::Storage, bytes.max(4)));
         Ok(Tensor {
             gpu: gpu.clone(),
-            buf,
+            storage: Arc::new(Storage { buf }),
             shape: shape.to_vec(),
             dtype,
         })
@@ -60,7 +67,7 @@ impl Tensor {
     pub fn zeros(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
         let t = Self::empty(gpu, shape, DType::F32)?;
         gpu.record(Command::Clear {
-            dst: Arc::clone(&t.buf),
+            dst: Arc::clone(&t.storage.buf),
             bytes: t.bytes().max(4),
         });
         Ok(t)
@@ -92,7 +99,7 @@ impl Tensor {
         if !bytes.is_empty() {
             // A fresh pooled buffer is referenced by no pending command, so writing it now
             // cannot overtake recorded work.
-            gpu.queue().write_buffer(t.buf.buffer(), 0, bytes);
+            gpu.queue().write_buffer(t.storage.buf.buffer(), 0, bytes);
         }
         Ok(t)
     }
@@ -118,11 +125,11 @@ impl Tensor {
 
     /// The underlying buffer, for hosts that bind it in their own pipelines.
     pub fn buffer(&self) -> &wgpu::Buffer {
-        self.buf.buffer()
+        self.storage.buf.buffer()
     }
 
     pub(crate) fn pooled(&self) -> &Arc<PooledBuffer> {
-        &self.buf
+        &self.storage.buf
     }
 
     /// The same data under another shape with the same number of elements.
@@ -147,7 +154,7 @@ impl Tensor {
                 self.dtype
             )));
         }
-        let bytes = self.gpu.read_bytes(&self.buf, self.bytes())?;
+        let bytes = self.gpu.read_bytes(&self.storage.buf, self.bytes())?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
@@ -158,7 +165,7 @@ impl Tensor {
                 self.dtype
             )));
         }
-        let bytes = self.gpu.read_bytes(&self.buf, self.bytes())?;
+        let bytes = self.gpu.read_bytes(&self.storage.buf, self.bytes())?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
@@ -177,9 +184,9 @@ impl Tensor {
     pub fn deep_clone(&self) -> Result<Tensor> {
         let t = Self::empty(&self.gpu, &self.shape, self.dtype)?;
         self.gpu.record(Command::Copy {
-            src: Arc::clone(&self.buf),
+            src: Arc::clone(&self.storage.buf),
             src_offset: 0,
-            dst: Arc::clone(&t.buf),
+            dst: Arc::clone(&t.storage.buf),
             dst_offset: 0,
             bytes: self.bytes().div_ceil(4) * 4,
         });
@@ -188,7 +195,13 @@ impl Tensor {
 
     /// Whether both tensors view the same buffer.
     pub fn aliases(&self, other: &Tensor) -> bool {
-        Arc::ptr_eq(&self.buf, &other.buf)
+        Arc::ptr_eq(&self.storage, &other.storage)
+    }
+
+    /// Whether this is the only tensor that holds its buffer, so writing it in place
+    /// changes no other tensor's value.
+    pub fn is_sole_holder(&self) -> bool {
+        Arc::strong_count(&self.storage) == 1
     }
 
     pub(crate) fn expect_f32(&self, op: &'static str) -> Result<()> {

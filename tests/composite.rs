@@ -66,7 +66,7 @@ fn reference_forward(f: &Fixture, x: &[f64]) -> Vec<f64> {
         Some(&f.f64("conv1.bias")),
         &same(),
     );
-    let h = conv_ref::batch_norm(
+    let h = fido::ops::batchnorm::reference::batch_norm(
         &h,
         &s1,
         &f.f64("bn.weight"),

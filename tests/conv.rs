@@ -1,6 +1,6 @@
 mod common;
 
-use common::{assert_close, gpu, Rng};
+use common::{assert_close, gpu, rand_tensor, to_f64, Rng};
 use fido::gpu::pipelines::{parse_and_validate, reflect_entry};
 use fido::ops::conv::{self, reference, Conv2dOptions, Padding};
 use fido::{Gpu, Tensor};
@@ -11,13 +11,8 @@ use fido::{Gpu, Tensor};
 const ATOL: f64 = 2e-5;
 const RTOL: f64 = 1e-4;
 
-fn rand_tensor(gpu: &Gpu, rng: &mut Rng, shape: &[usize]) -> (Tensor, Vec<f32>) {
-    let v = rng.vec(shape.iter().product(), -1.0, 1.0);
-    (Tensor::from_slice(gpu, shape, &v).unwrap(), v)
-}
-
 fn f64s(v: &[f32]) -> Vec<f64> {
-    reference::to_f64(v)
+    to_f64(v)
 }
 
 /// Run conv2d on the GPU and compare with the reference.
@@ -55,7 +50,7 @@ fn check_forward(
 
 #[test]
 fn kernels_validate_and_reflect_with_naga() {
-    for kernel in [conv::KERNEL, conv::BATCHNORM_KERNEL] {
+    for kernel in [conv::KERNEL] {
         let (module, info) = parse_and_validate(kernel.name, kernel.source).unwrap();
         let entries: &[&str] = if kernel.name == "conv2d" {
             &[
@@ -523,88 +518,6 @@ fn conv_transpose2d_matches_scatter_reference() {
     }
 }
 
-fn bn_params(rng: &mut Rng, c: usize) -> [Vec<f32>; 4] {
-    [
-        rng.vec(c, 0.5, 1.5),
-        rng.vec(c, -0.5, 0.5),
-        rng.vec(c, -0.3, 0.3),
-        rng.vec(c, 0.2, 2.0),
-    ]
-}
-
-#[test]
-fn batch_norm_matches_reference() {
-    let gpu = gpu();
-    let mut rng = Rng::new(32);
-    for shape in [[2usize, 5, 7, 3], [1, 3, 1, 1], [3, 16, 9, 9]] {
-        let c = shape[1];
-        let (x, xv) = rand_tensor(&gpu, &mut rng, &shape);
-        let [g, b, m, v] = bn_params(&mut rng, c);
-        let t = |d: &[f32]| Tensor::from_slice(&gpu, &[c], d).unwrap();
-        let y = conv::batch_norm(&x, &t(&g), &t(&b), &t(&m), &t(&v), 1e-5).unwrap();
-        let want = reference::batch_norm(
-            &f64s(&xv),
-            &shape,
-            &f64s(&g),
-            &f64s(&b),
-            &f64s(&m),
-            &f64s(&v),
-            1e-5,
-        );
-        // One division and a square root: a few ulp.
-        assert_close(
-            &format!("batch_norm {shape:?}"),
-            &y.to_vec().unwrap(),
-            &want,
-            1e-6,
-            1e-5,
-        );
-    }
-}
-
-#[test]
-fn folded_batch_norm_equals_conv_then_batch_norm() {
-    let gpu = gpu();
-    let mut rng = Rng::new(33);
-    for (with_bias, groups) in [(true, 1usize), (false, 1), (true, 4)] {
-        let (xs, ws) = ([2usize, 4, 9, 8], [8usize, 4 / groups, 3, 3]);
-        let opts = Conv2dOptions::new()
-            .padding(Padding::symmetric(1, 1))
-            .groups(groups);
-        let (x, _) = rand_tensor(&gpu, &mut rng, &xs);
-        let (w, wv) = rand_tensor(&gpu, &mut rng, &ws);
-        let (b, bv) = rand_tensor(&gpu, &mut rng, &[8]);
-        let [g, be, m, v] = bn_params(&mut rng, 8);
-        let t = |d: &[f32]| Tensor::from_slice(&gpu, &[d.len()], d).unwrap();
-        let conv_out = conv::conv2d(&x, &w, with_bias.then_some(&b), &opts).unwrap();
-        let bn = conv::batch_norm(&conv_out, &t(&g), &t(&be), &t(&m), &t(&v), 1e-3)
-            .unwrap()
-            .to_vec()
-            .unwrap();
-        let (fw, fb) =
-            conv::fold_batch_norm(&wv, with_bias.then_some(&bv[..]), 8, &g, &be, &m, &v, 1e-3).unwrap();
-        let folded = conv::conv2d(
-            &x,
-            &Tensor::from_slice(&gpu, &ws, &fw).unwrap(),
-            Some(&t(&fb)),
-            &opts,
-        )
-        .unwrap()
-        .to_vec()
-        .unwrap();
-        // Both are f32 computations of the same value in a different order (scale applied
-        // before or after the sum); outputs reach ~10, so 1e-4 absolute.
-        let bn64 = f64s(&bn);
-        assert_close("folded vs conv+bn", &folded, &bn64, 1e-4, 1e-4);
-    }
-    assert!(
-        conv::fold_batch_norm(&[1.0; 10], None, 3, &[1.0; 3], &[0.0; 3], &[0.0; 3], &[1.0; 3], 1e-5).is_err()
-    );
-    assert!(
-        conv::fold_batch_norm(&[1.0; 9], None, 3, &[1.0; 2], &[0.0; 3], &[0.0; 3], &[1.0; 3], 1e-5).is_err()
-    );
-}
-
 // ------------------------------------------------------------------------------------------
 // Errors
 // ------------------------------------------------------------------------------------------
@@ -677,9 +590,6 @@ fn bad_shapes_are_errors_not_panics() {
         [1, 1]
     )
     .is_err());
-    // Batch norm parameters of the wrong length.
-    let c3 = z(&[3]);
-    assert!(conv::batch_norm(&z(&[1, 4, 2, 2]), &c3, &c3, &c3, &c3, 1e-5).is_err());
 }
 
 #[test]

@@ -1,8 +1,8 @@
 mod common;
 
-use common::{assert_close, gpu, Rng};
+use common::{assert_close, fd_gradient, gpu, Rng};
 use fido::ops::elementwise::{self as ew, reference, BinaryOp, UnaryOp};
-use fido::Tensor;
+use fido::{Tape, Tensor};
 
 const UNARY: &[UnaryOp] = &[
     UnaryOp::Neg,
@@ -169,4 +169,150 @@ fn shape_errors_are_reported_not_panicked() {
     assert!(err.contains("do not broadcast"), "{err}");
     assert!(ew::clamp(&a, 1.0, -1.0).is_err());
     assert!(Tensor::from_slice(&gpu, &[2, 2], &[1.0; 3]).is_err());
+}
+
+// Gradients of f32 kernels against f64 finite differences: f32 rounding in the forward pass
+// gives relative errors near 1e-6; 1e-4 leaves room for sums over a few hundred terms.
+const GRAD_RTOL: f64 = 1e-4;
+const GRAD_ATOL: f64 = 1e-5;
+
+fn unary_ref(x: f64, op: UnaryOp) -> f64 {
+    fido::ops::elementwise::reference::unary_one(x, op)
+}
+
+#[test]
+fn unary_rules_match_finite_differences() {
+    let gpu = gpu();
+    let mut rng = Rng::new(30);
+    let ops = [
+        UnaryOp::Neg,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Sigmoid,
+        UnaryOp::Relu,
+        UnaryOp::Relu6,
+        UnaryOp::Elu { alpha: 0.7 },
+        UnaryOp::Clamp { lo: -1.0, hi: 1.5 },
+        UnaryOp::AddScalar(2.0),
+        UnaryOp::MulScalar(-1.5),
+        UnaryOp::RsubScalar(3.0),
+        UnaryOp::RdivScalar(2.0),
+        UnaryOp::Affine {
+            scale: 2.0,
+            shift: 1.0,
+        },
+        UnaryOp::Square,
+        UnaryOp::Sqrt,
+        UnaryOp::Abs,
+        UnaryOp::Tanh,
+        UnaryOp::PowScalar(2.5),
+    ];
+    for op in ops {
+        let positive = matches!(
+            op,
+            UnaryOp::Log | UnaryOp::Sqrt | UnaryOp::RdivScalar(_) | UnaryOp::PowScalar(_)
+        );
+        // Stay away from kinks (0 for relu/abs, 6 for relu6, the clamp bounds) where the
+        // finite difference straddles two slopes.
+        let x: Vec<f32> = (0..37)
+            .map(|_| loop {
+                let v = if positive {
+                    rng.uniform(0.3, 3.0)
+                } else {
+                    rng.uniform(-7.0, 7.0)
+                };
+                if [0.0f32, 6.0, -1.0, 1.5].iter().all(|k| (v - k).abs() > 0.05) {
+                    break v;
+                }
+            })
+            .collect();
+        let r = rng.vec(37, -1.0, 1.0);
+        let tape = Tape::new();
+        let xv = tape.param(Tensor::from_slice(&gpu, &[37], &x).unwrap());
+        let y = xv.unary(op).unwrap();
+        let grads = tape
+            .backward_from(&y, Tensor::from_slice(&gpu, &[37], &r).unwrap())
+            .unwrap();
+        let want = fd_gradient(|xs| xs.iter().map(|&v| unary_ref(v, op)).collect(), &x, &r, 1e-5);
+        assert_close(
+            &format!("d{op:?}"),
+            &grads.get(&xv).unwrap().to_vec().unwrap(),
+            &want,
+            GRAD_ATOL,
+            GRAD_RTOL,
+        );
+    }
+}
+
+/// `f(a, b)` with NumPy broadcasting in f64. The element of each operand that feeds each
+/// output is found by broadcasting its indices (max of an index and −1 is the index).
+fn broadcast_ref(a: &[f64], sa: &[usize], b: &[f64], sb: &[usize], f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
+    use fido::ops::elementwise::{reference::binary, BinaryOp};
+    let idx_a: Vec<f32> = (0..a.len()).map(|i| i as f32).collect();
+    let idx_b: Vec<f32> = (0..b.len()).map(|i| i as f32).collect();
+    let (_, pick_a) = binary(&idx_a, sa, &vec![-1.0; b.len()], sb, BinaryOp::Max);
+    let (_, pick_b) = binary(&vec![-1.0; a.len()], sa, &idx_b, sb, BinaryOp::Max);
+    pick_a
+        .iter()
+        .zip(&pick_b)
+        .map(|(&i, &j)| f(a[i as usize], b[j as usize]))
+        .collect()
+}
+
+#[test]
+fn binary_rules_sum_over_broadcast_axes() {
+    let gpu = gpu();
+    let mut rng = Rng::new(31);
+    let cases: &[(&[usize], &[usize])] = &[
+        (&[3, 5], &[3, 5]),
+        (&[2, 3, 4], &[3, 1]),
+        (&[4], &[2, 3, 4]),
+        (&[2, 1, 3], &[1, 4, 1]),
+    ];
+    type F = fn(f64, f64) -> f64;
+    let ops: [(&str, F); 4] = [
+        ("add", |a, b| a + b),
+        ("sub", |a, b| a - b),
+        ("mul", |a, b| a * b),
+        ("div", |a, b| a / b),
+    ];
+    for &(sa, sb) in cases {
+        for (name, f) in ops {
+            let (na, nb) = (sa.iter().product::<usize>(), sb.iter().product::<usize>());
+            let a = rng.vec(na, -2.0, 2.0);
+            let b: Vec<f32> = rng.vec(nb, 0.5, 2.0);
+            let tape = Tape::new();
+            let av = tape.param(Tensor::from_slice(&gpu, sa, &a).unwrap());
+            let bv = tape.param(Tensor::from_slice(&gpu, sb, &b).unwrap());
+            let y = match name {
+                "add" => av.add(&bv),
+                "sub" => av.sub(&bv),
+                "mul" => av.mul(&bv),
+                _ => av.div(&bv),
+            }
+            .unwrap();
+            let r = rng.vec(y.value().numel(), -1.0, 1.0);
+            let grads = tape
+                .backward_from(&y, Tensor::from_slice(&gpu, y.shape(), &r).unwrap())
+                .unwrap();
+            let b64: Vec<f64> = b.iter().map(|&v| v as f64).collect();
+            let a64: Vec<f64> = a.iter().map(|&v| v as f64).collect();
+            let want_a = fd_gradient(|xs| broadcast_ref(xs, sa, &b64, sb, f), &a, &r, 1e-5);
+            let want_b = fd_gradient(|xs| broadcast_ref(&a64, sa, xs, sb, f), &b, &r, 1e-5);
+            assert_close(
+                &format!("d{name}/da {sa:?} {sb:?}"),
+                &grads.get(&av).unwrap().to_vec().unwrap(),
+                &want_a,
+                GRAD_ATOL,
+                GRAD_RTOL,
+            );
+            assert_close(
+                &format!("d{name}/db {sa:?} {sb:?}"),
+                &grads.get(&bv).unwrap().to_vec().unwrap(),
+                &want_b,
+                GRAD_ATOL,
+                GRAD_RTOL,
+            );
+        }
+    }
 }

@@ -1,6 +1,8 @@
 mod common;
 
-use common::{assert_close, gpu, Rng};
+use fido::Tape;
+
+use common::{assert_close, fd_gradient, gpu, Rng};
 use fido::ops::matmul::{self, reference, MatmulShape, MatmulTiles};
 use fido::Tensor;
 
@@ -143,4 +145,82 @@ fn matmul_rejects_mismatched_shapes() {
     let d = Tensor::zeros(&gpu, &[3, 6, 2]).unwrap();
     assert!(matmul::matmul(&c, &d, false, false).is_err());
     assert!(matmul::matmul(&Tensor::zeros(&gpu, &[4]).unwrap(), &b, false, false).is_err());
+}
+
+// Gradients of f32 kernels against f64 finite differences: f32 rounding in the forward pass
+// gives relative errors near 1e-6; 1e-4 leaves room for sums over a few hundred terms.
+const GRAD_RTOL: f64 = 1e-4;
+const GRAD_ATOL: f64 = 1e-5;
+
+#[test]
+fn matmul_rule_matches_finite_differences_for_every_transpose_and_broadcast() {
+    let gpu = gpu();
+    let mut rng = Rng::new(32);
+    let (m, n, k) = (3, 5, 4);
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        for batched_b in [false, true] {
+            let a_shape = if ta { vec![2, k, m] } else { vec![2, m, k] };
+            let mut b_shape = if tb { vec![n, k] } else { vec![k, n] };
+            if batched_b {
+                b_shape.insert(0, 2);
+            }
+            let a = rng.vec(a_shape.iter().product(), -1.0, 1.0);
+            let b = rng.vec(b_shape.iter().product(), -1.0, 1.0);
+            let tape = Tape::new();
+            let av = tape.param(Tensor::from_slice(&gpu, &a_shape, &a).unwrap());
+            let bv = tape.param(Tensor::from_slice(&gpu, &b_shape, &b).unwrap());
+            let y = av.matmul(&bv, ta, tb).unwrap();
+            let r = rng.vec(y.value().numel(), -1.0, 1.0);
+            let grads = tape
+                .backward_from(&y, Tensor::from_slice(&gpu, y.shape(), &r).unwrap())
+                .unwrap();
+            let s = fido::ops::matmul::MatmulShape::infer(&a_shape, &b_shape, ta, tb).unwrap();
+            let fwd = |a: &[f64], b: &[f64]| -> Vec<f64> {
+                let mut c = vec![0.0; s.batch * s.m * s.n];
+                for bi in 0..s.batch {
+                    let ab = if s.a_batched { bi * s.m * s.k } else { 0 };
+                    let bb = if s.b_batched { bi * s.k * s.n } else { 0 };
+                    for i in 0..s.m {
+                        for j in 0..s.n {
+                            c[bi * s.m * s.n + i * s.n + j] = (0..s.k)
+                                .map(|kk| {
+                                    let x = if ta {
+                                        a[ab + kk * s.m + i]
+                                    } else {
+                                        a[ab + i * s.k + kk]
+                                    };
+                                    let w = if tb {
+                                        b[bb + j * s.k + kk]
+                                    } else {
+                                        b[bb + kk * s.n + j]
+                                    };
+                                    x * w
+                                })
+                                .sum();
+                        }
+                    }
+                }
+                c
+            };
+            let a64: Vec<f64> = a.iter().map(|&v| v as f64).collect();
+            let b64: Vec<f64> = b.iter().map(|&v| v as f64).collect();
+            let want_a = fd_gradient(|xs| fwd(xs, &b64), &a, &r, 1e-5);
+            let want_b = fd_gradient(|xs| fwd(&a64, xs), &b, &r, 1e-5);
+            let what = format!("matmul ta={ta} tb={tb} batched_b={batched_b}");
+            assert_close(
+                &format!("{what} dA"),
+                &grads.get(&av).unwrap().to_vec().unwrap(),
+                &want_a,
+                GRAD_ATOL,
+                GRAD_RTOL,
+            );
+            assert_close(
+                &format!("{what} dB"),
+                &grads.get(&bv).unwrap().to_vec().unwrap(),
+                &want_b,
+                GRAD_ATOL,
+                GRAD_RTOL,
+            );
+        }
+    }
 }

@@ -1,5 +1,7 @@
 mod common;
 
+use fido::Tape;
+
 use common::{assert_close, gpu, Rng};
 use fido::ops::random::{self as rnd, reference};
 use fido::{Error, Tensor};
@@ -364,4 +366,37 @@ fn bad_inputs_are_errors() {
     ));
     // An empty draw is an empty tensor, not an error.
     assert_eq!(rnd::uniform(&gpu, &[0, 3], 0, 0).unwrap().numel(), 0);
+}
+
+#[test]
+fn concrete_rule_flows_to_the_logits() {
+    let gpu = gpu();
+    let logits = Tensor::from_slice(&gpu, &[1, 1, 2, 3], &[-2.0, -0.5, 0.0, 0.3, 1.0, 2.5]).unwrap();
+    let tape = Tape::new();
+    let lv = tape.param(logits.clone());
+    let z = lv.concrete_sample(4, 0.5, 9, 0).unwrap();
+    let loss = z.sum().unwrap();
+    let grads = tape.backward(&loss).unwrap();
+    // Same draws from the same seed: the rule is Σ_s z(1−z)/t per logit.
+    let zs = fido::ops::random::concrete_sample(&logits, 4, 0.5, 9, 0)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let want: Vec<f64> = (0..6)
+        .map(|i| {
+            (0..4)
+                .map(|s| {
+                    let v = zs[s * 6 + i] as f64;
+                    v * (1.0 - v) / 0.5
+                })
+                .sum()
+        })
+        .collect();
+    assert_close(
+        "concrete",
+        &grads.get(&lv).unwrap().to_vec().unwrap(),
+        &want,
+        1e-6,
+        1e-5,
+    );
 }

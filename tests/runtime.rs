@@ -4,6 +4,7 @@ mod common;
 
 use common::gpu;
 use fido::gpu::{fold_grid, Grid};
+use fido::ops::batchnorm::{self, BatchNormParams};
 use fido::ops::elementwise::{self as ew, UnaryOp};
 use fido::{AdapterChoice, AdapterSelector, DType, Error, Tensor};
 
@@ -125,12 +126,26 @@ fn grid_folding_covers_every_workgroup() {
 fn oversized_grids_and_tensors_are_errors() {
     let gpu = gpu();
     let t = Tensor::zeros(&gpu, &[4]).unwrap();
+    let params = BatchNormParams {
+        items: 4,
+        channels: 1,
+        plane: 4,
+        eps: 1e-5,
+    };
+    let one = Tensor::zeros(&gpu, &[1]).unwrap();
     let err = gpu.launch(
-        &fido::ops::elementwise::KERNEL,
-        "unary_scalar",
+        &batchnorm::KERNEL,
+        "batch_norm",
         &[],
-        &fido::gpu::Params::new().u(4).f(0.0).f(0.0).u(0),
-        &[&t, &t, &t],
+        &params,
+        &[
+            ("x", &t),
+            ("gamma", &one),
+            ("beta", &one),
+            ("mean", &one),
+            ("variance", &one),
+            ("y", &t),
+        ],
         Grid::Xyz(70000, 1, 1),
     );
     assert!(matches!(err, Err(Error::InvalidArgument(_))), "{err:?}");
@@ -184,4 +199,95 @@ fn a_host_device_can_be_borrowed() {
     );
     let x = Tensor::from_slice(&gpu, &[3], &[1.0, -2.0, 3.0]).unwrap();
     assert_eq!(ew::relu(&x).unwrap().to_vec().unwrap(), vec![1.0, 0.0, 3.0]);
+}
+
+#[test]
+fn launches_bind_buffers_by_name_and_check_the_parameter_block() {
+    let gpu = gpu();
+    let x = Tensor::from_slice(&gpu, &[1, 2, 1, 1], &[3.0, 5.0]).unwrap();
+    let c = |v: [f32; 2]| Tensor::from_slice(&gpu, &[2], &v).unwrap();
+    let (gamma, beta, mean, var) = (c([2.0, 1.0]), c([0.5, 0.0]), c([1.0, 1.0]), c([3.0, 0.0]));
+    let y = Tensor::zeros(&gpu, &[1, 2, 1, 1]).unwrap();
+    let params = BatchNormParams {
+        items: 2,
+        channels: 2,
+        plane: 1,
+        eps: 1.0,
+    };
+    // Given out of order: names, not positions, decide the binding.
+    gpu.launch(
+        &batchnorm::KERNEL,
+        "batch_norm",
+        &[],
+        &params,
+        &[
+            ("y", &y),
+            ("variance", &var),
+            ("mean", &mean),
+            ("beta", &beta),
+            ("gamma", &gamma),
+            ("x", &x),
+        ],
+        Grid::Linear(1),
+    )
+    .unwrap();
+    let got = y.to_vec().unwrap();
+    assert!(
+        (got[0] - 2.5).abs() < 1e-6 && (got[1] - 4.0).abs() < 1e-6,
+        "{got:?}"
+    );
+
+    let missing = gpu
+        .launch(
+            &batchnorm::KERNEL,
+            "batch_norm",
+            &[],
+            &params,
+            &[("x", &x), ("y", &y)],
+            Grid::Linear(1),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("needs the buffer `gamma`"), "{missing}");
+    let all = [
+        ("x", &x),
+        ("gamma", &gamma),
+        ("beta", &beta),
+        ("mean", &mean),
+        ("variance", &var),
+        ("y", &y),
+    ];
+    let mut misspelt = all;
+    misspelt[4].0 = "var";
+    let err = gpu
+        .launch(
+            &batchnorm::KERNEL,
+            "batch_norm",
+            &[],
+            &params,
+            &misspelt,
+            Grid::Linear(1),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no buffer named `var`"), "{err}");
+
+    fido::kernel_params! {
+        struct Foreign as "SomethingElse" { items: u32 }
+    }
+    let err = gpu
+        .launch(
+            &batchnorm::KERNEL,
+            "batch_norm",
+            &[],
+            &Foreign { items: 2 },
+            &all,
+            Grid::Linear(1),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("reads a `Params` parameter block but was given `SomethingElse`"),
+        "{err}"
+    );
 }

@@ -1,8 +1,10 @@
-//! Every WGSL file parses and validates with naga, and every entry point fits the portable
-//! workgroup-storage limit. Needs no adapter.
+//! Every WGSL file parses and validates with naga, every entry point fits the portable
+//! workgroup-storage limit, and the kernel contract holds: each file is named after the
+//! module that launches it, each binding slot holds one named buffer, and each parameter
+//! block's Rust mirror has the WGSL struct's layout. Needs no adapter.
 
-use fido::gpu::pipelines::{parse_and_validate, reflect_entry};
-use fido::ops::ALL_KERNELS;
+use fido::gpu::pipelines::{declared_bindings, parse_and_validate, reflect_entry};
+use fido::ops::{all_params, ALL_KERNELS};
 
 /// WebGPU's guaranteed minimum for `maxComputeWorkgroupStorageSize`.
 const PORTABLE_WORKGROUP_STORAGE: u64 = 16 * 1024;
@@ -66,7 +68,7 @@ fn every_entry_point_fits_portable_workgroup_limits() {
                 ep.name
             );
             assert!(
-                r.bindings.iter().all(|b| b.0 < 16),
+                r.bindings.iter().all(|b| b.binding < 16),
                 "GL allows 16 storage buffers per stage"
             );
         }
@@ -93,4 +95,112 @@ fn workgroup_storage_is_measured() {
             .workgroup_bytes,
         0
     );
+}
+
+#[test]
+fn every_kernel_file_is_named_after_its_launcher_module() {
+    for kernel in ALL_KERNELS {
+        let module = kernel.module.strip_prefix("fido::ops::").unwrap_or_else(|| {
+            panic!(
+                "kernel `{}` is launched from {}, outside ops",
+                kernel.name, kernel.module
+            )
+        });
+        assert_eq!(
+            kernel.name,
+            module.replace("::", "_"),
+            "shaders/{}.wgsl is launched from {}",
+            kernel.name,
+            kernel.module
+        );
+    }
+    let mut names: Vec<_> = ALL_KERNELS.iter().map(|k| k.name).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), ALL_KERNELS.len(), "a kernel is listed twice");
+}
+
+#[test]
+fn each_binding_slot_holds_one_named_buffer() {
+    for kernel in ALL_KERNELS {
+        let (module, _) = parse_and_validate(kernel.name, kernel.source).unwrap();
+        let mut slots = std::collections::HashMap::new();
+        for (_, var) in module.global_variables.iter() {
+            let Some(b) = &var.binding else { continue };
+            assert_eq!(b.group, 0, "{}: everything binds in group 0", kernel.name);
+            let name = var.name.clone().expect("named buffers");
+            if let Some(other) = slots.insert(b.binding, name.clone()) {
+                panic!(
+                    "{}: binding {} holds both `{other}` and `{name}`; split the file by entry group",
+                    kernel.name, b.binding
+                );
+            }
+        }
+        let declared = declared_bindings(&module);
+        let mut unique = declared.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            declared.len(),
+            "{}: buffer names repeat",
+            kernel.name
+        );
+    }
+}
+
+#[test]
+fn every_parameter_block_mirrors_its_wgsl_struct() {
+    let layouts = all_params();
+    for kernel in ALL_KERNELS {
+        let (module, _) = parse_and_validate(kernel.name, kernel.source).unwrap();
+        let mut layouter = naga::proc::Layouter::default();
+        layouter.update(module.to_ctx()).unwrap();
+        for (_, var) in module.global_variables.iter() {
+            if var.space != naga::AddressSpace::Uniform {
+                continue;
+            }
+            let ty = &module.types[var.ty];
+            let wgsl_name = ty.name.clone().unwrap();
+            let naga::TypeInner::Struct { members, .. } = &ty.inner else {
+                panic!("{}: the uniform block is a struct", kernel.name)
+            };
+            let mirror = layouts
+                .iter()
+                .find(|l| l.kernel.name == kernel.name && l.wgsl_struct == wgsl_name)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{}: struct {wgsl_name} has no Rust mirror in ops::all_params",
+                        kernel.name
+                    )
+                });
+            let wgsl: Vec<(String, usize)> = members
+                .iter()
+                .map(|m| (m.name.clone().unwrap(), m.offset as usize))
+                .collect();
+            let rust: Vec<(String, usize)> = mirror
+                .fields
+                .iter()
+                .filter(|(name, _)| !name.starts_with('_'))
+                .map(|&(name, offset)| (name.to_string(), offset))
+                .collect();
+            assert_eq!(
+                rust, wgsl,
+                "{} mirrors {}::{wgsl_name}: names and offsets",
+                mirror.rust_type, kernel.name
+            );
+            assert_eq!(
+                mirror.size, layouter[var.ty].size as usize,
+                "{} mirrors {}::{wgsl_name}: size",
+                mirror.rust_type, kernel.name
+            );
+        }
+    }
+    for l in &layouts {
+        assert!(
+            ALL_KERNELS.iter().any(|k| k.name == l.kernel.name),
+            "{} belongs to an unlisted kernel",
+            l.rust_type
+        );
+    }
 }

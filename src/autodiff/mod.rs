@@ -1,15 +1,19 @@
 //! Reverse-mode automatic differentiation on a tape.
 //!
 //! Every op on a [`Var`] computes its value with the GPU kernels right away and, when one of
-//! its inputs needs a gradient, appends a node to the tape: the ids of its inputs and a
-//! backward closure that owns whatever the rule needs (saved inputs or outputs, options).
-//! [`Tape::backward`] walks the tape once, newest node first. A node's gradient is complete
-//! when the walk reaches it, because every use of a value comes later on the tape. The
-//! closure turns that gradient into its inputs' gradients, which are summed into theirs;
+//! its inputs needs a gradient, appends a node to the tape: its op's name, its inputs' ids and
+//! shapes, and a backward closure that owns whatever the rule needs (saved inputs or outputs,
+//! options). [`Tape::backward`] walks the tape once, newest node first. A node's gradient is
+//! complete when the walk reaches it, because every use of a value comes later on the tape.
+//! The closure turns that gradient into its inputs' gradients, which are summed into theirs;
 //! then the node, its gradient and its saved tensors are dropped, returning their buffers
 //! to the pool as the walk passes.
 //!
-//! The rules themselves live in `rules.rs`, one function per op.
+//! Rules may hand back tensors that share a buffer with others (Add passes `dy` to both
+//! inputs, a reshape returns a view), so a contribution is summed in place only into an
+//! accumulator no other tensor holds; otherwise the sum goes to a new buffer.
+//!
+//! The rules themselves live in `rules.rs`, one method per op.
 
 mod rules;
 
@@ -28,7 +32,11 @@ pub use rules::*;
 pub type BackwardFn = Box<dyn FnOnce(&Tensor, &[bool]) -> Result<Vec<Option<Tensor>>>>;
 
 struct Node {
+    /// The op that made this value, for error messages.
+    op: &'static str,
     inputs: Vec<usize>,
+    /// The shape of each input, which its gradient must have.
+    input_shapes: Vec<Vec<usize>>,
     /// None for leaves and for values that need no gradient.
     backward: Option<BackwardFn>,
     requires_grad: bool,
@@ -56,6 +64,7 @@ pub struct Var {
 }
 
 /// Gradients of the leaves that asked for one.
+#[derive(Debug)]
 pub struct Gradients {
     by_id: HashMap<usize, Tensor>,
 }
@@ -76,12 +85,12 @@ impl Tape {
 
     /// A leaf whose gradient [`Tape::backward`] will report.
     pub fn param(&self, value: Tensor) -> Var {
-        self.push(value, Vec::new(), None, true)
+        self.push("param", value, &[], None, true)
     }
 
     /// A leaf that needs no gradient: inputs, frozen weights.
     pub fn constant(&self, value: Tensor) -> Var {
-        self.push(value, Vec::new(), None, false)
+        self.push("constant", value, &[], None, false)
     }
 
     /// Run `f` without recording: every value it makes is a constant.
@@ -104,28 +113,30 @@ impl Tape {
         self.len() == 0
     }
 
-    /// Record the result of an op on `inputs`. Ops call this; `backward` is kept only when
+    /// Record the result of op `op` on `inputs`. Ops call this; `backward` is kept only when
     /// recording and some input needs a gradient.
-    pub fn record(&self, value: Tensor, inputs: &[&Var], backward: BackwardFn) -> Var {
+    pub fn record(&self, op: &'static str, value: Tensor, inputs: &[&Var], backward: BackwardFn) -> Var {
         let requires_grad = self.is_recording() && inputs.iter().any(|v| v.requires_grad);
         if !requires_grad {
-            return self.push(value, Vec::new(), None, false);
+            return self.push(op, value, &[], None, false);
         }
-        let ids = inputs.iter().map(|v| v.id).collect();
-        self.push(value, ids, Some(backward), true)
+        self.push(op, value, inputs, Some(backward), true)
     }
 
     fn push(
         &self,
+        op: &'static str,
         value: Tensor,
-        inputs: Vec<usize>,
+        inputs: &[&Var],
         backward: Option<BackwardFn>,
         requires_grad: bool,
     ) -> Var {
         let mut state = self.state.borrow_mut();
         let id = state.nodes.len();
         state.nodes.push(Node {
-            inputs,
+            op,
+            inputs: inputs.iter().map(|v| v.id).collect(),
+            input_shapes: inputs.iter().map(|v| v.shape().to_vec()).collect(),
             backward,
             requires_grad,
         });
@@ -180,25 +191,61 @@ impl Tape {
                 result.insert(id, grad);
                 continue;
             };
+            let op = node.op;
+            let in_backward = |source: Error| Error::Backward {
+                op,
+                source: Box::new(source),
+            };
             let wants: Vec<bool> = node.inputs.iter().map(|&i| needed[i]).collect();
-            let input_grads = rule(&grad, &wants)?;
-            for (&input, g) in node.inputs.iter().zip(input_grads) {
+            let input_grads = rule(&grad, &wants).map_err(in_backward)?;
+            if input_grads.len() != node.inputs.len() {
+                return Err(in_backward(Error::InvalidArgument(format!(
+                    "the rule returned {} gradients for {} inputs",
+                    input_grads.len(),
+                    node.inputs.len()
+                ))));
+            }
+            for ((&input, shape), g) in node.inputs.iter().zip(&node.input_shapes).zip(input_grads) {
                 let Some(g) = g else { continue };
                 if !needed[input] {
                     continue;
                 }
-                grads[input] = Some(match grads[input].take() {
+                if g.shape() != shape.as_slice() {
+                    return Err(in_backward(Error::Shape {
+                        op: "backward",
+                        detail: format!(
+                            "gradient of shape {:?} for an input of shape {shape:?}",
+                            g.shape()
+                        ),
+                    }));
+                }
+                let sum = match grads[input].take() {
                     None => g,
-                    Some(sum) => {
-                        // Several uses of one value: sum their contributions in place.
-                        elementwise::binary_into(&sum, &g, BinaryOp::Add, &sum)?;
-                        sum
-                    }
-                });
+                    Some(acc) => accumulate(acc, &g).map_err(in_backward)?,
+                };
+                grads[input] = Some(sum);
             }
             // `grad` and the rule's saved tensors drop here, back to the pool.
         }
+        drop(grads);
+        drop(nodes);
+        // Rules may have handed two leaves one buffer; each gradient the caller gets is its own.
+        for grad in result.values_mut() {
+            if !grad.is_sole_holder() {
+                *grad = grad.deep_clone()?;
+            }
+        }
         Ok(Gradients { by_id: result })
+    }
+}
+
+/// `acc + g`, in place when no other tensor holds `acc`'s buffer.
+fn accumulate(acc: Tensor, g: &Tensor) -> Result<Tensor> {
+    if acc.is_sole_holder() {
+        elementwise::binary_into(&acc, g, BinaryOp::Add, &acc)?;
+        Ok(acc)
+    } else {
+        elementwise::add(&acc, g)
     }
 }
 

@@ -1,13 +1,16 @@
 //! One method per differentiable op: the forward call and, next to it, its backward rule.
+//!
+//! Ops with one input record through [`Var::record_unary`], so each rule is its math alone:
+//! the output's gradient in, the input's gradient out.
 
-use super::Var;
+use super::{BackwardFn, Var};
 use crate::ops::conv::{self, Conv2dOptions};
 use crate::ops::elementwise::{self, BinaryOp, UnaryOp};
 use crate::ops::matmul;
 use crate::ops::reduce::{self, Reduction};
 use crate::ops::resize::{self, NearestMode};
 use crate::ops::softmax::{self, SoftmaxKind};
-use crate::ops::{layout, pool, random};
+use crate::ops::{batchnorm, layout, pool, random};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -28,42 +31,58 @@ pub fn sum_to_shape(g: &Tensor, shape: &[usize]) -> Result<Tensor> {
 }
 
 impl Var {
+    /// Record `out`, made from this value alone by op `op`; `rule` maps the gradient of `out`
+    /// to this value's gradient.
+    pub fn record_unary(
+        &self,
+        op: &'static str,
+        out: Tensor,
+        rule: impl FnOnce(&Tensor) -> Result<Tensor> + 'static,
+    ) -> Var {
+        let backward: BackwardFn = Box::new(move |dy, _| Ok(vec![Some(rule(dy)?)]));
+        self.tape.record(op, out, &[self], backward)
+    }
+}
+
+/// Elementwise arithmetic with broadcasting.
+impl Var {
     fn binary(&self, other: &Var, op: BinaryOp) -> Result<Var> {
+        let name = match op {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Max | BinaryOp::Min => {
+                return Err(Error::InvalidArgument(
+                    "max/min have no gradient on the tape".into(),
+                ))
+            }
+        };
         let out = elementwise::binary(&self.value, &other.value, op)?;
         let (a, b, y) = (self.value.clone(), other.value.clone(), out.clone());
-        let backward = Box::new(
-            move |dy: &Tensor, needed: &[bool]| -> Result<Vec<Option<Tensor>>> {
-                let (da, db) = match op {
-                    BinaryOp::Add => (Some(dy.clone()), Some(dy.clone())),
-                    BinaryOp::Sub => (Some(dy.clone()), Some(elementwise::neg(dy)?)),
-                    BinaryOp::Mul => (
-                        needed[0].then(|| elementwise::mul(dy, &b)).transpose()?,
-                        needed[1].then(|| elementwise::mul(dy, &a)).transpose()?,
-                    ),
-                    BinaryOp::Div => (
-                        needed[0].then(|| elementwise::div(dy, &b)).transpose()?,
-                        // d(a/b)/db = −a/b² = −y/b
-                        needed[1]
-                            .then(|| elementwise::neg(&elementwise::div(&elementwise::mul(dy, &y)?, &b)?))
-                            .transpose()?,
-                    ),
-                    BinaryOp::Max | BinaryOp::Min => {
-                        return Err(Error::InvalidArgument(
-                            "max/min have no gradient on the tape".into(),
-                        ))
-                    }
-                };
-                Ok(vec![
-                    da.filter(|_| needed[0])
-                        .map(|g| sum_to_shape(&g, a.shape()))
-                        .transpose()?,
-                    db.filter(|_| needed[1])
-                        .map(|g| sum_to_shape(&g, b.shape()))
-                        .transpose()?,
-                ])
-            },
-        );
-        Ok(self.tape.record(out, &[self, other], backward))
+        let backward: BackwardFn = Box::new(move |dy, needed| {
+            let da = |_: ()| -> Result<Tensor> {
+                match op {
+                    BinaryOp::Mul => elementwise::mul(dy, &b),
+                    BinaryOp::Div => elementwise::div(dy, &b),
+                    _ => Ok(dy.clone()),
+                }
+            };
+            let db = |_: ()| -> Result<Tensor> {
+                match op {
+                    BinaryOp::Sub => elementwise::neg(dy),
+                    BinaryOp::Mul => elementwise::mul(dy, &a),
+                    // d(a/b)/db = −a/b² = −y/b
+                    BinaryOp::Div => elementwise::neg(&elementwise::div(&elementwise::mul(dy, &y)?, &b)?),
+                    _ => Ok(dy.clone()),
+                }
+            };
+            Ok(vec![
+                needed[0].then(|| sum_to_shape(&da(())?, a.shape())).transpose()?,
+                needed[1].then(|| sum_to_shape(&db(())?, b.shape())).transpose()?,
+            ])
+        });
+        Ok(self.tape.record(name, out, &[self, other], backward))
     }
 
     pub fn add(&self, other: &Var) -> Result<Var> {
@@ -83,10 +102,9 @@ impl Var {
     pub fn unary(&self, op: UnaryOp) -> Result<Var> {
         let out = elementwise::unary(&self.value, op)?;
         let (x, y) = (self.value.clone(), out.clone());
-        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
-            Ok(vec![Some(elementwise::unary_backward(&x, &y, dy, op)?)])
-        });
-        Ok(self.tape.record(out, &[self], backward))
+        Ok(self.record_unary(op.name(), out, move |dy| {
+            elementwise::unary_backward(&x, &y, dy, op)
+        }))
     }
 
     pub fn neg(&self) -> Result<Var> {
@@ -116,40 +134,54 @@ impl Var {
     pub fn mul_scalar(&self, s: f32) -> Result<Var> {
         self.unary(UnaryOp::MulScalar(s))
     }
+}
 
+/// Matrix products.
+impl Var {
     /// `op(self) · op(other)`, see [`matmul::matmul`].
     pub fn matmul(&self, other: &Var, trans_a: bool, trans_b: bool) -> Result<Var> {
         let out = matmul::matmul(&self.value, &other.value, trans_a, trans_b)?;
         let (a, b) = (self.value.clone(), other.value.clone());
-        let backward = Box::new(
-            move |dy: &Tensor, needed: &[bool]| -> Result<Vec<Option<Tensor>>> {
-                // C = A·B: dA = dC·Bᵀ, dB = Aᵀ·dC, with the stored layouts of A and B.
-                let da = needed[0]
-                    .then(|| {
-                        let g = if trans_a {
-                            matmul::matmul(&b, dy, trans_b, true)?
-                        } else {
-                            matmul::matmul(dy, &b, false, !trans_b)?
-                        };
-                        sum_to_batch(&g, a.shape())
-                    })
-                    .transpose()?;
-                let db = needed[1]
-                    .then(|| {
-                        let g = if trans_b {
-                            matmul::matmul(dy, &a, true, trans_a)?
-                        } else {
-                            matmul::matmul(&a, dy, !trans_a, false)?
-                        };
-                        sum_to_batch(&g, b.shape())
-                    })
-                    .transpose()?;
-                Ok(vec![da, db])
-            },
-        );
-        Ok(self.tape.record(out, &[self, other], backward))
+        let backward: BackwardFn = Box::new(move |dy, needed| {
+            // C = A·B: dA = dC·Bᵀ, dB = Aᵀ·dC, with the stored layouts of A and B.
+            let da = || -> Result<Tensor> {
+                let g = if trans_a {
+                    matmul::matmul(&b, dy, trans_b, true)?
+                } else {
+                    matmul::matmul(dy, &b, false, !trans_b)?
+                };
+                sum_to_batch(&g, a.shape())
+            };
+            let db = || -> Result<Tensor> {
+                let g = if trans_b {
+                    matmul::matmul(dy, &a, true, trans_a)?
+                } else {
+                    matmul::matmul(&a, dy, !trans_a, false)?
+                };
+                sum_to_batch(&g, b.shape())
+            };
+            Ok(vec![
+                needed[0].then(da).transpose()?,
+                needed[1].then(db).transpose()?,
+            ])
+        });
+        Ok(self.tape.record("matmul", out, &[self, other], backward))
     }
+}
 
+/// A matmul gradient has the batch of the output; an operand broadcast over the batch gets
+/// the sum over it.
+fn sum_to_batch(g: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    if g.numel() == shape.iter().product::<usize>() {
+        return g.reshape(shape);
+    }
+    let rows = shape[shape.len() - 2] * shape[shape.len() - 1];
+    let batch = g.numel() / rows;
+    reduce::reduce_axis(&g.reshape(&[batch, rows])?, 0, Reduction::Sum, false)?.reshape(shape)
+}
+
+/// Reductions, softmax and shape changes.
+impl Var {
     /// The sum of every element, shape `[1]`.
     pub fn sum(&self) -> Result<Var> {
         self.reduce_all(Reduction::Sum)
@@ -167,16 +199,10 @@ impl Var {
         } else {
             1.0
         };
-        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
+        Ok(self.record_unary(reduction_name(op), out, move |dy| {
             let g = elementwise::broadcast_to(&dy.reshape(&vec![1; shape.len()])?, &shape)?;
-            let g = if scale != 1.0 {
-                elementwise::mul_scalar(&g, scale)?
-            } else {
-                g
-            };
-            Ok(vec![Some(g)])
-        });
-        Ok(self.tape.record(out, &[self], backward))
+            scaled(g, scale)
+        }))
     }
 
     /// Sum or mean over `axis`, keeping it as length 1 when `keep_dim`.
@@ -191,18 +217,12 @@ impl Var {
         } else {
             1.0
         };
-        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
+        Ok(self.record_unary(reduction_name(op), out, move |dy| {
             let mut kept = shape.clone();
             kept[axis] = 1;
             let g = elementwise::broadcast_to(&dy.reshape(&kept)?, &shape)?;
-            let g = if scale != 1.0 {
-                elementwise::mul_scalar(&g, scale)?
-            } else {
-                g
-            };
-            Ok(vec![Some(g)])
-        });
-        Ok(self.tape.record(out, &[self], backward))
+            scaled(g, scale)
+        }))
     }
 
     pub fn log_softmax(&self) -> Result<Var> {
@@ -215,42 +235,52 @@ impl Var {
     fn softmax_like(&self, kind: SoftmaxKind) -> Result<Var> {
         let out = softmax::softmax_like(&self.value, kind)?;
         let y = out.clone();
-        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
-            Ok(vec![Some(softmax::softmax_backward(&y, dy, kind)?)])
-        });
-        Ok(self.tape.record(out, &[self], backward))
+        let name = match kind {
+            SoftmaxKind::Softmax => "softmax",
+            SoftmaxKind::LogSoftmax => "log_softmax",
+            SoftmaxKind::LogSumExp => "logsumexp",
+        };
+        Ok(self.record_unary(name, out, move |dy| softmax::softmax_backward(&y, dy, kind)))
+    }
+
+    /// Per-row log-odds of the labelled class; `labels` is a u32 tensor with one label per row.
+    pub fn log_odds(&self, labels: &Tensor) -> Result<Var> {
+        let out = softmax::log_odds(&self.value, labels)?;
+        let (x, labels) = (self.value.clone(), labels.clone());
+        Ok(self.record_unary("log_odds", out, move |dy| {
+            softmax::log_odds_backward(&x, &labels, dy)
+        }))
     }
 
     /// The same values under another shape.
     pub fn reshape(&self, shape: &[usize]) -> Result<Var> {
         let out = self.value.reshape(shape)?;
         let original = self.value.shape().to_vec();
-        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
-            Ok(vec![Some(dy.reshape(&original)?)])
-        });
-        Ok(self.tape.record(out, &[self], backward))
+        Ok(self.record_unary("reshape", out, move |dy| dy.reshape(&original)))
     }
 
     /// Repeat along broadcast axes; the rule sums them back.
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Var> {
         let out = elementwise::broadcast_to(&self.value, shape)?;
         let original = self.value.shape().to_vec();
-        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
-            Ok(vec![Some(sum_to_shape(dy, &original)?)])
-        });
-        Ok(self.tape.record(out, &[self], backward))
+        Ok(self.record_unary("broadcast_to", out, move |dy| sum_to_shape(dy, &original)))
     }
 }
 
-/// A matmul gradient has the batch of the output; an operand broadcast over the batch gets
-/// the sum over it.
-fn sum_to_batch(g: &Tensor, shape: &[usize]) -> Result<Tensor> {
-    if g.numel() == shape.iter().product::<usize>() {
-        return g.reshape(shape);
+fn reduction_name(op: Reduction) -> &'static str {
+    match op {
+        Reduction::Sum => "sum",
+        Reduction::Mean => "mean",
+        Reduction::Max => "max",
     }
-    let rows = shape[shape.len() - 2] * shape[shape.len() - 1];
-    let batch = g.numel() / rows;
-    reduce::reduce_axis(&g.reshape(&[batch, rows])?, 0, Reduction::Sum, false)?.reshape(shape)
+}
+
+fn scaled(g: Tensor, scale: f32) -> Result<Tensor> {
+    if scale == 1.0 {
+        Ok(g)
+    } else {
+        elementwise::mul_scalar(&g, scale)
+    }
 }
 
 /// Spatial, layout and sampling ops. Each rule calls the family's own backward kernel.
@@ -258,12 +288,9 @@ impl Var {
     pub fn max_pool2d(&self, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Result<Var> {
         let out = pool::max_pool2d(&self.value, kernel, stride, padding)?;
         let x = self.value.clone();
-        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
-            Ok(vec![Some(pool::max_pool2d_backward(
-                &x, dy, kernel, stride, padding,
-            )?)])
-        });
-        Ok(self.tape.record(out, &[self], backward))
+        Ok(self.record_unary("max_pool2d", out, move |dy| {
+            pool::max_pool2d_backward(&x, dy, kernel, stride, padding)
+        }))
     }
 
     pub fn avg_pool2d(
@@ -275,79 +302,68 @@ impl Var {
     ) -> Result<Var> {
         let out = pool::avg_pool2d(&self.value, kernel, stride, padding, count_include_pad)?;
         let (h, w) = spatial_size(&self.value);
-        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
-            Ok(vec![Some(pool::avg_pool2d_backward(
-                dy,
-                h,
-                w,
-                kernel,
-                stride,
-                padding,
-                count_include_pad,
-            )?)])
-        });
-        Ok(self.tape.record(out, &[self], backward))
+        Ok(self.record_unary("avg_pool2d", out, move |dy| {
+            pool::avg_pool2d_backward(dy, h, w, kernel, stride, padding, count_include_pad)
+        }))
     }
 
     /// `[N, C, H, W] -> [N, C, 1, 1]`
     pub fn global_avg_pool(&self) -> Result<Var> {
         let out = pool::global_avg_pool(&self.value)?;
         let (h, w) = spatial_size(&self.value);
-        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
-            Ok(vec![Some(pool::global_avg_pool_backward(dy, h, w)?)])
-        });
-        Ok(self.tape.record(out, &[self], backward))
+        Ok(self.record_unary("global_avg_pool", out, move |dy| {
+            pool::global_avg_pool_backward(dy, h, w)
+        }))
     }
 
+    /// Adaptive average pooling to `out_h × out_w` when the input divides evenly.
     pub fn adaptive_avg_pool2d(&self, out_h: usize, out_w: usize) -> Result<Var> {
         let out = pool::adaptive_avg_pool2d(&self.value, out_h, out_w)?;
         let (h, w) = spatial_size(&self.value);
-        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
-            Ok(vec![Some(pool::adaptive_avg_pool2d_backward(dy, h, w)?)])
-        });
-        Ok(self.tape.record(out, &[self], backward))
+        Ok(self.record_unary("adaptive_avg_pool2d", out, move |dy| {
+            pool::adaptive_avg_pool2d_backward(dy, h, w)
+        }))
+    }
+
+    /// PyTorch's `AdaptiveAvgPool2d((out_h, out_w))` for any input size, uneven and
+    /// overlapping windows included.
+    pub fn adaptive_avg_pool2d_general(&self, out_h: usize, out_w: usize) -> Result<Var> {
+        let out = pool::adaptive_avg_pool2d_general(&self.value, out_h, out_w)?;
+        let (h, w) = spatial_size(&self.value);
+        Ok(self.record_unary("adaptive_avg_pool2d", out, move |dy| {
+            pool::adaptive_avg_pool2d_general_backward(dy, h, w)
+        }))
     }
 
     pub fn resize_bilinear(&self, out_h: usize, out_w: usize, align_corners: bool) -> Result<Var> {
         let out = resize::resize_bilinear(&self.value, out_h, out_w, align_corners)?;
         let (h, w) = spatial_size(&self.value);
-        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
-            Ok(vec![Some(resize::resize_bilinear_backward(
-                dy,
-                h,
-                w,
-                align_corners,
-            )?)])
-        });
-        Ok(self.tape.record(out, &[self], backward))
+        Ok(self.record_unary("resize_bilinear", out, move |dy| {
+            resize::resize_bilinear_backward(dy, h, w, align_corners)
+        }))
     }
 
     pub fn resize_nearest(&self, out_h: usize, out_w: usize, mode: NearestMode) -> Result<Var> {
         let out = resize::resize_nearest(&self.value, out_h, out_w, mode)?;
         let (h, w) = spatial_size(&self.value);
-        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
-            Ok(vec![Some(resize::resize_nearest_backward(dy, h, w, mode)?)])
-        });
-        Ok(self.tape.record(out, &[self], backward))
+        Ok(self.record_unary("resize_nearest", out, move |dy| {
+            resize::resize_nearest_backward(dy, h, w, mode)
+        }))
     }
 
     /// Constant padding of the last two axes by `[top, bottom, left, right]`.
     pub fn pad(&self, pads: [usize; 4], value: f32) -> Result<Var> {
         let out = layout::pad(&self.value, pads, value)?;
-        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
-            Ok(vec![Some(layout::pad_backward(dy, pads)?)])
-        });
-        Ok(self.tape.record(out, &[self], backward))
+        Ok(self.record_unary("pad", out, move |dy| layout::pad_backward(dy, pads)))
     }
 
     /// Elements `start..end` of `axis`.
     pub fn slice(&self, axis: usize, start: usize, end: usize) -> Result<Var> {
         let out = layout::slice(&self.value, axis, start, end)?;
         let shape = self.value.shape().to_vec();
-        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
-            Ok(vec![Some(layout::slice_backward(dy, &shape, axis, start)?)])
-        });
-        Ok(self.tape.record(out, &[self], backward))
+        Ok(self.record_unary("slice", out, move |dy| {
+            layout::slice_backward(dy, &shape, axis, start)
+        }))
     }
 
     /// Concatenate along `axis`.
@@ -358,32 +374,24 @@ impl Var {
         let values: Vec<&Tensor> = parts.iter().map(|p| &p.value).collect();
         let out = layout::concat(&values, axis)?;
         let sizes: Vec<usize> = parts.iter().map(|p| p.value.shape()[axis]).collect();
-        let backward = Box::new(
-            move |dy: &Tensor, needed: &[bool]| -> Result<Vec<Option<Tensor>>> {
-                let pieces = layout::concat_backward(dy, axis, &sizes)?;
-                Ok(pieces
-                    .into_iter()
-                    .zip(needed)
-                    .map(|(p, &n)| n.then_some(p))
-                    .collect())
-            },
-        );
-        Ok(first.tape.record(out, parts, backward))
+        let backward: BackwardFn = Box::new(move |dy, needed| {
+            let pieces = layout::concat_backward(dy, axis, &sizes)?;
+            Ok(pieces
+                .into_iter()
+                .zip(needed)
+                .map(|(p, &n)| n.then_some(p))
+                .collect())
+        });
+        Ok(first.tape.record("concat", out, parts, backward))
     }
 
     /// Relaxed Bernoulli draws from these logits; see [`random::concrete_sample`].
     pub fn concrete_sample(&self, samples: usize, temperature: f32, seed: u64, stream: u32) -> Result<Var> {
         let out = random::concrete_sample(&self.value, samples, temperature, seed, stream)?;
         let (z, shape) = (out.clone(), self.value.shape().to_vec());
-        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
-            Ok(vec![Some(random::concrete_backward(
-                &z,
-                dy,
-                temperature,
-                &shape,
-            )?)])
-        });
-        Ok(self.tape.record(out, &[self], backward))
+        Ok(self.record_unary("concrete_sample", out, move |dy| {
+            random::concrete_backward(&z, dy, temperature, &shape)
+        }))
     }
 }
 
@@ -398,27 +406,22 @@ impl Var {
     pub fn conv2d(&self, weight: &Var, bias: Option<&Var>, opts: &Conv2dOptions) -> Result<Var> {
         let out = conv::conv2d(&self.value, &weight.value, bias.map(|b| &b.value), opts)?;
         let (x, w, opts) = (self.value.clone(), weight.value.clone(), opts.clone());
-        let backward = Box::new(
-            move |dy: &Tensor, needed: &[bool]| -> Result<Vec<Option<Tensor>>> {
-                let mut grads = vec![
-                    needed[0]
-                        .then(|| conv::conv2d_backward_input(dy, &w, &opts, x.shape()))
-                        .transpose()?,
-                    needed[1]
-                        .then(|| conv::conv2d_backward_weight(&x, dy, &opts, w.shape()))
-                        .transpose()?,
-                ];
-                if needed.len() > 2 {
-                    grads.push(needed[2].then(|| conv::conv2d_backward_bias(dy)).transpose()?);
-                }
-                Ok(grads)
-            },
-        );
-        let inputs: Vec<&Var> = std::iter::once(self)
-            .chain(std::iter::once(weight))
-            .chain(bias)
-            .collect();
-        Ok(self.tape.record(out, &inputs, backward))
+        let backward: BackwardFn = Box::new(move |dy, needed| {
+            let mut grads = vec![
+                needed[0]
+                    .then(|| conv::conv2d_backward_input(dy, &w, &opts, x.shape()))
+                    .transpose()?,
+                needed[1]
+                    .then(|| conv::conv2d_backward_weight(&x, dy, &opts, w.shape()))
+                    .transpose()?,
+            ];
+            if needed.len() > 2 {
+                grads.push(needed[2].then(|| conv::conv2d_backward_bias(dy)).transpose()?);
+            }
+            Ok(grads)
+        });
+        let inputs: Vec<&Var> = [self, weight].into_iter().chain(bias).collect();
+        Ok(self.tape.record("conv2d", out, &inputs, backward))
     }
 
     /// Inference-mode batch norm over axis 1 with frozen statistics and affine parameters:
@@ -431,28 +434,10 @@ impl Var {
         var: &Tensor,
         eps: f32,
     ) -> Result<Var> {
-        let out = conv::batch_norm(&self.value, gamma, beta, mean, var, eps)?;
+        let out = batchnorm::batch_norm(&self.value, gamma, beta, mean, var, eps)?;
         let (gamma, var) = (gamma.clone(), var.clone());
-        let rank = self.value.rank();
-        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
-            let mut scale_shape = vec![1; rank];
-            scale_shape[1] = gamma.numel();
-            let scale = elementwise::div(&gamma, &elementwise::sqrt(&elementwise::add_scalar(&var, eps)?)?)?
-                .reshape(&scale_shape)?;
-            Ok(vec![Some(elementwise::mul(dy, &scale)?)])
-        });
-        Ok(self.tape.record(out, &[self], backward))
-    }
-}
-
-impl Var {
-    /// Per-row log-odds of the labelled class; `labels` is a u32 tensor with one label per row.
-    pub fn log_odds(&self, labels: &Tensor) -> Result<Var> {
-        let out = softmax::log_odds(&self.value, labels)?;
-        let (x, labels) = (self.value.clone(), labels.clone());
-        let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
-            Ok(vec![Some(softmax::log_odds_backward(&x, &labels, dy)?)])
-        });
-        Ok(self.tape.record(out, &[self], backward))
+        Ok(self.record_unary("batch_norm", out, move |dy| {
+            batchnorm::batch_norm_backward(dy, &gamma, &var, eps)
+        }))
     }
 }

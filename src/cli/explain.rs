@@ -26,7 +26,8 @@ pub fn collect_jobs(images: &[PathBuf], manifest: Option<&Path>, label: Option<u
     let mut jobs = Vec::new();
     for path in images {
         if path.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path).at(path)?
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .at(path)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
                     p.extension().and_then(|e| e.to_str()).is_some_and(|e| {

@@ -30,7 +30,7 @@ use crate::explain::{ExplainConfig, Explainer, Method, Model, Objective};
 use crate::imageio::{self, Normalize, Resize};
 use crate::inpaint::CaSetup;
 use crate::weights::WeightFile;
-use crate::{Error, Gpu, Result, Tensor, IoContext};
+use crate::{Error, Gpu, IoContext, Result, Tensor};
 
 pub use shard::Shard;
 

@@ -6,13 +6,13 @@ pub mod pool;
 pub mod recorder;
 
 pub use context::{describe, list_adapters, AdapterChoice, AdapterSelector, BackendSelector, Gpu};
-pub use pipelines::Kernel;
+pub use pipelines::{Kernel, StorageBinding};
 pub use recorder::{fold_grid, FlushTiming, Grid};
 
 use crate::tensor::Tensor;
-use crate::Result;
+use crate::{Error, Result};
 
-/// Kernel parameters as 32-bit words, in the order of the WGSL `Params` struct.
+/// Transitional parameter words.
 #[derive(Clone, Debug, Default)]
 pub struct Params(Vec<u32>);
 
@@ -32,7 +32,6 @@ impl Params {
         self.0.push(v.to_bits());
         self
     }
-    /// Pad to a 16-byte boundary, as a `vec4` member that follows requires.
     pub fn align4(mut self) -> Self {
         while self.0.len() % 4 != 0 {
             self.0.push(0);
@@ -44,10 +43,117 @@ impl Params {
     }
 }
 
+/// A kernel's uniform parameter block: a `#[repr(C)]`, `Pod` mirror of the WGSL struct
+/// [`WGSL_STRUCT`](Self::WGSL_STRUCT). Declared with [`kernel_params!`](crate::kernel_params),
+/// which also lists the fields for the test that compares both layouts through naga.
+pub trait KernelParams: bytemuck::Pod {
+    /// The name of the WGSL struct this mirrors.
+    const WGSL_STRUCT: &'static str;
+    /// `(name, byte offset)` of every field; names starting with `_` are padding.
+    fn fields() -> Vec<(&'static str, usize)>;
+}
+
+/// Declare a kernel's parameter block, the mirror of the WGSL struct named after `as`:
+///
+/// ```ignore
+/// kernel_params! {
+///     /// What the block holds.
+///     pub struct BatchNormParams as "Params" { items: u32, channels: u32, plane: u32, eps: f32 }
+/// }
+/// ```
+///
+/// A `vec4` member that needs 16-byte alignment is preceded by explicit `_pad` fields: `Pod`
+/// forbids implicit padding, and the layout test then proves the offsets agree.
+#[macro_export]
+macro_rules! kernel_params {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident as $wgsl:literal {
+        $($(#[$fmeta:meta])* $field:ident : $ty:ty),* $(,)?
+    }) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+        $vis struct $name {
+            $($(#[$fmeta])* pub $field: $ty),*
+        }
+
+        impl $crate::gpu::KernelParams for $name {
+            const WGSL_STRUCT: &'static str = $wgsl;
+            fn fields() -> Vec<(&'static str, usize)> {
+                vec![$((stringify!($field), std::mem::offset_of!($name, $field))),*]
+            }
+        }
+    };
+}
+
+/// The layout of one parameter block, for the test that compares it with its WGSL struct.
+#[derive(Clone, Debug)]
+pub struct ParamsLayout {
+    pub kernel: Kernel,
+    pub rust_type: &'static str,
+    pub wgsl_struct: &'static str,
+    pub size: usize,
+    pub fields: Vec<(&'static str, usize)>,
+}
+
+impl ParamsLayout {
+    pub fn of<P: KernelParams>(kernel: Kernel) -> ParamsLayout {
+        ParamsLayout {
+            kernel,
+            rust_type: std::any::type_name::<P>(),
+            wgsl_struct: P::WGSL_STRUCT,
+            size: std::mem::size_of::<P>(),
+            fields: P::fields(),
+        }
+    }
+}
+
+/// The tensors of one launch, each bound to the WGSL variable it is named after.
+pub type Bindings<'a> = [(&'a str, &'a Tensor)];
+
 impl Gpu {
-    /// Queue `kernel::entry` with the given override constants, parameters and tensors.
-    /// `tensors[i]` binds to `@binding(i + 1)`. `Grid::Linear` counts workgroups.
-    pub fn launch(
+    /// Queue `kernel::entry` with the given override constants, parameter block and tensors.
+    /// Each tensor binds to the WGSL buffer of its name; the entry point may leave some of
+    /// them unused (an optional bias under a constant, say), but every buffer it reads must
+    /// be given. `Grid::Linear` counts workgroups.
+    pub fn launch<P: KernelParams>(
+        &self,
+        kernel: &Kernel,
+        entry: &str,
+        constants: &[(&str, f64)],
+        params: &P,
+        bindings: &Bindings,
+        grid: Grid,
+    ) -> Result<()> {
+        let pipeline = self.pipeline(kernel, entry, constants)?;
+        if let Some(wanted) = &pipeline.params_struct {
+            if wanted != P::WGSL_STRUCT {
+                return Err(Error::InvalidArgument(format!(
+                    "`{}` reads a `{wanted}` parameter block but was given `{}`",
+                    pipeline.label,
+                    P::WGSL_STRUCT
+                )));
+            }
+        }
+        if let Some((name, _)) = bindings
+            .iter()
+            .find(|(n, _)| !pipeline.declared.iter().any(|d| d == n))
+        {
+            return Err(Error::InvalidArgument(format!(
+                "`{}` has no buffer named `{name}`",
+                pipeline.label
+            )));
+        }
+        let mut buffers = Vec::with_capacity(pipeline.storage_bindings.len());
+        for b in &pipeline.storage_bindings {
+            let (_, tensor) = bindings.iter().find(|(n, _)| *n == b.name).ok_or_else(|| {
+                Error::InvalidArgument(format!("`{}` needs the buffer `{}`", pipeline.label, b.name))
+            })?;
+            buffers.push((b.binding, tensor.pooled(), tensor.bytes()));
+        }
+        self.dispatch(pipeline, bytemuck::bytes_of(params), &buffers, grid)
+    }
+    /// Transitional: `tensors[i]` binds to `@binding(i + 1)`, `params` is a list of words.
+    pub fn launch_positional(
         &self,
         kernel: &Kernel,
         entry: &str,
@@ -57,8 +163,14 @@ impl Gpu {
         grid: Grid,
     ) -> Result<()> {
         let pipeline = self.pipeline(kernel, entry, constants)?;
-        let buffers: Vec<_> = tensors.iter().map(|t| (t.pooled(), t.bytes())).collect();
-        self.dispatch(pipeline, params.words(), &buffers, grid)
+        let mut buffers = Vec::new();
+        for b in &pipeline.storage_bindings {
+            let t = tensors.get(b.binding as usize - 1).ok_or_else(|| {
+                Error::InvalidArgument(format!("`{}` needs binding {}", pipeline.label, b.binding))
+            })?;
+            buffers.push((b.binding, t.pooled(), t.bytes()));
+        }
+        self.dispatch(pipeline, bytemuck::cast_slice(params.words()), &buffers, grid)
     }
 
     /// The workgroup size of `kernel::entry` under `constants`, compiling it if needed.

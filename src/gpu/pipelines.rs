@@ -11,11 +11,26 @@ use std::sync::Arc;
 
 use crate::{Error, Result};
 
-/// One WGSL kernel family, embedded in the binary.
+/// One WGSL kernel family, embedded in the binary. Made with [`wgsl_kernel!`](crate::wgsl_kernel),
+/// which ties the file `shaders/NAME.wgsl` to the Rust module that launches it.
 #[derive(Clone, Copy, Debug)]
 pub struct Kernel {
     pub name: &'static str,
     pub source: &'static str,
+    /// The launcher's module path, e.g. `fido::ops::conv::gemm` for `shaders/conv_gemm.wgsl`.
+    pub module: &'static str,
+}
+
+/// The [`Kernel`] whose source is `shaders/NAME.wgsl`, declared in its launcher's module.
+#[macro_export]
+macro_rules! wgsl_kernel {
+    ($name:literal) => {
+        $crate::gpu::Kernel {
+            name: $name,
+            source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $name, ".wgsl")),
+            module: module_path!(),
+        }
+    };
 }
 
 /// Binding 0 of every kernel is its uniform parameter block; storage buffers start at 1.
@@ -33,9 +48,13 @@ pub struct CompiledPipeline {
     pub label: String,
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
-    /// Storage bindings (numbers ≥ 1) the entry point uses, ascending, with whether each is read-only.
-    pub storage_bindings: Vec<(u32, bool)>,
-    pub uses_params: bool,
+    /// Storage buffers the entry point uses, by binding number.
+    pub storage_bindings: Vec<StorageBinding>,
+    /// The WGSL struct of the uniform parameter block, when the entry point reads it.
+    pub params_struct: Option<String>,
+    /// Every buffer name the family declares, so a launcher's misspelt name is an error
+    /// even where this entry point does not use it.
+    pub declared: Vec<String>,
     pub workgroup_size: [u32; 3],
     pub workgroup_bytes: u64,
 }
@@ -68,13 +87,42 @@ pub fn parse_and_validate(
     Ok((module, info))
 }
 
+/// One storage buffer of an entry point.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageBinding {
+    pub binding: u32,
+    /// The WGSL variable's name: launchers bind tensors by it.
+    pub name: String,
+    pub read_only: bool,
+}
+
+/// One global of group 0 that an entry point uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReflectedBinding {
+    pub binding: u32,
+    pub name: String,
+    /// The uniform parameter block's struct name; None for storage buffers.
+    pub uniform_struct: Option<String>,
+    pub read_only: bool,
+}
+
 /// Reflection of one entry point after override constants are applied.
 #[derive(Clone, Debug)]
 pub struct EntryReflection {
     pub workgroup_size: [u32; 3],
     pub workgroup_bytes: u64,
-    /// (binding, is_uniform, read_only) for each used global in group 0.
-    pub bindings: Vec<(u32, bool, bool)>,
+    /// The globals of group 0 the entry point uses, by binding number.
+    pub bindings: Vec<ReflectedBinding>,
+}
+
+/// The names of every buffer a module declares.
+pub fn declared_bindings(module: &naga::Module) -> Vec<String> {
+    module
+        .global_variables
+        .iter()
+        .filter(|(_, v)| v.binding.is_some())
+        .filter_map(|(_, v)| v.name.clone())
+        .collect()
 }
 
 /// Apply constants to `entry` and report its workgroup size, storage and bindings.
@@ -110,22 +158,25 @@ pub fn reflect_entry(
         if uses[handle].is_empty() {
             continue;
         }
-        match var.space {
-            naga::AddressSpace::WorkGroup => workgroup_bytes += u64::from(layouter[var.ty].size),
-            naga::AddressSpace::Uniform => {
-                if let Some(b) = &var.binding {
-                    bindings.push((b.binding, true, true));
-                }
-            }
-            naga::AddressSpace::Storage { access } => {
-                if let Some(b) = &var.binding {
-                    bindings.push((b.binding, false, !access.contains(naga::StorageAccess::STORE)));
-                }
-            }
+        let name = var.name.clone().unwrap_or_default();
+        match (var.space, &var.binding) {
+            (naga::AddressSpace::WorkGroup, _) => workgroup_bytes += u64::from(layouter[var.ty].size),
+            (naga::AddressSpace::Uniform, Some(b)) => bindings.push(ReflectedBinding {
+                binding: b.binding,
+                name,
+                uniform_struct: Some(module.types[var.ty].name.clone().unwrap_or_default()),
+                read_only: true,
+            }),
+            (naga::AddressSpace::Storage { access }, Some(b)) => bindings.push(ReflectedBinding {
+                binding: b.binding,
+                name,
+                uniform_struct: None,
+                read_only: !access.contains(naga::StorageAccess::STORE),
+            }),
             _ => {}
         }
     }
-    bindings.sort();
+    bindings.sort_by_key(|b| b.binding);
     Ok(EntryReflection {
         workgroup_size: ep.workgroup_size,
         workgroup_bytes,
@@ -210,14 +261,16 @@ impl PipelineCache {
         let layout_entries: Vec<wgpu::BindGroupLayoutEntry> = reflection
             .bindings
             .iter()
-            .map(|&(binding, uniform, read_only)| wgpu::BindGroupLayoutEntry {
-                binding,
+            .map(|b| wgpu::BindGroupLayoutEntry {
+                binding: b.binding,
                 visibility: wgpu::ShaderStages::COMPUTE,
                 ty: wgpu::BindingType::Buffer {
-                    ty: if uniform {
+                    ty: if b.uniform_struct.is_some() {
                         wgpu::BufferBindingType::Uniform
                     } else {
-                        wgpu::BufferBindingType::Storage { read_only }
+                        wgpu::BufferBindingType::Storage {
+                            read_only: b.read_only,
+                        }
                     },
                     has_dynamic_offset: false,
                     min_binding_size: None,
@@ -255,10 +308,19 @@ impl PipelineCache {
             storage_bindings: reflection
                 .bindings
                 .iter()
-                .filter(|b| b.0 != PARAMS_BINDING)
-                .map(|&(binding, _, read_only)| (binding, read_only))
+                .filter(|b| b.uniform_struct.is_none())
+                .map(|b| StorageBinding {
+                    binding: b.binding,
+                    name: b.name.clone(),
+                    read_only: b.read_only,
+                })
                 .collect(),
-            uses_params: reflection.bindings.iter().any(|b| b.0 == PARAMS_BINDING),
+            params_struct: reflection
+                .bindings
+                .iter()
+                .find(|b| b.binding == PARAMS_BINDING)
+                .and_then(|b| b.uniform_struct.clone()),
+            declared: declared_bindings(&parsed.module),
             workgroup_size: reflection.workgroup_size,
             workgroup_bytes: reflection.workgroup_bytes,
         })

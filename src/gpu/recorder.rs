@@ -78,9 +78,8 @@ impl Recorder {
         }
     }
 
-    fn push_params(&mut self, words: &[u32]) -> u64 {
+    fn push_params(&mut self, bytes: &[u8]) -> u64 {
         let offset = self.params.len() as u64;
-        let bytes: &[u8] = bytemuck::cast_slice(words);
         assert!(
             bytes.len() as u64 <= self.slot,
             "kernel parameters exceed one {}-byte slot",
@@ -102,13 +101,13 @@ pub struct FlushTiming {
 }
 
 impl Gpu {
-    /// Queue one kernel dispatch. `buffers[i]` binds to `@binding(i + 1)`; the entry point may
-    /// use any subset of them. `params` binds to `@binding(0)` as a uniform block.
+    /// Queue one kernel dispatch. `buffers` holds `(binding, buffer, bytes)` for each storage
+    /// binding of the pipeline, in its order; `params` binds to `@binding(0)` as a uniform block.
     pub(crate) fn dispatch(
         &self,
         pipeline: Arc<CompiledPipeline>,
-        params: &[u32],
-        buffers: &[(&Arc<PooledBuffer>, u64)],
+        params: &[u8],
+        buffers: &[(u32, &Arc<PooledBuffer>, u64)],
         grid: Grid,
     ) -> Result<()> {
         let mut rec = self.inner.recorder.lock().unwrap();
@@ -124,26 +123,20 @@ impl Gpu {
                 [x.max(1), y.max(1), z.max(1)]
             }
         };
-        let params_offset = pipeline.uses_params.then(|| rec.push_params(params));
+        let params_offset = pipeline.params_struct.is_some().then(|| rec.push_params(params));
         let mut bound: Vec<(u32, Arc<PooledBuffer>, u64)> =
             Vec::with_capacity(pipeline.storage_bindings.len());
-        for &(binding, read_only) in &pipeline.storage_bindings {
-            let (buf, bytes) = buffers.get(binding as usize - 1).ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "kernel uses binding {binding} but only {} buffers were given",
-                    buffers.len()
-                ))
-            })?;
+        for (slot, &(binding, buf, bytes)) in pipeline.storage_bindings.iter().zip(buffers) {
+            let read_only = slot.read_only;
             // A buffer written by a dispatch may not be bound a second time in it: the
             // backends forbid it, and wgpu would report it only as an uncaptured error.
-            let clash =
-                pipeline
-                    .storage_bindings
-                    .iter()
-                    .zip(&bound)
-                    .any(|(&(_, other_read_only), (_, other, _))| {
-                        Arc::ptr_eq(other, buf) && !(read_only && other_read_only)
-                    });
+            let clash = pipeline
+                .storage_bindings
+                .iter()
+                .zip(&bound)
+                .any(|(other_slot, (_, other, _))| {
+                    Arc::ptr_eq(other, buf) && !(read_only && other_slot.read_only)
+                });
             if clash {
                 return Err(Error::InvalidArgument(format!(
                     "a buffer written by `{}` is also bound as another of its operands; \
@@ -151,7 +144,7 @@ impl Gpu {
                     pipeline.label
                 )));
             }
-            bound.push((binding, Arc::clone(buf), (*bytes).max(4)));
+            bound.push((binding, Arc::clone(buf), bytes.max(4)));
         }
         rec.commands.push(Command::Dispatch {
             pipeline,

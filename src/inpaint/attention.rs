@@ -20,10 +20,7 @@ use crate::ops::resize::{resize_nearest, NearestMode};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
-pub const KERNEL: Kernel = Kernel {
-    name: "attention",
-    source: include_str!("../../shaders/attention.wgsl"),
-};
+pub const KERNEL: Kernel = crate::wgsl_kernel!("attention");
 
 /// Softmax sharpness applied to the fused scores.
 pub const SOFTMAX_SCALE: f32 = 10.0;
@@ -212,7 +209,7 @@ fn launch(entry: &str, g: Geometry, src: &Tensor, aux: &Tensor, out: &Tensor) ->
         .u(0)
         .u(g.mode)
         .f(g.scale);
-    src.gpu().launch(
+    src.gpu().launch_positional(
         &KERNEL,
         entry,
         &[("WG", WG as f64)],

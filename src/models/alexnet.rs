@@ -1,6 +1,6 @@
 //! torchvision AlexNet (the one-GPU variant of "One weird trick").
 
-use super::layers::{adaptive_avg_pool2d, flatten, Conv, ConvSpec, Linear, LinearSpec, Loader};
+use super::layers::{flatten, Conv, ConvSpec, Linear, LinearSpec, Loader};
 use super::TensorSpec;
 use crate::autodiff::{Tape, Var};
 use crate::Result;
@@ -61,7 +61,7 @@ impl AlexNet {
         let h = c[2].forward(tape, &h)?.relu()?;
         let h = c[3].forward(tape, &h)?.relu()?;
         let h = pool(c[4].forward(tape, &h)?.relu()?)?;
-        let h = flatten(&adaptive_avg_pool2d(&h, 6, 6)?)?;
+        let h = flatten(&h.adaptive_avg_pool2d_general(6, 6)?)?;
         // Dropout is the identity in evaluation.
         let [fc1, fc2, fc3] = &self.classifier;
         let h = fc1.forward(tape, &h)?.relu()?;

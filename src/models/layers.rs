@@ -5,24 +5,9 @@
 use super::{TensorSpec, WeightSource};
 use crate::autodiff::{Tape, Var};
 use crate::gpu::Gpu;
-use crate::ops::conv::{fold_batch_norm, Conv2dOptions, Padding};
-use crate::ops::pool;
+use crate::ops::conv::{Conv2dOptions, Padding};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
-
-/// PyTorch's `AdaptiveAvgPool2d((out_h, out_w))` on the tape, for any input size (uneven and
-/// overlapping windows included).
-pub fn adaptive_avg_pool2d(x: &Var, out_h: usize, out_w: usize) -> Result<Var> {
-    let out = pool::adaptive_avg_pool2d_general(x.value(), out_h, out_w)?;
-    let s = x.shape();
-    let (in_h, in_w) = (s[2], s[3]);
-    let backward = Box::new(move |dy: &Tensor, _: &[bool]| -> Result<Vec<Option<Tensor>>> {
-        Ok(vec![Some(pool::adaptive_avg_pool2d_general_backward(
-            dy, in_h, in_w,
-        )?)])
-    });
-    Ok(x.tape().record(out, &[x], backward))
-}
 
 /// Reads tensors from a source (shapes were checked up front) and uploads them.
 pub(crate) struct Loader<'a> {
@@ -290,4 +275,53 @@ pub(crate) fn flatten(x: &Var) -> Result<Var> {
     let s = x.shape();
     let rest: usize = s[1..].iter().product();
     x.reshape(&[s[0], rest])
+}
+
+/// Fold an inference-mode batch norm that follows a convolution into the convolution's
+/// weight (`[cout, …]`, flattened) and bias, so `conv(x, w', b') == bn(conv(x, w, b))`.
+/// Returns `(w', b')`.
+#[allow(clippy::too_many_arguments)]
+pub fn fold_batch_norm(
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    cout: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    eps: f32,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    const OP: &str = "fold_batch_norm";
+    let err = |detail: String| Error::Shape { op: OP, detail };
+    if cout == 0 || weight.len() % cout != 0 {
+        return Err(err(format!(
+            "{} weights do not split into {cout} output channels",
+            weight.len()
+        )));
+    }
+    for (name, len) in [
+        ("gamma", gamma.len()),
+        ("beta", beta.len()),
+        ("mean", mean.len()),
+        ("var", var.len()),
+        ("bias", bias.map_or(cout, <[f32]>::len)),
+    ] {
+        if len != cout {
+            return Err(err(format!("{name} has {len} values, expected {cout}")));
+        }
+    }
+    let per_channel = weight.len() / cout;
+    let mut folded_w = Vec::with_capacity(weight.len());
+    let mut folded_b = Vec::with_capacity(cout);
+    for c in 0..cout {
+        let scale = gamma[c] as f64 / (var[c] as f64 + eps as f64).sqrt();
+        folded_w.extend(
+            weight[c * per_channel..(c + 1) * per_channel]
+                .iter()
+                .map(|&v| (v as f64 * scale) as f32),
+        );
+        let b = bias.map_or(0.0, |b| b[c] as f64);
+        folded_b.push(((b - mean[c] as f64) * scale + beta[c] as f64) as f32);
+    }
+    Ok((folded_w, folded_b))
 }

@@ -12,6 +12,7 @@
 mod alexnet;
 mod efficientnet;
 mod layers;
+pub use layers::fold_batch_norm;
 mod resnet;
 pub mod synthetic;
 mod vgg;
@@ -24,8 +25,6 @@ use crate::gpu::Gpu;
 use crate::tensor::Tensor;
 use crate::weights::WeightFile;
 use crate::{Error, Result};
-
-pub use layers::adaptive_avg_pool2d;
 
 /// The architectures `fido classify --model` accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

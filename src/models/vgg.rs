@@ -1,6 +1,6 @@
 //! torchvision VGG-11/13/16/19 without batch norm.
 
-use super::layers::{adaptive_avg_pool2d, flatten, Conv, ConvSpec, Linear, LinearSpec, Loader};
+use super::layers::{flatten, Conv, ConvSpec, Linear, LinearSpec, Loader};
 use super::{ModelKind, TensorSpec};
 use crate::autodiff::{Tape, Var};
 use crate::Result;
@@ -116,7 +116,7 @@ impl Vgg {
                 None => h.max_pool2d([2, 2], [2, 2], [0, 0])?,
             };
         }
-        let h = flatten(&adaptive_avg_pool2d(&h, 7, 7)?)?;
+        let h = flatten(&h.adaptive_avg_pool2d_general(7, 7)?)?;
         // Dropout is the identity in evaluation.
         let [fc1, fc2, fc3] = &self.classifier;
         let h = fc1.forward(tape, &h)?.relu()?;

@@ -1,6 +1,7 @@
 //! Kernel families. Each module pairs one WGSL file in `shaders/` with its launcher
 //! (shape checks, FLOP and byte counts) and a plain CPU reference in `reference.rs`.
 
+pub mod batchnorm;
 pub mod conv;
 pub mod elementwise;
 pub mod filter;
@@ -14,12 +15,12 @@ pub mod reduce;
 pub mod resize;
 pub mod softmax;
 
-use crate::gpu::Kernel;
+use crate::gpu::{Kernel, ParamsLayout};
 
 /// Every kernel family compiled into the library.
 pub const ALL_KERNELS: &[Kernel] = &[
     conv::KERNEL,
-    conv::BATCHNORM_KERNEL,
+    batchnorm::KERNEL,
     elementwise::KERNEL,
     filter::KERNEL,
     layout::KERNEL,
@@ -33,6 +34,11 @@ pub const ALL_KERNELS: &[Kernel] = &[
     softmax::KERNEL,
     crate::inpaint::attention::KERNEL,
 ];
+
+/// Every kernel parameter block, for the test that compares each with its WGSL struct.
+pub fn all_params() -> Vec<ParamsLayout> {
+    vec![ParamsLayout::of::<batchnorm::BatchNormParams>(batchnorm::KERNEL)]
+}
 
 /// Work done by one kernel launch, for benchmark reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

@@ -20,7 +20,7 @@ pub use self::torch::{
     convert_pytorch, read_pytorch_checkpoint, CheckpointFormat, ConvertReport, PyTorchCheckpoint, TorchDType,
     TorchTensor,
 };
-use crate::{Error, Result, IoContext};
+use crate::{Error, IoContext, Result};
 
 /// How many names of each kind an error lists before summarising.
 const NAMES_LISTED: usize = 10;

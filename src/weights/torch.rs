@@ -13,7 +13,7 @@ use std::rc::Rc;
 
 use super::pickle::{unpickle, Global, Host, Value};
 use super::{bf16_to_f32, f16_to_f32, zip};
-use crate::{Error, Result, IoContext};
+use crate::{Error, IoContext, Result};
 
 /// Element types a PyTorch storage can hold that the reader understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

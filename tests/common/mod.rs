@@ -84,3 +84,28 @@ pub fn fd_gradient(f: impl Fn(&[f64]) -> Vec<f64>, x: &[f32], r: &[f32], eps: f6
         })
         .collect()
 }
+
+pub fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&a| a as f64).collect()
+}
+
+/// A tensor of uniform values in [−1, 1) and the values themselves.
+pub fn rand_tensor(gpu: &Gpu, rng: &mut Rng, shape: &[usize]) -> (fido::Tensor, Vec<f32>) {
+    let v = rng.vec(shape.iter().product(), -1.0, 1.0);
+    (fido::Tensor::from_slice(gpu, shape, &v).unwrap(), v)
+}
+
+/// Central finite differences of a scalar function `f` at `at`, in f64.
+pub fn fd_scalar(f: impl Fn(&[f64]) -> f64, at: &[f64], eps: f64) -> Vec<f64> {
+    let mut p = at.to_vec();
+    (0..at.len())
+        .map(|i| {
+            p[i] = at[i] + eps;
+            let up = f(&p);
+            p[i] = at[i] - eps;
+            let down = f(&p);
+            p[i] = at[i];
+            (up - down) / (2.0 * eps)
+        })
+        .collect()
+}

@@ -1,4 +1,4 @@
-//! 2-D convolution (NCHW, f32): forward, gradients, transposed convolution, batch norm.
+//! 2-D convolution (NCHW, f32): forward, gradients and transposed convolution.
 //!
 //! The dense path is an implicit GEMM (see `shaders/conv2d.wgsl`): the input is first packed
 //! into a zero-padded copy whose vec4s hold four channels, and the weights into matching
@@ -15,15 +15,7 @@ use crate::ops::Cost;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
-pub const KERNEL: Kernel = Kernel {
-    name: "conv2d",
-    source: include_str!("../../../shaders/conv2d.wgsl"),
-};
-
-pub const BATCHNORM_KERNEL: Kernel = Kernel {
-    name: "batchnorm",
-    source: include_str!("../../../shaders/batchnorm.wgsl"),
-};
+pub const KERNEL: Kernel = crate::wgsl_kernel!("conv2d");
 
 /// Invocations per workgroup of the GEMM-style kernels.
 const WG: usize = 64;
@@ -356,7 +348,7 @@ pub fn conv2d_backward_weight(
         (g.groups * blocks_per_group) as u32,
         1,
     );
-    x.gpu().launch(
+    x.gpu().launch_positional(
         &KERNEL,
         "weight_grad",
         &[("WG", WG as f64), ("WG_ROWS", block as f64)],
@@ -383,7 +375,7 @@ pub fn conv2d_backward_bias(dy: &Tensor) -> Result<Tensor> {
     }
     let out = Tensor::empty(dy.gpu(), &[c], DType::F32)?;
     let params = Params::new().u(n as u32).u(c as u32).u((h * w) as u32);
-    dy.gpu().launch(
+    dy.gpu().launch_positional(
         &KERNEL,
         "bias_grad",
         &[],
@@ -475,103 +467,6 @@ pub fn conv_transpose2d_output_shape(
         size[a] = n as usize;
     }
     Ok([x_shape[0], w_shape[1], size[0], size[1]])
-}
-
-/// Batch normalisation in inference mode over the channel axis of `x: [N, C, …]`.
-pub fn batch_norm(
-    x: &Tensor,
-    gamma: &Tensor,
-    beta: &Tensor,
-    mean: &Tensor,
-    var: &Tensor,
-    eps: f32,
-) -> Result<Tensor> {
-    const OP: &str = "batch_norm";
-    check_tensors(OP, &[Some(x), Some(gamma), Some(beta), Some(mean), Some(var)])?;
-    if x.rank() < 2 {
-        return Err(Error::Shape {
-            op: OP,
-            detail: format!("input {:?} has no channel axis", x.shape()),
-        });
-    }
-    let c = x.shape()[1];
-    for (name, t) in [("gamma", gamma), ("beta", beta), ("mean", mean), ("var", var)] {
-        if t.shape() != [c] {
-            return Err(Error::Shape {
-                op: OP,
-                detail: format!("{name} {:?} vs input {:?}: expected [{c}]", t.shape(), x.shape()),
-            });
-        }
-    }
-    let out = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
-    let n = x.numel();
-    if n == 0 {
-        return Ok(out);
-    }
-    let plane: usize = x.shape()[2..].iter().product();
-    let params = Params::new()
-        .u(n as u32)
-        .u(c as u32)
-        .u(plane.max(1) as u32)
-        .f(eps);
-    x.gpu().launch(
-        &BATCHNORM_KERNEL,
-        "batch_norm",
-        &[],
-        &params,
-        &[x, gamma, beta, mean, var, &out],
-        Grid::Linear(groups_for(n, 256)),
-    )?;
-    Ok(out)
-}
-
-/// Fold an inference-mode batch norm that follows a convolution into the convolution's
-/// weight (`[cout, …]`, flattened) and bias, so `conv(x, w', b') == bn(conv(x, w, b))`.
-/// Returns `(w', b')`.
-#[allow(clippy::too_many_arguments)]
-pub fn fold_batch_norm(
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    cout: usize,
-    gamma: &[f32],
-    beta: &[f32],
-    mean: &[f32],
-    var: &[f32],
-    eps: f32,
-) -> Result<(Vec<f32>, Vec<f32>)> {
-    const OP: &str = "fold_batch_norm";
-    let err = |detail: String| Error::Shape { op: OP, detail };
-    if cout == 0 || weight.len() % cout != 0 {
-        return Err(err(format!(
-            "{} weights do not split into {cout} output channels",
-            weight.len()
-        )));
-    }
-    for (name, len) in [
-        ("gamma", gamma.len()),
-        ("beta", beta.len()),
-        ("mean", mean.len()),
-        ("var", var.len()),
-        ("bias", bias.map_or(cout, <[f32]>::len)),
-    ] {
-        if len != cout {
-            return Err(err(format!("{name} has {len} values, expected {cout}")));
-        }
-    }
-    let per_channel = weight.len() / cout;
-    let mut folded_w = Vec::with_capacity(weight.len());
-    let mut folded_b = Vec::with_capacity(cout);
-    for c in 0..cout {
-        let scale = gamma[c] as f64 / (var[c] as f64 + eps as f64).sqrt();
-        folded_w.extend(
-            weight[c * per_channel..(c + 1) * per_channel]
-                .iter()
-                .map(|&v| (v as f64 * scale) as f32),
-        );
-        let b = bias.map_or(0.0, |b| b[c] as f64);
-        folded_b.push(((b - mean[c] as f64) * scale + beta[c] as f64) as f32);
-    }
-    Ok((folded_w, folded_b))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -719,7 +614,7 @@ fn pack_planes(
         .u(out_size[1] as u32)
         .i(offset[0] as i32)
         .i(offset[1] as i32);
-    x.gpu().launch(
+    x.gpu().launch_positional(
         &KERNEL,
         "pack_planes",
         &[("WG", WG as f64)],
@@ -755,7 +650,7 @@ fn pack_weights(
         .u(strides[0] as u32)
         .u(strides[1] as u32)
         .u(strides[2] as u32);
-    w.gpu().launch(
+    w.gpu().launch_positional(
         &KERNEL,
         "pack_weights",
         &[("WG", WG as f64)],
@@ -817,7 +712,7 @@ fn launch_gemm(
         (spec.groups * blocks_per_group) as u32,
         spec.phases as u32,
     );
-    gpu.launch(
+    gpu.launch_positional(
         &KERNEL,
         "gemm",
         &gemm_constants(block),
@@ -975,7 +870,7 @@ impl PhaseAxis {
 /// The depthwise input gradient: one invocation per input element gathering over the taps.
 fn depthwise_backward_input(dy: &Tensor, w: &Tensor, g: &ConvGeometry, dx: &Tensor) -> Result<()> {
     let items = g.batch * g.in_channels * g.in_h * g.in_w;
-    dy.gpu().launch(
+    dy.gpu().launch_positional(
         &KERNEL,
         "depthwise_backward_input",
         &depthwise_constants(g),
@@ -1048,7 +943,7 @@ fn depthwise_forward(
         constants.push(("DW_PAD_QUADS", pad_quads as f64));
     }
     let entry = if vec4 { "depthwise_vec4" } else { "depthwise" };
-    x.gpu().launch(
+    x.gpu().launch_positional(
         &KERNEL,
         entry,
         &constants,

@@ -7,10 +7,7 @@ use crate::ops::{broadcast_shapes, contiguous_strides, Cost};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
-pub const KERNEL: Kernel = Kernel {
-    name: "elementwise",
-    source: include_str!("../../../shaders/elementwise.wgsl"),
-};
+pub const KERNEL: Kernel = crate::wgsl_kernel!("elementwise");
 
 /// Largest rank the broadcasting kernel accepts.
 pub const MAX_RANK: usize = 8;
@@ -52,6 +49,32 @@ pub enum UnaryOp {
 }
 
 impl UnaryOp {
+    /// The op's name, for the tape and error messages.
+    pub fn name(self) -> &'static str {
+        use UnaryOp::*;
+        match self {
+            Neg => "neg",
+            Exp => "exp",
+            Log => "log",
+            Sigmoid => "sigmoid",
+            Relu => "relu",
+            Relu6 => "relu6",
+            Elu { .. } => "elu",
+            Clamp { .. } => "clamp",
+            AddScalar(_) => "add_scalar",
+            MulScalar(_) => "mul_scalar",
+            RsubScalar(_) => "rsub_scalar",
+            RdivScalar(_) => "rdiv_scalar",
+            Affine { .. } => "affine",
+            Square => "square",
+            Sqrt => "sqrt",
+            Abs => "abs",
+            Tanh => "tanh",
+            PowScalar(_) => "pow_scalar",
+            Step(_) => "step",
+        }
+    }
+
     fn code_and_scalars(self) -> (u32, f32, f32) {
         use UnaryOp::*;
         match self {
@@ -135,7 +158,7 @@ pub fn unary_into(a: &Tensor, op: UnaryOp, out: &Tensor) -> Result<()> {
         (true, true) => "unary_vec4_inplace",
         (false, true) => "unary_scalar_inplace",
     };
-    a.gpu().launch(
+    a.gpu().launch_positional(
         &KERNEL,
         entry,
         &constants,
@@ -193,7 +216,7 @@ pub fn binary_into(a: &Tensor, b: &Tensor, op: BinaryOp, out: &Tensor) -> Result
     let gpu = a.gpu();
     if a.shape() == b.shape() && n % 4 == 0 {
         let params = Params::new().u((n / 4) as u32).f(0.0).f(0.0).u(0);
-        return gpu.launch(
+        return gpu.launch_positional(
             &KERNEL,
             if in_place {
                 "binary_vec4_inplace"
@@ -215,7 +238,7 @@ pub fn binary_into(a: &Tensor, b: &Tensor, op: BinaryOp, out: &Tensor) -> Result
             params = params.u(list.get(d).copied().unwrap_or(1) as u32);
         }
     }
-    gpu.launch(
+    gpu.launch_positional(
         &KERNEL,
         if in_place {
             "binary_broadcast_inplace"
@@ -250,7 +273,7 @@ pub fn broadcast_to(a: &Tensor, shape: &[usize]) -> Result<Tensor> {
             params = params.u(list.get(d).copied().unwrap_or(1) as u32);
         }
     }
-    a.gpu().launch(
+    a.gpu().launch_positional(
         &KERNEL,
         "broadcast_to",
         &[],
@@ -276,7 +299,7 @@ pub fn unary_backward(x: &Tensor, y: &Tensor, dy: &Tensor, op: UnaryOp) -> Resul
         return Ok(out);
     }
     let params = Params::new().u(n as u32).f(s0).f(s1).u(0);
-    x.gpu().launch(
+    x.gpu().launch_positional(
         &KERNEL,
         "unary_backward",
         &[("OP", code as f64)],

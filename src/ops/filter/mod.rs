@@ -8,10 +8,7 @@ use crate::ops::Cost;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
-pub const KERNEL: Kernel = Kernel {
-    name: "filter",
-    source: include_str!("../../../shaders/filter.wgsl"),
-};
+pub const KERNEL: Kernel = crate::wgsl_kernel!("filter");
 
 const WG: usize = 256;
 /// Outputs per invocation along the filtered axis; fixed by the shader's register window.
@@ -116,7 +113,7 @@ fn separable(op: &'static str, x: &Tensor, taps: &[f32], zero_border: bool) -> R
     };
     let row_blocks = w.div_ceil(BLOCK);
     let total = planes * h * row_blocks;
-    gpu.launch(
+    gpu.launch_positional(
         &KERNEL,
         "rows",
         &constants,
@@ -131,7 +128,7 @@ fn separable(op: &'static str, x: &Tensor, taps: &[f32], zero_border: bool) -> R
     } else {
         ("cols", planes * h * w)
     };
-    gpu.launch(
+    gpu.launch_positional(
         &KERNEL,
         entry,
         &constants,

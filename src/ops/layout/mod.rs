@@ -8,10 +8,7 @@ use crate::ops::{contiguous_strides, Cost};
 use crate::tensor::{numel, DType, Tensor};
 use crate::{Error, Result};
 
-pub const KERNEL: Kernel = Kernel {
-    name: "layout",
-    source: include_str!("../../../shaders/layout.wgsl"),
-};
+pub const KERNEL: Kernel = crate::wgsl_kernel!("layout");
 
 /// Largest rank the layout kernels accept.
 pub const MAX_RANK: usize = 8;
@@ -171,7 +168,7 @@ pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
             continue;
         }
         let params = layout_params(n, t.shape(), &shape, &out_strides, &offsets, 0.0);
-        out.gpu().launch(
+        out.gpu().launch_positional(
             &KERNEL,
             "place",
             &[],
@@ -237,7 +234,7 @@ fn window(x: &Tensor, shape: &[usize], offsets: &[i64], value: f32, op: &'static
         offsets,
         value,
     );
-    x.gpu().launch(
+    x.gpu().launch_positional(
         &KERNEL,
         "window",
         &[],

@@ -7,10 +7,7 @@ use crate::ops::Cost;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
-pub const KERNEL: Kernel = Kernel {
-    name: "matmul",
-    source: include_str!("../../../shaders/matmul.wgsl"),
-};
+pub const KERNEL: Kernel = crate::wgsl_kernel!("matmul");
 
 /// Tile sizes. The defaults suit lavapipe; GPUs may prefer more rows or wider workgroups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,5 +159,5 @@ pub fn matmul_into(
     );
     let entry = if vec4 { "matmul_vec4" } else { "matmul_general" };
     a.gpu()
-        .launch(&KERNEL, entry, &constants, &params, &[a, b, out, a, b, out], grid)
+        .launch_positional(&KERNEL, entry, &constants, &params, &[a, b, out, a, b, out], grid)
 }

@@ -7,10 +7,7 @@ use crate::ops::Cost;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
-pub const KERNEL: Kernel = Kernel {
-    name: "optim",
-    source: include_str!("../../../shaders/optim.wgsl"),
-};
+pub const KERNEL: Kernel = crate::wgsl_kernel!("optim");
 
 const WG: usize = 256;
 
@@ -99,7 +96,7 @@ pub fn adam_step(
         .f(inv_sqrt_bc2)
         .u(step)
         .u(0);
-    param.gpu().launch(
+    param.gpu().launch_positional(
         &KERNEL,
         "adam_step",
         &[],
@@ -138,7 +135,7 @@ pub fn clamp_in_place(t: &Tensor, lo: f32, hi: f32) -> Result<()> {
         .f(hi)
         .u(0)
         .u(0);
-    t.gpu().launch(
+    t.gpu().launch_positional(
         &KERNEL,
         "clamp_in_place",
         &[],

@@ -8,10 +8,7 @@ use crate::ops::Cost;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
-pub const KERNEL: Kernel = Kernel {
-    name: "pool",
-    source: include_str!("../../../shaders/pool.wgsl"),
-};
+pub const KERNEL: Kernel = crate::wgsl_kernel!("pool");
 
 const WG: usize = 256;
 
@@ -179,7 +176,7 @@ pub fn adaptive_avg_pool2d_general(x: &Tensor, out_h: usize, out_w: usize) -> Re
     if total == 0 {
         return Ok(out);
     }
-    x.gpu().launch(
+    x.gpu().launch_positional(
         &KERNEL,
         "adaptive_forward",
         &[("WG", WG as f64)],
@@ -202,7 +199,7 @@ pub fn adaptive_avg_pool2d_general_backward(dy: &Tensor, in_h: usize, in_w: usiz
     if total == 0 {
         return Ok(out);
     }
-    dy.gpu().launch(
+    dy.gpu().launch_positional(
         &KERNEL,
         "adaptive_backward",
         &[("WG", WG as f64)],
@@ -364,7 +361,7 @@ fn forward(x: &Tensor, planes: usize, g: &PoolGeometry, entry: &str, include_pad
     if total == 0 {
         return Ok(out);
     }
-    x.gpu().launch(
+    x.gpu().launch_positional(
         &KERNEL,
         entry,
         &[("WG", WG as f64)],
@@ -409,7 +406,7 @@ fn backward(
     if total == 0 {
         return Ok(out);
     }
-    dy.gpu().launch(
+    dy.gpu().launch_positional(
         &KERNEL,
         entry,
         &[("WG", WG as f64)],

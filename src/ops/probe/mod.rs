@@ -7,10 +7,7 @@ use crate::ops::Cost;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
-pub const KERNEL: Kernel = Kernel {
-    name: "probe",
-    source: include_str!("../../../shaders/probe.wgsl"),
-};
+pub const KERNEL: Kernel = crate::wgsl_kernel!("probe");
 const WG: usize = 256;
 
 /// FLOPs per invocation per loop trip: 8 chains × vec4 × (mul + add).
@@ -20,7 +17,7 @@ pub const FLOPS_PER_TRIP: usize = 8 * 4 * 2;
 pub fn fma_loop(gpu: &crate::Gpu, invocations: usize, iterations: u32) -> Result<Tensor> {
     let out = Tensor::empty(gpu, &[invocations, 4], DType::F32)?;
     let params = Params::new().u(invocations as u32).u(iterations);
-    gpu.launch(
+    gpu.launch_positional(
         &KERNEL,
         "fma_loop",
         &[],
@@ -51,7 +48,7 @@ pub fn copy(src: &Tensor, dst: &Tensor) -> Result<()> {
         });
     }
     let n = src.numel() / 4;
-    src.gpu().launch(
+    src.gpu().launch_positional(
         &KERNEL,
         "copy",
         &[],

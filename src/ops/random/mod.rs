@@ -12,10 +12,7 @@ use crate::ops::Cost;
 use crate::tensor::{numel, DType, Tensor};
 use crate::{Error, Result};
 
-pub const KERNEL: Kernel = Kernel {
-    name: "random",
-    source: include_str!("../../../shaders/random.wgsl"),
-};
+pub const KERNEL: Kernel = crate::wgsl_kernel!("random");
 
 const WG: usize = 256;
 /// Outputs per invocation: one Philox block.
@@ -101,7 +98,7 @@ pub fn concrete_sample(
     let params = draw_params(n, seed, stream, 1.0 / temperature, 0.0)
         .u(logit_p.numel() as u32)
         .u(samples as u32);
-    gpu.launch(
+    gpu.launch_positional(
         &KERNEL,
         "concrete_forward",
         &[],
@@ -149,7 +146,7 @@ pub fn concrete_backward(z: &Tensor, dy: &Tensor, temperature: f32, logit_shape:
     let params = draw_params(0, 0, 0, 1.0 / temperature, 0.0)
         .u(inner as u32)
         .u(samples as u32);
-    gpu.launch(
+    gpu.launch_positional(
         &KERNEL,
         "concrete_backward",
         &[],
@@ -201,7 +198,7 @@ fn launch_draw(gpu: &Gpu, entry: &str, out: &Tensor, seed: u64, stream: u32, a: 
         return Ok(());
     }
     let params = draw_params(n, seed, stream, a, b).u(0).u(0);
-    gpu.launch(
+    gpu.launch_positional(
         &KERNEL,
         entry,
         &[],

@@ -7,10 +7,7 @@ use crate::ops::Cost;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
-pub const KERNEL: Kernel = Kernel {
-    name: "reduce",
-    source: include_str!("../../../shaders/reduce.wgsl"),
-};
+pub const KERNEL: Kernel = crate::wgsl_kernel!("reduce");
 
 const WG: usize = 128;
 /// Elements each workgroup folds in one pass of a full reduction.
@@ -71,7 +68,7 @@ pub fn reduce_axis(x: &Tensor, axis: usize, op: Reduction, keep_dim: bool) -> Re
             .u(1)
             .u((outer * len) as u32)
             .f(scale);
-        x.gpu().launch(
+        x.gpu().launch_positional(
             &KERNEL,
             "reduce_rows",
             &constants,
@@ -86,7 +83,7 @@ pub fn reduce_axis(x: &Tensor, axis: usize, op: Reduction, keep_dim: bool) -> Re
             .u(inner as u32)
             .u(x.numel() as u32)
             .f(scale);
-        x.gpu().launch(
+        x.gpu().launch_positional(
             &KERNEL,
             "reduce_strided",
             &constants,
@@ -126,7 +123,7 @@ pub fn reduce_all(x: &Tensor, op: Reduction) -> Result<Tensor> {
             .u(1)
             .u(len as u32)
             .f(scale);
-        x.gpu().launch(
+        x.gpu().launch_positional(
             &KERNEL,
             "reduce_rows",
             &constants,

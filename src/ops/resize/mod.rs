@@ -11,10 +11,7 @@ use crate::ops::Cost;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
-pub const KERNEL: Kernel = Kernel {
-    name: "resize",
-    source: include_str!("../../../shaders/resize.wgsl"),
-};
+pub const KERNEL: Kernel = crate::wgsl_kernel!("resize");
 
 const WG: usize = 256;
 
@@ -211,7 +208,7 @@ fn run(src: &Tensor, result_hw: [usize; 2], entry: &str, plan: Plan, per_row_blo
         .f(plan.scale[0])
         .f(plan.scale[1])
         .u(plan.mode);
-    src.gpu().launch(
+    src.gpu().launch_positional(
         &KERNEL,
         entry,
         &[("WG", WG as f64)],

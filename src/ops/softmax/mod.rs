@@ -7,10 +7,7 @@ use crate::ops::Cost;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
-pub const KERNEL: Kernel = Kernel {
-    name: "softmax",
-    source: include_str!("../../../shaders/softmax.wgsl"),
-};
+pub const KERNEL: Kernel = crate::wgsl_kernel!("softmax");
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SoftmaxKind {
@@ -45,7 +42,7 @@ pub fn softmax_like(x: &Tensor, kind: SoftmaxKind) -> Result<Tensor> {
     };
     let out = Tensor::empty(x.gpu(), &out_shape, DType::F32)?;
     let params = Params::new().u(rows as u32).u(len as u32);
-    x.gpu().launch(
+    x.gpu().launch_positional(
         &KERNEL,
         "softmax_rows",
         &[("MODE", kind as u32 as f64)],
@@ -86,7 +83,7 @@ pub fn softmax_backward(y: &Tensor, dy: &Tensor, kind: SoftmaxKind) -> Result<Te
     };
     let dx = Tensor::empty(y.gpu(), y.shape(), DType::F32)?;
     let params = Params::new().u(rows as u32).u(len as u32);
-    y.gpu().launch(
+    y.gpu().launch_positional(
         &KERNEL,
         entry,
         &[],
@@ -127,7 +124,7 @@ pub fn log_odds(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     let out = Tensor::empty(logits.gpu(), &[rows], DType::F32)?;
     let params = Params::new().u(rows as u32).u(len as u32);
     let t = [logits, logits, logits, logits, labels, &out];
-    logits.gpu().launch(
+    logits.gpu().launch_positional(
         &KERNEL,
         "log_odds_rows",
         &[],
@@ -150,7 +147,7 @@ pub fn log_odds_backward(logits: &Tensor, labels: &Tensor, dy: &Tensor) -> Resul
     let dx = Tensor::empty(logits.gpu(), logits.shape(), DType::F32)?;
     let params = Params::new().u(rows as u32).u(len as u32);
     let t = [logits, logits, logits, &dx, labels, dy, dy];
-    logits.gpu().launch(
+    logits.gpu().launch_positional(
         &KERNEL,
         "log_odds_backward",
         &[],
