@@ -2,7 +2,7 @@
 // patch normalisation, the patch-validity mask, the diagonal score fuse and the masked
 // softmax. Scores and pasting are ordinary (transposed) convolutions done elsewhere.
 //
-// Layouts: feature maps are [C, H, W] planes of one sample (at `offset`); patches are
+// Layouts: feature maps are the [C, H, W] planes of one sample; patches are
 // [L, C, K, K] with L = out_h·out_w in row-major order; scores are [L, P] with P the
 // row-major position of the score map (the output of a convolution with L channels).
 
@@ -18,14 +18,13 @@ struct Params {
     ksize: u32,
     stride: u32,
     pad: u32,       // zero padding before (top/left); the rest is implied by the grid
-    offset: u32,    // first element of the sample in `src`
     mode: u32,      // fuse: 0 = row-major neighbours, 1 = column-major neighbours
     scale: f32,     // softmax temperature multiplier
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read> aux: array<f32>;
+@group(0) @binding(2) var<storage, read> validity: array<f32>;   // masked_softmax: mm
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
@@ -50,7 +49,7 @@ fn extract_patches(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let x = i32(ox * p.stride + v) - i32(p.pad);
     var value = 0.0;
     if y >= 0 && x >= 0 && y < i32(p.in_h) && x < i32(p.in_w) {
-        value = src[p.offset + (c * p.in_h + u32(y)) * p.in_w + u32(x)];
+        value = src[(c * p.in_h + u32(y)) * p.in_w + u32(x)];
     }
     out[id] = value;
 }
@@ -92,7 +91,7 @@ fn patch_validity(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
             let y = i32(oy * p.stride + u) - i32(p.pad);
             let x = i32(ox * p.stride + v) - i32(p.pad);
             if y >= 0 && x >= 0 && y < i32(p.in_h) && x < i32(p.in_w) {
-                sum += src[p.offset + u32(y) * p.in_w + u32(x)];
+                sum += src[u32(y) * p.in_w + u32(x)];
             }
         }
     }
@@ -141,7 +140,7 @@ fn fuse_diagonal(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 }
 
 // For each position q: s_l = scale · S[l, q] · mm[l], A[l, q] = softmax_l(s) · mm[l].
-// `channels` holds L, `out_h·out_w` the positions; `aux` is mm.
+// `channels` holds L, `out_h·out_w` the positions; `validity` is mm.
 @compute @workgroup_size(WG)
 fn masked_softmax(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let q = linear_id(gid, nwg);
@@ -152,14 +151,14 @@ fn masked_softmax(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let patches = p.channels;
     var peak = -3.0e38;
     for (var l = 0u; l < patches; l++) {
-        peak = max(peak, p.scale * src[l * positions + q] * aux[l]);
+        peak = max(peak, p.scale * src[l * positions + q] * validity[l]);
     }
     var total = 0.0;
     for (var l = 0u; l < patches; l++) {
-        total += exp(p.scale * src[l * positions + q] * aux[l] - peak);
+        total += exp(p.scale * src[l * positions + q] * validity[l] - peak);
     }
     let inv = 1.0 / total;
     for (var l = 0u; l < patches; l++) {
-        out[l * positions + q] = exp(p.scale * src[l * positions + q] * aux[l] - peak) * inv * aux[l];
+        out[l * positions + q] = exp(p.scale * src[l * positions + q] * validity[l] - peak) * inv * validity[l];
     }
 }

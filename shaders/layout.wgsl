@@ -13,8 +13,7 @@ struct Params {
     n: u32,                             // invocations: output (window) or input (place) elements
     rank: u32,
     value: f32,                         // window: fill outside the input
-    _pad: u32,
-    iter_shape: array<vec4<u32>, 2>,    // the shape iterated over, innermost last
+    iter_shape: array<vec4<u32>, 2>,    // the shape iterated over, innermost last (at byte 16)
     other_shape: array<vec4<u32>, 2>,   // window: input shape
     other_strides: array<vec4<u32>, 2>, // window: input strides; place: output strides
     offset: array<vec4<i32>, 2>,

@@ -10,10 +10,11 @@ struct Params {
     beta1: f32,
     beta2: f32,
     eps: f32,
-    step_size: f32,     // lr / (1 − β1^t); clamp: lower bound
-    inv_sqrt_bc2: f32,  // 1 / sqrt(1 − β2^t); clamp: upper bound
+    step_size: f32,     // lr / (1 − β1^t)
+    inv_sqrt_bc2: f32,  // 1 / sqrt(1 − β2^t)
     step: u32,          // t, for the record; the corrections above already use it
-    _pad: u32,
+    lo: f32,            // clamp: lower bound
+    hi: f32,            // clamp: upper bound
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -43,5 +44,5 @@ fn adam_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 fn clamp_in_place(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
     if i >= p.n { return; }
-    param[i] = clamp(param[i], p.step_size, p.inv_sqrt_bc2);
+    param[i] = clamp(param[i], p.lo, p.hi);
 }

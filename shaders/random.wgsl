@@ -14,14 +14,15 @@ const UNIFORM_SCALE: f32 = 1.1920928955078125e-7; // 2^-23
 const UNIFORM_LEVELS: f32 = 8388608.0; // 2^23
 
 struct Params {
-    n: u32,           // output elements
+    n: u32,               // output elements
     seed_lo: u32,
     seed_hi: u32,
     stream: u32,
-    a: f32,           // normal: mean; concrete: 1 / temperature
-    b: f32,           // normal: standard deviation
-    inner: u32,       // concrete: elements per sample (the logits' size)
-    samples: u32,     // concrete backward: number of samples
+    mean: f32,            // normal
+    std_dev: f32,         // normal: standard deviation
+    inv_temperature: f32, // concrete: 1 / temperature
+    inner: u32,           // concrete: elements per sample (the logits' size)
+    samples: u32,         // concrete backward: number of samples
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -129,7 +130,7 @@ fn draw_normal(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
         v[2u * h + 1u] = radius * sin(angle);
     }
     for (var e = 0u; e < 4u; e++) {
-        if first + e < p.n { out[first + e] = p.a + p.b * v[e]; }
+        if first + e < p.n { out[first + e] = p.mean + p.std_dev * v[e]; }
     }
 }
 
@@ -144,7 +145,7 @@ fn concrete_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     for (var e = 0u; e < 4u; e++) {
         let o = first + e;
         if o < p.n {
-            out[o] = sigmoid((logits[o % p.inner] + logistic_noise(w[e])) * p.a);
+            out[o] = sigmoid((logits[o % p.inner] + logistic_noise(w[e])) * p.inv_temperature);
         }
     }
 }
@@ -160,5 +161,5 @@ fn concrete_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         let zz = z[o];
         acc += dy[o] * zz * (1.0 - zz);
     }
-    out[j] = acc * p.a;
+    out[j] = acc * p.inv_temperature;
 }

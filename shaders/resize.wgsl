@@ -23,6 +23,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read> dy: array<f32>;   // backward: the cotangent
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;
@@ -128,7 +129,7 @@ fn bilinear_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     }
 }
 
-// Reads dy (shape [.., out_h, out_w]) from `x` and writes dx (shape [.., in_h, in_w]).
+// Reads dy (shape [.., out_h, out_w]) and writes dx (shape [.., in_h, in_w]) to `out`.
 @compute @workgroup_size(WG)
 fn bilinear_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
@@ -150,7 +151,7 @@ fn bilinear_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         var row = 0.0;
         for (var ow = cols.x; ow <= cols.y; ow++) {
             let wx = bilinear_weight(ow, p.scale_w, p.in_w, iw);
-            row += wx * x[base + oh * p.out_w + ow];
+            row += wx * dy[base + oh * p.out_w + ow];
         }
         acc += wy * row;
     }
@@ -201,7 +202,7 @@ fn nearest_range(i: u32, scale: f32, n_in: u32, n_out: u32) -> vec2<u32> {
     return r;
 }
 
-// Reads dy from `x` and writes dx.
+// Reads dy and writes dx to `out`.
 @compute @workgroup_size(WG)
 fn nearest_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
@@ -218,7 +219,7 @@ fn nearest_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
         if nearest_source(oh, p.scale_h, p.in_h) != ih { continue; }
         for (var ow = cols.x; ow <= cols.y; ow++) {
             if nearest_source(ow, p.scale_w, p.in_w) == iw {
-                acc += x[base + oh * p.out_w + ow];
+                acc += dy[base + oh * p.out_w + ow];
             }
         }
     }

@@ -9,10 +9,6 @@ use fido::ops::batchnorm::{self, reference};
 use fido::ops::conv::{self, Conv2dOptions, Padding};
 use fido::{Tape, Tensor};
 
-fn f64s(v: &[f32]) -> Vec<f64> {
-    to_f64(v)
-}
-
 fn bn_params(rng: &mut Rng, c: usize) -> [Vec<f32>; 4] {
     [
         rng.vec(c, 0.5, 1.5),
@@ -33,12 +29,12 @@ fn batch_norm_matches_reference() {
         let t = |d: &[f32]| Tensor::from_slice(&gpu, &[c], d).unwrap();
         let y = batchnorm::batch_norm(&x, &t(&g), &t(&b), &t(&m), &t(&v), 1e-5).unwrap();
         let want = reference::batch_norm(
-            &f64s(&xv),
+            &to_f64(&xv),
             &shape,
-            &f64s(&g),
-            &f64s(&b),
-            &f64s(&m),
-            &f64s(&v),
+            &to_f64(&g),
+            &to_f64(&b),
+            &to_f64(&m),
+            &to_f64(&v),
             1e-5,
         );
         // One division and a square root: a few ulp.
@@ -67,8 +63,17 @@ fn batch_norm_rule_matches_finite_differences() {
     let rv = tape.constant(Tensor::from_slice(&gpu, &shape, &r).unwrap());
     let loss = y.mul(&rv).unwrap().sum().unwrap();
     let grads = tape.backward(&loss).unwrap();
-    let reference_of =
-        |xs: &[f64]| reference::batch_norm(xs, &shape, &f64s(&g), &f64s(&b), &f64s(&m), &f64s(&v), 1e-5);
+    let reference_of = |xs: &[f64]| {
+        reference::batch_norm(
+            xs,
+            &shape,
+            &to_f64(&g),
+            &to_f64(&b),
+            &to_f64(&m),
+            &to_f64(&v),
+            1e-5,
+        )
+    };
     let want = fd_gradient(reference_of, &xv, &r, 1e-4);
     // Linear in x: the difference quotient is exact up to f64 rounding; f32 scale ~1e-7.
     assert_close(
@@ -111,7 +116,7 @@ fn folded_batch_norm_equals_conv_then_batch_norm() {
         .unwrap();
         // Both are f32 computations of the same value in a different order (scale applied
         // before or after the sum); outputs reach ~10, so 1e-4 absolute.
-        let bn64 = f64s(&bn);
+        let bn64 = to_f64(&bn);
         assert_close("folded vs conv+bn", &folded, &bn64, 1e-4, 1e-4);
     }
     assert!(fold_batch_norm(&[1.0; 10], None, 3, &[1.0; 3], &[0.0; 3], &[0.0; 3], &[1.0; 3], 1e-5).is_err());

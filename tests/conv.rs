@@ -1,6 +1,6 @@
 mod common;
 
-use common::{assert_close, gpu, rand_tensor, to_f64, Rng};
+use common::{assert_close, fd_scalar, gpu, rand_tensor, to_f64, Rng};
 use fido::gpu::pipelines::{parse_and_validate, reflect_entry};
 use fido::ops::conv::{self, reference, Conv2dOptions, Padding};
 use fido::{Gpu, Tensor};
@@ -10,10 +10,6 @@ use fido::{Gpu, Tensor};
 // produce errors of order 0.1).
 const ATOL: f64 = 2e-5;
 const RTOL: f64 = 1e-4;
-
-fn f64s(v: &[f32]) -> Vec<f64> {
-    to_f64(v)
-}
 
 /// Run conv2d on the GPU and compare with the reference.
 fn check_forward(
@@ -29,11 +25,11 @@ fn check_forward(
     let (b, bv) = rand_tensor(gpu, rng, &[w_shape[0]]);
     let bias = with_bias.then_some(&b);
     let y = conv::conv2d(&x, &w, bias, opts).unwrap();
-    let bias64 = f64s(&bv);
+    let bias64 = to_f64(&bv);
     let (shape, want) = reference::conv2d(
-        &f64s(&xv),
+        &to_f64(&xv),
         x_shape,
-        &f64s(&wv),
+        &to_f64(&wv),
         w_shape,
         with_bias.then_some(&bias64[..]),
         opts,
@@ -49,24 +45,39 @@ fn check_forward(
 }
 
 #[test]
-fn kernels_validate_and_reflect_with_naga() {
-    for kernel in [conv::KERNEL] {
-        let (module, info) = parse_and_validate(kernel.name, kernel.source).unwrap();
-        let entries: &[&str] = if kernel.name == "conv2d" {
+fn every_entry_point_of_the_convolution_kernels_reflects_with_naga() {
+    use conv::{bias_grad, depthwise, gemm, pack_planes, pack_weights, weight_grad};
+    let families: [(fido::gpu::Kernel, &[&str]); 6] = [
+        (gemm::KERNEL, &["gemm", "gemm_bias"]),
+        (weight_grad::KERNEL, &["weight_grad"]),
+        (bias_grad::KERNEL, &["bias_grad"]),
+        (
+            depthwise::KERNEL,
             &[
-                "gemm",
-                "weight_grad",
                 "depthwise",
-                "pack_planes",
-                "pack_weights",
-                "bias_grad",
-            ]
-        } else {
-            &["batch_norm"]
-        };
+                "depthwise_bias",
+                "depthwise_vec4",
+                "depthwise_vec4_bias",
+                "depthwise_backward_input",
+            ],
+        ),
+        (pack_planes::KERNEL, &["pack_planes"]),
+        (pack_weights::KERNEL, &["pack_weights"]),
+    ];
+    for (kernel, entries) in families {
+        let (module, info) = parse_and_validate(kernel.name, kernel.source).unwrap();
+        assert_eq!(
+            module.entry_points.len(),
+            entries.len(),
+            "{}: every entry point is listed",
+            kernel.name
+        );
         for entry in entries {
             let r = reflect_entry(&module, &info, entry, &[]).unwrap();
             assert!(r.workgroup_bytes <= 16 * 1024, "{entry} workgroup storage");
+            // The entry points without a bias bind none.
+            let binds_bias = r.bindings.iter().any(|b| b.name.ends_with("bias"));
+            assert_eq!(binds_bias, entry.ends_with("_bias"), "{}::{entry}", kernel.name);
         }
     }
 }
@@ -278,21 +289,10 @@ fn asymmetric_and_tf_same_padding() {
 // Gradients, checked by central finite differences of L = sum(conv_ref(x, w, b) * R).
 // ------------------------------------------------------------------------------------------
 
-/// Central differences of `f` at `at` for every element (f64, so eps is not a precision issue;
-/// L is linear in each argument, so the estimate is exact up to rounding).
+/// Central differences with eps 1e-3 (f64, so eps is not a precision issue; L is linear in
+/// each argument, so the estimate is exact up to rounding).
 fn finite_difference(f: impl Fn(&[f64]) -> f64, at: &[f64]) -> Vec<f64> {
-    let eps = 1e-3;
-    let mut p = at.to_vec();
-    (0..at.len())
-        .map(|i| {
-            p[i] = at[i] + eps;
-            let up = f(&p);
-            p[i] = at[i] - eps;
-            let down = f(&p);
-            p[i] = at[i];
-            (up - down) / (2.0 * eps)
-        })
-        .collect()
+    fd_scalar(f, at, 1e-3)
 }
 
 fn check_gradients(gpu: &Gpu, rng: &mut Rng, x_shape: &[usize], w_shape: &[usize], opts: &Conv2dOptions) {
@@ -301,7 +301,7 @@ fn check_gradients(gpu: &Gpu, rng: &mut Rng, x_shape: &[usize], w_shape: &[usize
     let bv = rng.vec(w_shape[0], -1.0, 1.0);
     let y_shape = conv::conv2d_output_shape(x_shape, w_shape, opts).unwrap();
     let (dy, rv) = rand_tensor(gpu, rng, &y_shape);
-    let (x64, w64, b64, r64) = (f64s(&xv), f64s(&wv), f64s(&bv), f64s(&rv));
+    let (x64, w64, b64, r64) = (to_f64(&xv), to_f64(&wv), to_f64(&bv), to_f64(&rv));
     let loss = |x: &[f64], w: &[f64], b: &[f64]| -> f64 {
         let (_, y) = reference::conv2d(x, x_shape, w, w_shape, Some(b), opts);
         y.iter().zip(&r64).map(|(a, r)| a * r).sum()
@@ -434,7 +434,7 @@ fn backward_input_on_a_larger_shape_matches_sampled_differences() {
         .unwrap()
         .to_vec()
         .unwrap();
-    let (x64, w64, r64) = (f64s(&xv), f64s(&wv), f64s(&rv));
+    let (x64, w64, r64) = (to_f64(&xv), to_f64(&wv), to_f64(&rv));
     let loss = |x: &[f64]| -> f64 {
         let (_, y) = reference::conv2d(x, &x_shape, &w64, &w_shape, None, &opts);
         y.iter().zip(&r64).map(|(a, r)| a * r).sum()
@@ -493,11 +493,11 @@ fn conv_transpose2d_matches_scatter_reference() {
             dilation,
         )
         .unwrap();
-        let b64 = f64s(&bv);
+        let b64 = to_f64(&bv);
         let (shape, want) = reference::conv_transpose2d(
-            &f64s(&xv),
+            &to_f64(&xv),
             &xs,
-            &f64s(&wv),
+            &to_f64(&wv),
             &ws,
             with_bias.then_some(&b64[..]),
             stride,
@@ -599,4 +599,28 @@ fn cost_counts_multiply_adds() {
     let macs = 8.0 * 64.0 * 56.0 * 56.0 * 64.0 * 9.0;
     assert_eq!(c.flops, 2.0 * macs);
     assert!(c.bytes > 4.0 * 2.0 * (8.0 * 64.0 * 56.0 * 56.0));
+}
+
+/// Each forward entry point of the depthwise and GEMM kernels (with and without a bias;
+/// scalar and vec4 depthwise rows) against the reference.
+#[test]
+fn every_forward_entry_point_matches_reference() {
+    let gpu = gpu();
+    let mut rng = Rng::new(19);
+    let pad = Padding::symmetric(1, 1);
+    for bias in [false, true] {
+        // Widths 8 → 8 take the vec4 depthwise rows; 7 → 7 the scalar ones.
+        for width in [8usize, 7] {
+            let depthwise = Conv2dOptions::new().padding(pad).groups(3);
+            check_forward(&gpu, &mut rng, &[2, 3, 5, width], &[6, 1, 3, 3], bias, &depthwise);
+        }
+        check_forward(
+            &gpu,
+            &mut rng,
+            &[1, 5, 6, 7],
+            &[3, 5, 3, 3],
+            bias,
+            &Conv2dOptions::new().padding(pad),
+        );
+    }
 }

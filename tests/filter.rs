@@ -1,12 +1,8 @@
 mod common;
 
-use common::{assert_close, gpu, Rng};
+use common::{assert_close, gpu, to_f64, Rng};
 use fido::ops::filter::{self, reference};
 use fido::Tensor;
-
-fn to_f64(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&a| a as f64).collect()
-}
 
 #[test]
 fn reflect101_matches_opencv_rule() {

@@ -1,31 +1,16 @@
 mod common;
 
-use common::{assert_close, gpu, Rng};
+use common::{assert_close, fd_gradient, gpu, to_f64, Rng};
 use fido::ops::layout::{self as lay, reference};
 use fido::{Error, Tensor};
-
-fn to_f64(x: &[f32]) -> Vec<f64> {
-    x.iter().map(|&v| v as f64).collect()
-}
 
 fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
 
-/// Central differences of L(x) = Σ f(x)·R over every element of x, in f64. The layout ops
-/// are linear, so the estimate is exact up to rounding.
-fn fd_grad(x: &[f64], r: &[f32], f: impl Fn(&[f64]) -> Vec<f64>) -> Vec<f64> {
-    let loss = |x: &[f64]| -> f64 { f(x).iter().zip(r).map(|(a, &b)| a * b as f64).sum() };
-    let eps = 1e-3;
-    (0..x.len())
-        .map(|i| {
-            let (mut up, mut down) = (x.to_vec(), x.to_vec());
-            up[i] += eps;
-            down[i] -= eps;
-            (loss(&up) - loss(&down)) / (2.0 * eps)
-        })
-        .collect()
-}
+/// The finite-difference step. The layout ops are linear, so central differences are exact
+/// up to rounding.
+const FD_EPS: f64 = 1e-3;
 
 #[test]
 fn pad_and_crop_match_reference() {
@@ -141,13 +126,13 @@ fn pad_and_crop_backward_match_finite_differences() {
     let mut rng = Rng::new(4);
     let shape = [2usize, 3, 4, 5];
     let pads = [1, 2, 0, 3];
-    let x = to_f64(&rng.vec(numel(&shape), -1.0, 1.0));
-    let (out_shape, _) = reference::pad(&x, &shape, pads, 0.7);
+    let x = rng.vec(numel(&shape), -1.0, 1.0);
+    let (out_shape, _) = reference::pad(&to_f64(&x), &shape, pads, 0.7);
     let r = rng.vec(numel(&out_shape), -1.0, 1.0);
     let dy = Tensor::from_slice(&gpu, &out_shape, &r).unwrap();
     let dx = lay::pad_backward(&dy, pads).unwrap();
     assert_eq!(dx.shape(), &shape);
-    let fd = fd_grad(&x, &r, |x| reference::pad(x, &shape, pads, 0.7).1);
+    let fd = fd_gradient(|x| reference::pad(x, &shape, pads, 0.7).1, &x, &r, FD_EPS);
     assert_close("pad backward", &dx.to_vec().unwrap(), &fd, 1e-6, 1e-3);
 
     let (top, left, h, w) = (1, 2, 2, 3);
@@ -155,7 +140,7 @@ fn pad_and_crop_backward_match_finite_differences() {
     let dy = Tensor::from_slice(&gpu, &[2, 3, h, w], &r).unwrap();
     let dx = lay::crop_backward(&dy, &shape, top, left).unwrap();
     assert_eq!(dx.shape(), &shape);
-    let fd = fd_grad(&x, &r, |x| reference::crop(x, &shape, top, left, h, w).1);
+    let fd = fd_gradient(|x| reference::crop(x, &shape, top, left, h, w).1, &x, &r, FD_EPS);
     assert_close("crop backward", &dx.to_vec().unwrap(), &fd, 1e-6, 1e-3);
 }
 
@@ -164,7 +149,7 @@ fn slice_backward_matches_finite_differences() {
     let gpu = gpu();
     let mut rng = Rng::new(5);
     let shape = [3usize, 4, 1, 5];
-    let x = to_f64(&rng.vec(numel(&shape), -1.0, 1.0));
+    let x = rng.vec(numel(&shape), -1.0, 1.0);
     for (axis, start, end) in [(0, 1, 3), (1, 0, 1), (2, 0, 1), (3, 2, 5)] {
         let mut out_shape = shape.to_vec();
         out_shape[axis] = end - start;
@@ -172,7 +157,12 @@ fn slice_backward_matches_finite_differences() {
         let dy = Tensor::from_slice(&gpu, &out_shape, &r).unwrap();
         let dx = lay::slice_backward(&dy, &shape, axis, start).unwrap();
         assert_eq!(dx.shape(), &shape);
-        let fd = fd_grad(&x, &r, |x| reference::slice(x, &shape, axis, start, end).1);
+        let fd = fd_gradient(
+            |x| reference::slice(x, &shape, axis, start, end).1,
+            &x,
+            &r,
+            FD_EPS,
+        );
         assert_close(
             &format!("slice backward axis {axis}"),
             &dx.to_vec().unwrap(),
@@ -188,10 +178,8 @@ fn concat_backward_matches_finite_differences() {
     let gpu = gpu();
     let mut rng = Rng::new(6);
     let shapes: [&[usize]; 3] = [&[2, 3, 2, 3], &[2, 1, 2, 3], &[2, 2, 2, 3]];
-    let xs: Vec<Vec<f64>> = shapes
-        .iter()
-        .map(|s| to_f64(&rng.vec(numel(s), -1.0, 1.0)))
-        .collect();
+    let xs32: Vec<Vec<f32>> = shapes.iter().map(|s| rng.vec(numel(s), -1.0, 1.0)).collect();
+    let xs: Vec<Vec<f64>> = xs32.iter().map(|x| to_f64(x)).collect();
     let out_shape = [2usize, 6, 2, 3];
     let r = rng.vec(numel(&out_shape), -1.0, 1.0);
     let dy = Tensor::from_slice(&gpu, &out_shape, &r).unwrap();
@@ -199,12 +187,13 @@ fn concat_backward_matches_finite_differences() {
     assert_eq!(grads.len(), 3);
     for (k, grad) in grads.iter().enumerate() {
         assert_eq!(grad.shape(), shapes[k]);
-        let fd = fd_grad(&xs[k], &r, |x| {
+        let concat_with = |x: &[f64]| {
             let parts: Vec<(&[f64], &[usize])> = (0..3)
                 .map(|j| (if j == k { x } else { &xs[j][..] }, shapes[j]))
                 .collect();
             reference::concat(&parts, 1).1
-        });
+        };
+        let fd = fd_gradient(concat_with, &xs32[k], &r, FD_EPS);
         assert_close(
             &format!("concat backward part {k}"),
             &grad.to_vec().unwrap(),

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use common::{assert_close, fd_gradient, gpu, Rng};
+use common::{assert_close, fd_gradient, gpu, to_f64, Rng};
 use fido::models::synthetic::{self, SyntheticWeights};
 use fido::models::{log_odds, Classifier, ModelKind};
 use fido::ops::pool::{self, reference as pool_ref};
@@ -67,10 +67,6 @@ impl Fixture {
 
 fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
-
-fn to_f64(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| x as f64).collect()
 }
 
 /// `max |a − b|` and `‖a − b‖ / ‖b‖`.

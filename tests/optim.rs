@@ -1,12 +1,8 @@
 mod common;
 
-use common::{assert_close, gpu, Rng};
+use common::{assert_close, gpu, to_f64, Rng};
 use fido::ops::optim::{self, reference, Adam, AdamConfig};
 use fido::{Error, Tensor};
-
-fn to_f64(x: &[f32]) -> Vec<f64> {
-    x.iter().map(|&v| v as f64).collect()
-}
 
 #[test]
 fn adam_matches_reference_over_steps_with_changing_lr() {

@@ -1,29 +1,11 @@
 mod common;
 
-use common::{assert_close, gpu, Rng};
+use common::{assert_close, fd_gradient, gpu, to_f64, Rng};
 use fido::ops::pool::{self, reference, PoolGeometry};
 use fido::Tensor;
 
-fn to_f64(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&a| a as f64).collect()
-}
-
-/// Central differences of `L(x) = Σ forward(x)·r` at every element of `x`, in f64.
-fn finite_difference(forward: impl Fn(&[f64]) -> Vec<f64>, x: &[f64], r: &[f64]) -> Vec<f64> {
-    let eps = 1e-4;
-    let loss = |x: &[f64]| -> f64 { forward(x).iter().zip(r).map(|(a, b)| a * b).sum() };
-    let mut probe = x.to_vec();
-    (0..x.len())
-        .map(|i| {
-            probe[i] = x[i] + eps;
-            let up = loss(&probe);
-            probe[i] = x[i] - eps;
-            let down = loss(&probe);
-            probe[i] = x[i];
-            (up - down) / (2.0 * eps)
-        })
-        .collect()
-}
+/// The finite-difference step: small enough that no argmax changes (see [`tie_free`]).
+const FD_EPS: f64 = 1e-4;
 
 /// Distinct values at least 0.01 apart, shuffled, so no window has a tie and a
 /// finite-difference step of 1e-4 never changes an argmax.
@@ -122,7 +104,7 @@ fn max_pool_backward_matches_finite_differences() {
             .unwrap()
             .to_vec()
             .unwrap();
-        let fd = finite_difference(|x| reference::max_pool2d(x, planes, &g), &to_f64(&x), &to_f64(&r));
+        let fd = fd_gradient(|x| reference::max_pool2d(x, planes, &g), &x, &r, FD_EPS);
         assert_close(&format!("max_pool2d grad {:?}", c.shape), &dx, &fd, 1e-6, 1e-3);
     }
 }
@@ -155,10 +137,11 @@ fn avg_pool_matches_reference_and_finite_differences() {
             )
             .unwrap();
             assert_eq!(dx.shape(), &c.shape);
-            let fd = finite_difference(
+            let fd = fd_gradient(
                 |x| reference::avg_pool2d(x, planes, &g, include_pad),
-                &to_f64(&x),
-                &to_f64(&r),
+                &x,
+                &r,
+                FD_EPS,
             );
             assert_close(&format!("{what} grad"), &dx.to_vec().unwrap(), &fd, 1e-6, 1e-3);
         }
@@ -192,7 +175,7 @@ fn global_avg_pool_and_its_gradient() {
         let rt = Tensor::from_slice(&gpu, y.shape(), &r).unwrap();
         let dx = pool::global_avg_pool_backward(&rt, shape[2], shape[3]).unwrap();
         assert_eq!(dx.shape(), &shape);
-        let fd = finite_difference(mean, &to_f64(&x), &to_f64(&r));
+        let fd = fd_gradient(mean, &x, &r, FD_EPS);
         assert_close(
             &format!("global_avg_pool grad {shape:?}"),
             &dx.to_vec().unwrap(),
@@ -246,11 +229,7 @@ fn adaptive_avg_pool_and_its_gradient() {
         let r = rng.vec(want.len(), -1.0, 1.0);
         let rt = Tensor::from_slice(&gpu, y.shape(), &r).unwrap();
         let dx = pool::adaptive_avg_pool2d_backward(&rt, hw[0], hw[1]).unwrap();
-        let fd = finite_difference(
-            |x| adaptive_reference(x, planes, hw, out),
-            &to_f64(&x),
-            &to_f64(&r),
-        );
+        let fd = fd_gradient(|x| adaptive_reference(x, planes, hw, out), &x, &r, FD_EPS);
         assert_close(&format!("{what} grad"), &dx.to_vec().unwrap(), &fd, 1e-7, 1e-3);
     }
 }

@@ -2,7 +2,7 @@ mod common;
 
 use fido::Tape;
 
-use common::{assert_close, gpu, Rng};
+use common::{assert_close, fd_scalar, gpu, to_f64, Rng};
 use fido::ops::random::{self as rnd, reference};
 use fido::{Error, Tensor};
 
@@ -26,10 +26,6 @@ fn correlation(a: &[f64], b: &[f64]) -> f64 {
     let va: f64 = a.iter().map(|x| (x - ma) * (x - ma)).sum();
     let vb: f64 = b.iter().map(|y| (y - mb) * (y - mb)).sum();
     cov / (va * vb).sqrt()
-}
-
-fn to_f64(x: &[f32]) -> Vec<f64> {
-    x.iter().map(|&v| v as f64).collect()
 }
 
 #[test]
@@ -310,16 +306,7 @@ fn concrete_backward_matches_finite_differences() {
                 .map(|(a, &b)| a * b as f64)
                 .sum()
         };
-        let base = to_f64(&logits);
-        let eps = 1e-4;
-        let fd: Vec<f64> = (0..n)
-            .map(|j| {
-                let (mut up, mut down) = (base.clone(), base.clone());
-                up[j] += eps;
-                down[j] -= eps;
-                (loss(&up) - loss(&down)) / (2.0 * eps)
-            })
-            .collect();
+        let fd = fd_scalar(loss, &to_f64(&logits), 1e-4);
         assert_close(
             &format!("concrete backward {shape:?}×{samples}"),
             &grad.to_vec().unwrap(),

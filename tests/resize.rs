@@ -1,32 +1,25 @@
 mod common;
 
-use common::{assert_close, gpu, Rng};
+use common::{assert_close, fd_gradient, fd_scalar, gpu, to_f64, Rng};
 use fido::ops::resize::{self, reference, NearestMode};
 use fido::Tensor;
 
-fn to_f64(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&a| a as f64).collect()
-}
+/// The finite-difference step.
+const FD_EPS: f64 = 1e-3;
 
-/// Central differences of `L(x) = Σ forward(x)·r` at the given elements of `x`, in f64.
-fn finite_difference(
-    forward: impl Fn(&[f64]) -> Vec<f64>,
-    x: &[f64],
-    r: &[f64],
-    elements: &[usize],
-) -> Vec<f64> {
-    let eps = 1e-3;
-    let loss = |x: &[f64]| -> f64 { forward(x).iter().zip(r).map(|(a, b)| a * b).sum() };
-    let mut probe = x.to_vec();
+/// Central differences of `L(x) = Σ forward(x)·r` at the given elements of `x` only, in f64.
+fn fd_at(forward: impl Fn(&[f64]) -> Vec<f64>, x: &[f32], r: &[f32], elements: &[usize]) -> Vec<f64> {
+    let x = to_f64(x);
+    let loss = |x: &[f64]| -> f64 { forward(x).iter().zip(r).map(|(a, &b)| a * b as f64).sum() };
     elements
         .iter()
         .map(|&i| {
-            probe[i] = x[i] + eps;
-            let up = loss(&probe);
-            probe[i] = x[i] - eps;
-            let down = loss(&probe);
-            probe[i] = x[i];
-            (up - down) / (2.0 * eps)
+            let at_i = |v: &[f64]| {
+                let mut probe = x.clone();
+                probe[i] = v[0];
+                loss(&probe)
+            };
+            fd_scalar(at_i, &[x[i]], FD_EPS)[0]
         })
         .collect()
 }
@@ -74,17 +67,16 @@ fn bilinear_backward_matches_finite_differences() {
         for align in [false, true] {
             let planes = shape[0] * shape[1];
             let hw = [shape[2], shape[3]];
-            let x = to_f64(&rng.vec(shape.iter().product(), -2.0, 2.0));
+            let x = rng.vec(shape.iter().product(), -2.0, 2.0);
             let r = rng.vec(planes * out[0] * out[1], -1.0, 1.0);
             let rt = Tensor::from_slice(&gpu, &[shape[0], shape[1], out[0], out[1]], &r).unwrap();
             let dx = resize::resize_bilinear_backward(&rt, hw[0], hw[1], align).unwrap();
             assert_eq!(dx.shape(), &shape);
-            let all: Vec<usize> = (0..x.len()).collect();
-            let fd = finite_difference(
+            let fd = fd_gradient(
                 |x| reference::resize_bilinear(x, planes, hw, out, align),
                 &x,
-                &to_f64(&r),
-                &all,
+                &r,
+                FD_EPS,
             );
             // Sums of up to ~16 f32 products of weights ≤ 1 and |dy| ≤ 1.
             assert_close(
@@ -123,10 +115,10 @@ fn bilinear_56_to_224_round_trip_matches_reference() {
         // Finite differences on corners, edges and random interior elements.
         let mut picks = vec![0, 55, 56 * 55, 56 * 56 - 1, 56 * 56, 2 * 56 * 56 - 1, 28];
         picks.extend((0..8).map(|_| rng.below(2 * 56 * 56)));
-        let fd = finite_difference(
+        let fd = fd_at(
             |x| reference::resize_bilinear(x, 2, [56, 56], out, align),
-            &to_f64(&x),
-            &to_f64(&r),
+            &x,
+            &r,
             &picks,
         );
         let got: Vec<f32> = picks.iter().map(|&i| dx[i]).collect();
@@ -153,12 +145,11 @@ fn nearest_matches_reference_and_finite_differences_both_modes() {
             let r = rng.vec(want.len(), -1.0, 1.0);
             let rt = Tensor::from_slice(&gpu, y.shape(), &r).unwrap();
             let dx = resize::resize_nearest_backward(&rt, hw[0], hw[1], mode).unwrap();
-            let all: Vec<usize> = (0..x.len()).collect();
-            let fd = finite_difference(
+            let fd = fd_gradient(
                 |x| reference::resize_nearest(x, planes, hw, out, mode),
-                &to_f64(&x),
-                &to_f64(&r),
-                &all,
+                &x,
+                &r,
+                FD_EPS,
             );
             assert_close(&format!("{what} grad"), &dx.to_vec().unwrap(), &fd, 1e-5, 1e-3);
         }

@@ -177,6 +177,7 @@ fn every_parameter_block_mirrors_its_wgsl_struct() {
             let wgsl: Vec<(String, usize)> = members
                 .iter()
                 .map(|m| (m.name.clone().unwrap(), m.offset as usize))
+                .filter(|(name, _)| !name.starts_with('_'))
                 .collect();
             let rust: Vec<(String, usize)> = mirror
                 .fields

@@ -12,37 +12,6 @@ pub use recorder::{fold_grid, FlushTiming, Grid};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
-/// Transitional parameter words.
-#[derive(Clone, Debug, Default)]
-pub struct Params(Vec<u32>);
-
-impl Params {
-    pub fn new() -> Self {
-        Self::default()
-    }
-    pub fn u(mut self, v: u32) -> Self {
-        self.0.push(v);
-        self
-    }
-    pub fn i(mut self, v: i32) -> Self {
-        self.0.push(v as u32);
-        self
-    }
-    pub fn f(mut self, v: f32) -> Self {
-        self.0.push(v.to_bits());
-        self
-    }
-    pub fn align4(mut self) -> Self {
-        while self.0.len() % 4 != 0 {
-            self.0.push(0);
-        }
-        self
-    }
-    pub fn words(&self) -> &[u32] {
-        &self.0
-    }
-}
-
 /// A kernel's uniform parameter block: a `#[repr(C)]`, `Pod` mirror of the WGSL struct
 /// [`WGSL_STRUCT`](Self::WGSL_STRUCT). Declared with [`kernel_params!`](crate::kernel_params),
 /// which also lists the fields for the test that compares both layouts through naga.
@@ -152,27 +121,6 @@ impl Gpu {
         }
         self.dispatch(pipeline, bytemuck::bytes_of(params), &buffers, grid)
     }
-    /// Transitional: `tensors[i]` binds to `@binding(i + 1)`, `params` is a list of words.
-    pub fn launch_positional(
-        &self,
-        kernel: &Kernel,
-        entry: &str,
-        constants: &[(&str, f64)],
-        params: &Params,
-        tensors: &[&Tensor],
-        grid: Grid,
-    ) -> Result<()> {
-        let pipeline = self.pipeline(kernel, entry, constants)?;
-        let mut buffers = Vec::new();
-        for b in &pipeline.storage_bindings {
-            let t = tensors.get(b.binding as usize - 1).ok_or_else(|| {
-                Error::InvalidArgument(format!("`{}` needs binding {}", pipeline.label, b.binding))
-            })?;
-            buffers.push((b.binding, t.pooled(), t.bytes()));
-        }
-        self.dispatch(pipeline, bytemuck::cast_slice(params.words()), &buffers, grid)
-    }
-
     /// The workgroup size of `kernel::entry` under `constants`, compiling it if needed.
     pub fn workgroup_size(
         &self,

@@ -438,9 +438,9 @@ pub fn check_mask_values(mask: &[f32]) -> Result<()> {
 /// Deterministic stand-in weights in checkpoint layout, for tests and benchmarks:
 /// element `i` of `name` is `u·√(3/fan_in)` for kernels (fan_in = kh·kw·cin) and `0.1·u` for
 /// biases, with `u = splitmix64(fnv1a64(name) ^ i)` mapped to [−1, 1) as in
-/// [`crate::models::synthetic::unit`]. `tools/ca_reference.py` draws the same values.
+/// [`crate::weights::synthetic::unit`]. `tools/ca_reference.py` draws the same values.
 pub fn synthetic_values(name: &str, shape: &[usize]) -> Vec<f32> {
-    use crate::models::synthetic::{fnv1a64, unit};
+    use crate::weights::synthetic::{fnv1a64, unit};
     let n: usize = shape.iter().product();
     let hash = fnv1a64(name);
     let scale = if shape.len() == 4 {

@@ -1,6 +1,7 @@
 //! Kernel families. Each module pairs one WGSL file in `shaders/` with its launcher
 //! (shape checks, FLOP and byte counts) and a plain CPU reference in `reference.rs`.
 
+pub mod attention;
 pub mod batchnorm;
 pub mod conv;
 pub mod elementwise;
@@ -19,8 +20,14 @@ use crate::gpu::{Kernel, ParamsLayout};
 
 /// Every kernel family compiled into the library.
 pub const ALL_KERNELS: &[Kernel] = &[
-    conv::KERNEL,
+    attention::KERNEL,
     batchnorm::KERNEL,
+    conv::bias_grad::KERNEL,
+    conv::depthwise::KERNEL,
+    conv::gemm::KERNEL,
+    conv::pack_planes::KERNEL,
+    conv::pack_weights::KERNEL,
+    conv::weight_grad::KERNEL,
     elementwise::KERNEL,
     filter::KERNEL,
     layout::KERNEL,
@@ -32,12 +39,31 @@ pub const ALL_KERNELS: &[Kernel] = &[
     reduce::KERNEL,
     resize::KERNEL,
     softmax::KERNEL,
-    crate::inpaint::attention::KERNEL,
 ];
 
 /// Every kernel parameter block, for the test that compares each with its WGSL struct.
 pub fn all_params() -> Vec<ParamsLayout> {
-    vec![ParamsLayout::of::<batchnorm::BatchNormParams>(batchnorm::KERNEL)]
+    vec![
+        ParamsLayout::of::<batchnorm::BatchNormParams>(batchnorm::KERNEL),
+        ParamsLayout::of::<conv::bias_grad::BiasGradParams>(conv::bias_grad::KERNEL),
+        ParamsLayout::of::<conv::depthwise::DepthwiseParams>(conv::depthwise::KERNEL),
+        ParamsLayout::of::<conv::gemm::GemmParams>(conv::gemm::KERNEL),
+        ParamsLayout::of::<conv::pack_planes::PackPlanesParams>(conv::pack_planes::KERNEL),
+        ParamsLayout::of::<conv::pack_weights::PackWeightsParams>(conv::pack_weights::KERNEL),
+        ParamsLayout::of::<conv::weight_grad::WeightGradParams>(conv::weight_grad::KERNEL),
+        ParamsLayout::of::<elementwise::ElementwiseParams>(elementwise::KERNEL),
+        ParamsLayout::of::<matmul::MatmulParams>(matmul::KERNEL),
+        ParamsLayout::of::<reduce::ReduceParams>(reduce::KERNEL),
+        ParamsLayout::of::<softmax::SoftmaxParams>(softmax::KERNEL),
+        ParamsLayout::of::<filter::FilterParams>(filter::KERNEL),
+        ParamsLayout::of::<layout::LayoutParams>(layout::KERNEL),
+        ParamsLayout::of::<optim::OptimParams>(optim::KERNEL),
+        ParamsLayout::of::<pool::PoolParams>(pool::KERNEL),
+        ParamsLayout::of::<probe::ProbeParams>(probe::KERNEL),
+        ParamsLayout::of::<random::RandomParams>(random::KERNEL),
+        ParamsLayout::of::<resize::ResizeParams>(resize::KERNEL),
+        ParamsLayout::of::<attention::AttentionParams>(attention::KERNEL),
+    ]
 }
 
 /// Work done by one kernel launch, for benchmark reports.

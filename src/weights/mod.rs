@@ -5,6 +5,7 @@
 //! the architecture, after [`WeightFile::check_names`] has compared the whole name set.
 
 mod pickle;
+pub mod synthetic;
 mod torch;
 mod zip;
 

@@ -1,6 +1,6 @@
 //! 2-D convolution (NCHW, f32): forward, gradients and transposed convolution.
 //!
-//! The dense path is an implicit GEMM (see `shaders/conv2d.wgsl`): the input is first packed
+//! The dense path is an implicit GEMM (see `gemm` and `shaders/conv_gemm.wgsl`): the input is first packed
 //! into a zero-padded copy whose vec4s hold four channels, and the weights into matching
 //! vec4s, so the inner loop has no bounds checks and every load carries four channels.
 //! Convolutions with one input channel per group (depthwise, with any channel multiplier)
@@ -10,28 +10,19 @@
 
 pub mod reference;
 
-use crate::gpu::{groups_for, Grid, Kernel, Params};
+pub mod bias_grad;
+pub mod depthwise;
+pub mod gemm;
+pub mod pack_planes;
+pub mod pack_weights;
+pub mod weight_grad;
+
 use crate::ops::Cost;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
-
-pub const KERNEL: Kernel = crate::wgsl_kernel!("conv2d");
-
-/// Invocations per workgroup of the GEMM-style kernels.
-const WG: usize = 64;
-/// Output pixels per invocation (one vec4 accumulator per row).
-const PIX: usize = 4;
-/// Largest number of rows (channels) one invocation accumulates.
-const MAX_BLOCK: usize = 8;
-/// Rows and columns (four channels at one tap) per weight-gradient invocation.
-const WEIGHT_GRAD_MAX_ROWS: usize = 4;
-const WEIGHT_GRAD_COLUMNS: usize = 2;
-/// Neighbouring outputs per invocation in the depthwise kernel.
-const DW_BLOCK: usize = 4;
-const DW_MAX_SEGMENT: usize = 48;
-const DW_MAX_QUADS: usize = 16;
-/// Outputs per invocation of the vec4 depthwise kernel (two vec4 accumulators).
-const DW_VEC4_BLOCK: usize = 8;
+use gemm::{launch_gemm, GemmSpec};
+use pack_planes::pack_planes;
+use pack_weights::pack_weights;
 
 /// Zero padding on each side of the image.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -204,8 +195,8 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOption
     if out.numel() == 0 {
         return Ok(out);
     }
-    if g.in_per_group() == 1 && depthwise_segment(&g, DW_BLOCK) <= DW_MAX_SEGMENT {
-        depthwise_forward(x, w, bias, &g, &out)?;
+    if depthwise::handles(&g) {
+        depthwise::forward(x, w, bias, &g, &out)?;
         return Ok(out);
     }
     let (kh, kw) = (g.kernel_h, g.kernel_w);
@@ -284,7 +275,7 @@ pub fn conv2d_backward_input(
         return Ok(out);
     }
     if g.in_per_group() == 1 {
-        depthwise_backward_input(dy, w, &g, &out)?;
+        depthwise::backward_input(dy, w, &g, &out)?;
     } else {
         input_gradient_into(dy, w, None, &g, &out)?;
     }
@@ -318,44 +309,7 @@ pub fn conv2d_backward_weight(
         [hp, wp],
         [-(opts.padding.top as i64), -(opts.padding.left as i64)],
     )?;
-    let cin_g = g.in_per_group();
-    let quads = cin_g.div_ceil(4);
-    let area = g.kernel_h * g.kernel_w;
-    let columns = quads * area;
-    let rows = g.out_per_group();
-    let block = block_for(rows).min(WEIGHT_GRAD_MAX_ROWS);
-    let blocks_per_group = rows.div_ceil(block);
-    let params = Params::new()
-        .u(g.batch as u32)
-        .u(columns as u32)
-        .u(rows as u32)
-        .u(blocks_per_group as u32)
-        .u(area as u32)
-        .u(g.kernel_w as u32)
-        .u(cin_g as u32)
-        .u((g.groups * quads * hp * wp) as u32)
-        .u((hp * wp) as u32)
-        .u((quads * hp * wp) as u32)
-        .u((opts.dilation[0] * wp) as u32)
-        .u(opts.dilation[1] as u32)
-        .u(g.out_h as u32)
-        .u(g.out_w as u32)
-        .u((opts.stride[0] * wp) as u32)
-        .u(opts.stride[1] as u32)
-        .u((g.out_channels * g.out_h * g.out_w) as u32);
-    let grid = Grid::Xyz(
-        groups_for(columns, WG * WEIGHT_GRAD_COLUMNS),
-        (g.groups * blocks_per_group) as u32,
-        1,
-    );
-    x.gpu().launch_positional(
-        &KERNEL,
-        "weight_grad",
-        &[("WG", WG as f64), ("WG_ROWS", block as f64)],
-        &params,
-        &[dy, &packed_x, dy, dy, &out],
-        grid,
-    )?;
+    weight_grad::launch(dy, &packed_x, &g, [hp, wp], &out)?;
     Ok(out)
 }
 
@@ -374,15 +328,7 @@ pub fn conv2d_backward_bias(dy: &Tensor) -> Result<Tensor> {
         return Tensor::empty(dy.gpu(), &[0], DType::F32);
     }
     let out = Tensor::empty(dy.gpu(), &[c], DType::F32)?;
-    let params = Params::new().u(n as u32).u(c as u32).u((h * w) as u32);
-    dy.gpu().launch_positional(
-        &KERNEL,
-        "bias_grad",
-        &[],
-        &params,
-        &[dy, dy, dy, dy, &out],
-        Grid::Linear(c as u32),
-    )?;
+    bias_grad::launch(dy, [n, c, h * w], &out)?;
     Ok(out)
 }
 
@@ -574,154 +520,6 @@ fn check_tensors(op: &'static str, tensors: &[Option<&Tensor>]) -> Result<()> {
     Ok(())
 }
 
-/// Rows per invocation: the largest power of two up to MAX_BLOCK that the rows fill.
-fn block_for(rows: usize) -> usize {
-    let mut block = MAX_BLOCK;
-    while block > 1 && block > rows {
-        block /= 2;
-    }
-    block
-}
-
-fn gemm_constants(block: usize) -> [(&'static str, f64); 2] {
-    [("WG", WG as f64), ("BLOCK", block as f64)]
-}
-
-/// Pack `x: [N, C, H, W]` as `[N, groups, ceil(C/groups/4), rows, cols]` vec4s of four
-/// channels, with `packed[.., r, c] = x[.., r + offset[0], c + offset[1]]` and zeros outside.
-fn pack_planes(
-    x: &Tensor,
-    [batch, channels, groups]: [usize; 3],
-    in_size: [usize; 2],
-    out_size: [usize; 2],
-    offset: [i64; 2],
-) -> Result<Tensor> {
-    let per_group = channels / groups;
-    let quads = per_group.div_ceil(4);
-    let items = batch * groups * quads * out_size[0] * out_size[1];
-    let out = Tensor::empty(x.gpu(), &[items * 4], DType::F32)?;
-    if items == 0 {
-        return Ok(out);
-    }
-    let params = Params::new()
-        .u(items as u32)
-        .u(groups as u32)
-        .u(per_group as u32)
-        .u(quads as u32)
-        .u(in_size[0] as u32)
-        .u(in_size[1] as u32)
-        .u(out_size[0] as u32)
-        .u(out_size[1] as u32)
-        .i(offset[0] as i32)
-        .i(offset[1] as i32);
-    x.gpu().launch_positional(
-        &KERNEL,
-        "pack_planes",
-        &[("WG", WG as f64)],
-        &params,
-        &[x, x, x, x, x, &out],
-        Grid::Linear(groups_for(items, WG)),
-    )?;
-    Ok(out)
-}
-
-/// Pack a weight tensor as `[rows][tap][ceil(reduction/4)]` vec4s, where row `r` of group
-/// `g` and reduction channel `q` at `tap` reads `w[g·strides[0] + r·strides[1] + q·strides[2] + tap]`.
-fn pack_weights(
-    w: &Tensor,
-    rows: usize,
-    rows_per_group: usize,
-    taps: usize,
-    reduction: usize,
-    strides: [usize; 3],
-) -> Result<Tensor> {
-    let quads = reduction.div_ceil(4);
-    let items = rows * taps * quads;
-    let out = Tensor::empty(w.gpu(), &[items * 4], DType::F32)?;
-    if items == 0 {
-        return Ok(out);
-    }
-    let params = Params::new()
-        .u(items as u32)
-        .u(rows_per_group as u32)
-        .u(taps as u32)
-        .u(reduction as u32)
-        .u(quads as u32)
-        .u(strides[0] as u32)
-        .u(strides[1] as u32)
-        .u(strides[2] as u32);
-    w.gpu().launch_positional(
-        &KERNEL,
-        "pack_weights",
-        &[("WG", WG as f64)],
-        &params,
-        &[w, w, w, w, w, &out],
-        Grid::Linear(groups_for(items, WG)),
-    )?;
-    Ok(out)
-}
-
-struct GemmSpec {
-    images: usize,
-    groups: usize,
-    rows_per_group: usize,
-    a_group_stride: usize,
-    a_row_stride: usize,
-    b_group_stride: usize,
-    b_image_stride: usize,
-    b_row_stride: usize,
-    b_col_stride: usize,
-    out_image_stride: usize,
-    out_channel_stride: usize,
-    out_row_stride: usize,
-    out_col_stride: usize,
-    phases: usize,
-    max_phase_pixels: usize,
-}
-
-fn launch_gemm(
-    a: &Tensor,
-    b: &Tensor,
-    table: &[[u32; 2]],
-    bias: Option<&Tensor>,
-    out: &Tensor,
-    spec: &GemmSpec,
-) -> Result<()> {
-    let gpu = a.gpu();
-    let block = block_for(spec.rows_per_group);
-    let blocks_per_group = spec.rows_per_group.div_ceil(block);
-    let flat: Vec<u32> = table.iter().flatten().copied().collect();
-    let taps = Tensor::from_u32(gpu, &[flat.len()], &flat)?;
-    let params = Params::new()
-        .u(spec.images as u32)
-        .u(spec.rows_per_group as u32)
-        .u(blocks_per_group as u32)
-        .u(bias.is_some() as u32)
-        .u(spec.a_group_stride as u32)
-        .u(spec.a_row_stride as u32)
-        .u(spec.b_group_stride as u32)
-        .u(spec.b_image_stride as u32)
-        .u(spec.b_row_stride as u32)
-        .u(spec.b_col_stride as u32)
-        .u(spec.out_image_stride as u32)
-        .u(spec.out_channel_stride as u32)
-        .u(spec.out_row_stride as u32)
-        .u(spec.out_col_stride as u32);
-    let grid = Grid::Xyz(
-        groups_for(spec.max_phase_pixels, WG * PIX),
-        (spec.groups * blocks_per_group) as u32,
-        spec.phases as u32,
-    );
-    gpu.launch_positional(
-        &KERNEL,
-        "gemm",
-        &gemm_constants(block),
-        &params,
-        &[a, b, &taps, bias.unwrap_or(a), out],
-        grid,
-    )
-}
-
 /// dx (or a transposed convolution's output) into `out: [N, Cin, H, W]` from
 /// `dy: [N, Cout, OH, OW]`, one GEMM phase per (ih mod stride_h, iw mod stride_w).
 fn input_gradient_into(
@@ -865,90 +663,4 @@ impl PhaseAxis {
     fn padded_len(&self) -> usize {
         (self.high - self.low) as usize
     }
-}
-
-/// The depthwise input gradient: one invocation per input element gathering over the taps.
-fn depthwise_backward_input(dy: &Tensor, w: &Tensor, g: &ConvGeometry, dx: &Tensor) -> Result<()> {
-    let items = g.batch * g.in_channels * g.in_h * g.in_w;
-    dy.gpu().launch_positional(
-        &KERNEL,
-        "depthwise_backward_input",
-        &depthwise_constants(g),
-        &depthwise_params(g, items, 0, false),
-        &[w, dy, dy, w, dx],
-        Grid::Linear(groups_for(items, WG)),
-    )
-}
-
-/// The `DepthwiseParams` block shared by the depthwise kernels.
-fn depthwise_params(g: &ConvGeometry, items: usize, blocks_per_row: usize, has_bias: bool) -> Params {
-    let o = &g.opts;
-    Params::new()
-        .u(items as u32)
-        .u(g.in_channels as u32)
-        .u(g.out_channels as u32)
-        .u((g.out_channels / g.in_channels) as u32)
-        .u(g.in_h as u32)
-        .u(g.in_w as u32)
-        .u(g.out_h as u32)
-        .u(g.out_w as u32)
-        .i(o.padding.top as i32)
-        .i(o.padding.left as i32)
-        .u(blocks_per_row as u32)
-        .u(has_bias as u32)
-}
-
-/// Kernel size, stride and dilation as constants, so the depthwise loops unroll.
-fn depthwise_constants(g: &ConvGeometry) -> Vec<(&'static str, f64)> {
-    let o = &g.opts;
-    vec![
-        ("WG", WG as f64),
-        ("DW_KH", g.kernel_h as f64),
-        ("DW_KW", g.kernel_w as f64),
-        ("DW_SH", o.stride[0] as f64),
-        ("DW_SW", o.stride[1] as f64),
-        ("DW_DH", o.dilation[0] as f64),
-        ("DW_DW", o.dilation[1] as f64),
-    ]
-}
-
-/// Input columns one invocation of the depthwise kernel reads per kernel row.
-fn depthwise_segment(g: &ConvGeometry, block: usize) -> usize {
-    (block - 1) * g.opts.stride[1] + (g.kernel_w - 1) * g.opts.dilation[1] + 1
-}
-
-fn depthwise_forward(
-    x: &Tensor,
-    w: &Tensor,
-    bias: Option<&Tensor>,
-    g: &ConvGeometry,
-    out: &Tensor,
-) -> Result<()> {
-    let o = &g.opts;
-    // Aligned rows allow vec4 loads and stores; a wider block amortises the weight loads.
-    let wide = DW_VEC4_BLOCK;
-    let pad_quads = o.padding.left.div_ceil(4);
-    let shift = 4 * pad_quads - o.padding.left;
-    let vec4 = g.in_w % 4 == 0
-        && g.out_w % 4 == 0
-        && (shift + depthwise_segment(g, wide)).div_ceil(4) <= DW_MAX_QUADS;
-    let block = if vec4 { wide } else { DW_BLOCK };
-    let blocks_per_row = g.out_w.div_ceil(block);
-    let items = g.batch * g.out_channels * g.out_h * blocks_per_row;
-    let params = depthwise_params(g, items, blocks_per_row, bias.is_some());
-    let mut constants = depthwise_constants(g);
-    constants.push(("DW_BLOCK", block as f64));
-    if vec4 {
-        constants.push(("DW_SHIFT", shift as f64));
-        constants.push(("DW_PAD_QUADS", pad_quads as f64));
-    }
-    let entry = if vec4 { "depthwise_vec4" } else { "depthwise" };
-    x.gpu().launch_positional(
-        &KERNEL,
-        entry,
-        &constants,
-        &params,
-        &[w, x, x, bias.unwrap_or(w), out, out, x, out],
-        Grid::Linear(groups_for(items, WG)),
-    )
 }

@@ -105,7 +105,3 @@ pub fn conv_transpose2d(
     }
     (shape, out)
 }
-
-pub fn to_f64(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&a| a as f64).collect()
-}

@@ -2,12 +2,26 @@
 
 pub mod reference;
 
-use crate::gpu::{groups_for, Grid, Kernel, Params};
+use crate::gpu::{groups_for, Grid, Kernel};
 use crate::ops::{broadcast_shapes, contiguous_strides, Cost};
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
 pub const KERNEL: Kernel = crate::wgsl_kernel!("elementwise");
+
+crate::kernel_params! {
+    /// `n` items; the scalars `s0`, `s1` of the op; for broadcasting entries the output's
+    /// shape and each operand's element strides (0 on broadcast axes), innermost last.
+    pub struct ElementwiseParams as "Params" {
+        n: u32,
+        s0: f32,
+        s1: f32,
+        rank: u32,
+        out_shape: [[u32; 4]; 2],
+        a_strides: [[u32; 4]; 2],
+        b_strides: [[u32; 4]; 2],
+    }
+}
 
 /// Largest rank the broadcasting kernel accepts.
 pub const MAX_RANK: usize = 8;
@@ -150,7 +164,12 @@ pub fn unary_into(a: &Tensor, op: UnaryOp, out: &Tensor) -> Result<()> {
     let constants = [("OP", code as f64)];
     let vec4 = n % 4 == 0;
     let items = if vec4 { n / 4 } else { n };
-    let params = Params::new().u(items as u32).f(s0).f(s1).u(0);
+    let params = ElementwiseParams {
+        n: items as u32,
+        s0,
+        s1,
+        ..Default::default()
+    };
     let in_place = a.aliases(out);
     let entry = match (vec4, in_place) {
         (true, false) => "unary_vec4",
@@ -158,12 +177,12 @@ pub fn unary_into(a: &Tensor, op: UnaryOp, out: &Tensor) -> Result<()> {
         (true, true) => "unary_vec4_inplace",
         (false, true) => "unary_scalar_inplace",
     };
-    a.gpu().launch_positional(
+    a.gpu().launch(
         &KERNEL,
         entry,
         &constants,
         &params,
-        &[a, a, out, a, a, out],
+        &[("a", a), ("out", out), ("a4", a), ("out4", out)],
         Grid::Linear(groups_for(items, WG)),
     )
 }
@@ -215,8 +234,11 @@ pub fn binary_into(a: &Tensor, b: &Tensor, op: BinaryOp, out: &Tensor) -> Result
     let constants = [("OP", op.code() as f64)];
     let gpu = a.gpu();
     if a.shape() == b.shape() && n % 4 == 0 {
-        let params = Params::new().u((n / 4) as u32).f(0.0).f(0.0).u(0);
-        return gpu.launch_positional(
+        let params = ElementwiseParams {
+            n: (n / 4) as u32,
+            ..Default::default()
+        };
+        return gpu.launch(
             &KERNEL,
             if in_place {
                 "binary_vec4_inplace"
@@ -225,20 +247,19 @@ pub fn binary_into(a: &Tensor, b: &Tensor, op: BinaryOp, out: &Tensor) -> Result
             },
             &constants,
             &params,
-            &[a, b, out, a, b, out],
+            &[("a4", a), ("b4", b), ("out4", out)],
             Grid::Linear(groups_for(n / 4, WG)),
         );
     }
-    let rank = shape.len();
-    let mut params = Params::new().u(n as u32).f(0.0).f(0.0).u(rank as u32);
-    let a_strides = broadcast_strides(a.shape(), &shape);
-    let b_strides = broadcast_strides(b.shape(), &shape);
-    for list in [&shape, &a_strides, &b_strides] {
-        for d in 0..MAX_RANK {
-            params = params.u(list.get(d).copied().unwrap_or(1) as u32);
-        }
-    }
-    gpu.launch_positional(
+    let params = ElementwiseParams {
+        n: n as u32,
+        rank: shape.len() as u32,
+        out_shape: packed_dims(&shape),
+        a_strides: packed_dims(&broadcast_strides(a.shape(), &shape)),
+        b_strides: packed_dims(&broadcast_strides(b.shape(), &shape)),
+        ..Default::default()
+    };
+    gpu.launch(
         &KERNEL,
         if in_place {
             "binary_broadcast_inplace"
@@ -247,7 +268,7 @@ pub fn binary_into(a: &Tensor, b: &Tensor, op: BinaryOp, out: &Tensor) -> Result
         },
         &constants,
         &params,
-        &[a, b, out, a, b, out],
+        &[("a", a), ("b", b), ("out", out)],
         Grid::Linear(groups_for(n, WG)),
     )
 }
@@ -266,19 +287,21 @@ pub fn broadcast_to(a: &Tensor, shape: &[usize]) -> Result<Tensor> {
     if n == 0 {
         return Ok(out);
     }
-    let mut params = Params::new().u(n as u32).f(0.0).f(0.0).u(shape.len() as u32);
-    let strides = broadcast_strides(a.shape(), shape);
-    for list in [shape, &strides[..], &strides[..]] {
-        for d in 0..MAX_RANK {
-            params = params.u(list.get(d).copied().unwrap_or(1) as u32);
-        }
-    }
-    a.gpu().launch_positional(
+    let strides = packed_dims(&broadcast_strides(a.shape(), shape));
+    let params = ElementwiseParams {
+        n: n as u32,
+        rank: shape.len() as u32,
+        out_shape: packed_dims(shape),
+        a_strides: strides,
+        b_strides: strides,
+        ..Default::default()
+    };
+    a.gpu().launch(
         &KERNEL,
         "broadcast_to",
         &[],
         &params,
-        &[a, a, &out],
+        &[("a", a), ("out", &out)],
         Grid::Linear(groups_for(n, WG)),
     )?;
     Ok(out)
@@ -298,19 +321,31 @@ pub fn unary_backward(x: &Tensor, y: &Tensor, dy: &Tensor, op: UnaryOp) -> Resul
     if n == 0 {
         return Ok(out);
     }
-    let params = Params::new().u(n as u32).f(s0).f(s1).u(0);
-    x.gpu().launch_positional(
+    let params = ElementwiseParams {
+        n: n as u32,
+        s0,
+        s1,
+        ..Default::default()
+    };
+    // The rule reads the saved input as `a` and the saved output as `b`.
+    x.gpu().launch(
         &KERNEL,
         "unary_backward",
         &[("OP", code as f64)],
         &params,
-        &[x, y, &out, x, y, &out, dy],
+        &[("a", x), ("b", y), ("out", &out), ("dy", dy)],
         Grid::Linear(groups_for(n, WG)),
     )?;
     Ok(out)
 }
 
 /// Strides of `shape` read as `target` (right-aligned), with 0 on broadcast axes.
+/// Up to [`MAX_RANK`] dimensions as the WGSL `array<vec4<u32>, 2>`, padded with 1.
+fn packed_dims(list: &[usize]) -> [[u32; 4]; 2] {
+    let at = |d: usize| list.get(d).copied().unwrap_or(1) as u32;
+    [[at(0), at(1), at(2), at(3)], [at(4), at(5), at(6), at(7)]]
+}
+
 pub fn broadcast_strides(shape: &[usize], target: &[usize]) -> Vec<usize> {
     let own = contiguous_strides(shape);
     let offset = target.len() - shape.len();

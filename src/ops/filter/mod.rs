@@ -3,7 +3,7 @@
 
 pub mod reference;
 
-use crate::gpu::{groups_for, Grid, Kernel, Params};
+use crate::gpu::{groups_for, Grid, Kernel};
 use crate::ops::Cost;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -13,6 +13,22 @@ pub const KERNEL: Kernel = crate::wgsl_kernel!("filter");
 const WG: usize = 256;
 /// Outputs per invocation along the filtered axis; fixed by the shader's register window.
 const BLOCK: usize = 8;
+
+crate::kernel_params! {
+    /// One pass of a separable filter over planes of `h`×`w`.
+    pub struct FilterParams as "Params" {
+        /// Invocations.
+        total: u32,
+        h: u32,
+        w: u32,
+        /// Taps = 2·radius + 1, centred.
+        radius: u32,
+        /// ceil(w / 4): vec4 columns per row.
+        quads: u32,
+        /// Eight-output blocks per row (rows pass) or per column (columns pass).
+        blocks: u32,
+    }
+}
 
 /// Radius of the Gaussian kernel for `sigma`: `ceil(3·sigma)`.
 pub fn gaussian_radius(sigma: f64) -> usize {
@@ -102,39 +118,46 @@ fn separable(op: &'static str, x: &Tensor, taps: &[f32], zero_border: bool) -> R
     let scratch = Tensor::empty(gpu, x.shape(), DType::F32)?;
 
     let quads = w.div_ceil(4);
-    let params = |total: usize, blocks: usize| {
-        Params::new()
-            .u(total as u32)
-            .u(h as u32)
-            .u(w as u32)
-            .u(radius)
-            .u(quads as u32)
-            .u(blocks as u32)
+    let params = |total: usize, blocks: usize| FilterParams {
+        total: total as u32,
+        h: h as u32,
+        w: w as u32,
+        radius,
+        quads: quads as u32,
+        blocks: blocks as u32,
     };
     let row_blocks = w.div_ceil(BLOCK);
     let total = planes * h * row_blocks;
-    gpu.launch_positional(
+    gpu.launch(
         &KERNEL,
         "rows",
         &constants,
         &params(total, row_blocks),
-        &[x, &taps_t, &scratch],
+        &[("x", x), ("taps", &taps_t), ("out", &scratch)],
         Grid::Linear(groups_for(total, WG)),
     )?;
 
     let col_blocks = h.div_ceil(BLOCK);
-    let (entry, total) = if w % 4 == 0 {
-        ("cols_vec4", planes * col_blocks * quads)
+    if w % 4 == 0 {
+        let total = planes * col_blocks * quads;
+        gpu.launch(
+            &KERNEL,
+            "cols_vec4",
+            &constants,
+            &params(total, col_blocks),
+            &[("x4", &scratch), ("taps", &taps_t), ("out4", &out)],
+            Grid::Linear(groups_for(total, WG)),
+        )?;
     } else {
-        ("cols", planes * h * w)
-    };
-    gpu.launch_positional(
-        &KERNEL,
-        entry,
-        &constants,
-        &params(total, col_blocks),
-        &[&scratch, &taps_t, &out, &scratch, &out],
-        Grid::Linear(groups_for(total, WG)),
-    )?;
+        let total = planes * h * w;
+        gpu.launch(
+            &KERNEL,
+            "cols",
+            &constants,
+            &params(total, col_blocks),
+            &[("x", &scratch), ("taps", &taps_t), ("out", &out)],
+            Grid::Linear(groups_for(total, WG)),
+        )?;
+    }
     Ok(out)
 }

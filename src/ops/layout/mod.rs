@@ -3,7 +3,7 @@
 
 pub mod reference;
 
-use crate::gpu::{groups_for, Grid, Kernel, Params};
+use crate::gpu::{groups_for, Grid, Kernel};
 use crate::ops::{contiguous_strides, Cost};
 use crate::tensor::{numel, DType, Tensor};
 use crate::{Error, Result};
@@ -13,6 +13,26 @@ pub const KERNEL: Kernel = crate::wgsl_kernel!("layout");
 /// Largest rank the layout kernels accept.
 pub const MAX_RANK: usize = 8;
 const WG: usize = 256;
+
+crate::kernel_params! {
+    /// One index map over up to [`MAX_RANK`] axes, innermost last; unused axes hold extent 1
+    /// and offset 0.
+    pub struct LayoutParams as "Params" {
+        /// Invocations: output elements (`window`) or input elements (`place`).
+        n: u32,
+        rank: u32,
+        /// `window`: the fill outside the input.
+        value: f32,
+        _pad0: u32,
+        /// The shape iterated over.
+        iter_shape: [[u32; 4]; 2],
+        /// `window`: the input shape.
+        other_shape: [[u32; 4]; 2],
+        /// `window`: the input strides; `place`: the output strides.
+        other_strides: [[u32; 4]; 2],
+        offset: [[i32; 4]; 2],
+    }
+}
 
 /// Constant padding of the last two axes by `[top, bottom, left, right]`.
 pub fn pad(x: &Tensor, pads: [usize; 4], value: f32) -> Result<Tensor> {
@@ -168,12 +188,12 @@ pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
             continue;
         }
         let params = layout_params(n, t.shape(), &shape, &out_strides, &offsets, 0.0);
-        out.gpu().launch_positional(
+        out.gpu().launch(
             &KERNEL,
             "place",
             &[],
             &params,
-            &[t, &out],
+            &[("src", t), ("dst", &out)],
             Grid::Linear(groups_for(n, WG)),
         )?;
     }
@@ -234,12 +254,12 @@ fn window(x: &Tensor, shape: &[usize], offsets: &[i64], value: f32, op: &'static
         offsets,
         value,
     );
-    x.gpu().launch_positional(
+    x.gpu().launch(
         &KERNEL,
         "window",
         &[],
         &params,
-        &[x, &out],
+        &[("src", x), ("dst", &out)],
         Grid::Linear(groups_for(n, WG)),
     )?;
     Ok(out)
@@ -252,17 +272,28 @@ fn layout_params(
     other_strides: &[usize],
     offsets: &[i64],
     value: f32,
-) -> Params {
-    let mut params = Params::new().u(n as u32).u(iter_shape.len() as u32).f(value).u(0);
-    for list in [iter_shape, other_shape, other_strides] {
-        for d in 0..MAX_RANK {
-            params = params.u(list.get(d).copied().unwrap_or(1) as u32);
+) -> LayoutParams {
+    let words = |list: &[usize]| {
+        let mut out = [[1u32; 4]; 2];
+        for (d, &v) in list.iter().enumerate().take(MAX_RANK) {
+            out[d / 4][d % 4] = v as u32;
         }
+        out
+    };
+    let mut offset = [[0i32; 4]; 2];
+    for (d, &v) in offsets.iter().enumerate().take(MAX_RANK) {
+        offset[d / 4][d % 4] = v as i32;
     }
-    for d in 0..MAX_RANK {
-        params = params.i(offsets.get(d).copied().unwrap_or(0) as i32);
+    LayoutParams {
+        n: n as u32,
+        rank: iter_shape.len() as u32,
+        value,
+        iter_shape: words(iter_shape),
+        other_shape: words(other_shape),
+        other_strides: words(other_strides),
+        offset,
+        ..Default::default()
     }
-    params
 }
 
 fn need_rank(x: &Tensor, min: usize, op: &'static str) -> Result<usize> {

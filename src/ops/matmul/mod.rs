@@ -2,12 +2,26 @@
 
 pub mod reference;
 
-use crate::gpu::{Grid, Kernel, Params};
+use crate::gpu::{Grid, Kernel};
 use crate::ops::Cost;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
 pub const KERNEL: Kernel = crate::wgsl_kernel!("matmul");
+
+crate::kernel_params! {
+    /// `C[b] (m×n) (+)= alpha · op(A[b]) · op(B[b])`; a batch stride of 0 broadcasts the operand.
+    pub struct MatmulParams as "Params" {
+        m: u32,
+        n: u32,
+        k: u32,
+        a_batch_stride: u32,
+        b_batch_stride: u32,
+        c_batch_stride: u32,
+        alpha: f32,
+        accumulate: u32,
+    }
+}
 
 /// Tile sizes. The defaults suit lavapipe; GPUs may prefer more rows or wider workgroups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,15 +150,16 @@ pub fn matmul_into(
     }
     // The vec4 path steps k by 4 and reads B and C as vec4 rows.
     let vec4 = !trans_b && s.n % 4 == 0 && s.k % 4 == 0;
-    let params = Params::new()
-        .u(s.m as u32)
-        .u(s.n as u32)
-        .u(s.k as u32)
-        .u(if s.a_batched { (s.m * s.k) as u32 } else { 0 })
-        .u(if s.b_batched { (s.k * s.n) as u32 } else { 0 })
-        .u((s.m * s.n) as u32)
-        .f(alpha)
-        .u(accumulate as u32);
+    let params = MatmulParams {
+        m: s.m as u32,
+        n: s.n as u32,
+        k: s.k as u32,
+        a_batch_stride: if s.a_batched { (s.m * s.k) as u32 } else { 0 },
+        b_batch_stride: if s.b_batched { (s.k * s.n) as u32 } else { 0 },
+        c_batch_stride: (s.m * s.n) as u32,
+        alpha,
+        accumulate: accumulate as u32,
+    };
     let constants = [
         ("TM", tiles.rows as f64),
         ("WG_X", tiles.width as f64),
@@ -158,6 +173,7 @@ pub fn matmul_into(
         s.batch as u32,
     );
     let entry = if vec4 { "matmul_vec4" } else { "matmul_general" };
+    let buffers = [("a", a), ("b", b), ("c", out), ("a4", a), ("b4", b), ("c4", out)];
     a.gpu()
-        .launch_positional(&KERNEL, entry, &constants, &params, &[a, b, out, a, b, out], grid)
+        .launch(&KERNEL, entry, &constants, &params, &buffers, grid)
 }

@@ -2,7 +2,7 @@
 
 pub mod reference;
 
-use crate::gpu::{groups_for, Grid, Kernel, Params};
+use crate::gpu::{groups_for, Grid, Kernel};
 use crate::ops::Cost;
 use crate::tensor::Tensor;
 use crate::{Error, Result};
@@ -10,6 +10,26 @@ use crate::{Error, Result};
 pub const KERNEL: Kernel = crate::wgsl_kernel!("optim");
 
 const WG: usize = 256;
+
+crate::kernel_params! {
+    /// Adam's per-step constants, or the bounds of a clamp, over `n` elements.
+    pub struct OptimParams as "Params" {
+        n: u32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        /// `lr / (1 − β1^step)`.
+        step_size: f32,
+        /// `1 / sqrt(1 − β2^step)`.
+        inv_sqrt_bc2: f32,
+        /// The step, for the record; the corrections above already use it.
+        step: u32,
+        /// Clamp: the lower bound.
+        lo: f32,
+        /// Clamp: the upper bound.
+        hi: f32,
+    }
+}
 
 /// Adam's hyper-parameters other than the learning rate, which may change every step.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -87,21 +107,22 @@ pub fn adam_step(
         return Ok(());
     }
     let (step_size, inv_sqrt_bc2) = bias_corrections(step, lr, beta1, beta2);
-    let params = Params::new()
-        .u(n as u32)
-        .f(beta1)
-        .f(beta2)
-        .f(eps)
-        .f(step_size)
-        .f(inv_sqrt_bc2)
-        .u(step)
-        .u(0);
-    param.gpu().launch_positional(
+    let params = OptimParams {
+        n: n as u32,
+        beta1,
+        beta2,
+        eps,
+        step_size,
+        inv_sqrt_bc2,
+        step,
+        ..Default::default()
+    };
+    param.gpu().launch(
         &KERNEL,
         "adam_step",
         &[],
         &params,
-        &[param, grad, m, v],
+        &[("param", param), ("grad", grad), ("m", m), ("v", v)],
         Grid::Linear(groups_for(n, WG)),
     )
 }
@@ -126,21 +147,18 @@ pub fn clamp_in_place(t: &Tensor, lo: f32, hi: f32) -> Result<()> {
     if n == 0 {
         return Ok(());
     }
-    let params = Params::new()
-        .u(n as u32)
-        .f(0.0)
-        .f(0.0)
-        .f(0.0)
-        .f(lo)
-        .f(hi)
-        .u(0)
-        .u(0);
-    t.gpu().launch_positional(
+    let params = OptimParams {
+        n: n as u32,
+        lo,
+        hi,
+        ..Default::default()
+    };
+    t.gpu().launch(
         &KERNEL,
         "clamp_in_place",
         &[],
         &params,
-        &[t],
+        &[("param", t)],
         Grid::Linear(groups_for(n, WG)),
     )
 }

@@ -3,7 +3,7 @@
 
 pub mod reference;
 
-use crate::gpu::{groups_for, Grid, Kernel, Params};
+use crate::gpu::{groups_for, Grid, Kernel};
 use crate::ops::Cost;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -11,6 +11,26 @@ use crate::{Error, Result};
 pub const KERNEL: Kernel = crate::wgsl_kernel!("pool");
 
 const WG: usize = 256;
+
+crate::kernel_params! {
+    /// Window geometry of one pooling launch over NCHW planes.
+    pub struct PoolParams as "Params" {
+        /// Invocations: outputs (forward) or inputs (backward).
+        total: u32,
+        in_h: u32,
+        in_w: u32,
+        out_h: u32,
+        out_w: u32,
+        kh: u32,
+        kw: u32,
+        sh: u32,
+        sw: u32,
+        ph: u32,
+        pw: u32,
+        /// Average pooling: 1 divides by the padded window size.
+        include_pad: u32,
+    }
+}
 
 /// Window geometry of one pooling op, checked against an input size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,20 +84,21 @@ impl PoolGeometry {
         })
     }
 
-    fn params(&self, total: usize, include_pad: bool) -> Params {
-        Params::new()
-            .u(total as u32)
-            .u(self.in_h as u32)
-            .u(self.in_w as u32)
-            .u(self.out_h as u32)
-            .u(self.out_w as u32)
-            .u(self.kernel[0] as u32)
-            .u(self.kernel[1] as u32)
-            .u(self.stride[0] as u32)
-            .u(self.stride[1] as u32)
-            .u(self.padding[0] as u32)
-            .u(self.padding[1] as u32)
-            .u(include_pad as u32)
+    fn params(&self, total: usize, include_pad: bool) -> PoolParams {
+        PoolParams {
+            total: total as u32,
+            in_h: self.in_h as u32,
+            in_w: self.in_w as u32,
+            out_h: self.out_h as u32,
+            out_w: self.out_w as u32,
+            kh: self.kernel[0] as u32,
+            kw: self.kernel[1] as u32,
+            sh: self.stride[0] as u32,
+            sw: self.stride[1] as u32,
+            ph: self.padding[0] as u32,
+            pw: self.padding[1] as u32,
+            include_pad: include_pad as u32,
+        }
     }
 
     /// Output windows that contain one input element, at most, along each axis.
@@ -176,12 +197,12 @@ pub fn adaptive_avg_pool2d_general(x: &Tensor, out_h: usize, out_w: usize) -> Re
     if total == 0 {
         return Ok(out);
     }
-    x.gpu().launch_positional(
+    x.gpu().launch(
         &KERNEL,
         "adaptive_forward",
         &[("WG", WG as f64)],
         &adaptive_params(total, h, w, out_h, out_w),
-        &[x, x, &out],
+        &[("x", x), ("out", &out)],
         Grid::Linear(groups_for(total, WG)),
     )?;
     Ok(out)
@@ -199,12 +220,12 @@ pub fn adaptive_avg_pool2d_general_backward(dy: &Tensor, in_h: usize, in_w: usiz
     if total == 0 {
         return Ok(out);
     }
-    dy.gpu().launch_positional(
+    dy.gpu().launch(
         &KERNEL,
         "adaptive_backward",
         &[("WG", WG as f64)],
         &adaptive_params(total, in_h, in_w, out_h, out_w),
-        &[dy, dy, &out],
+        &[("dy", dy), ("out", &out)],
         Grid::Linear(groups_for(total, WG)),
     )?;
     Ok(out)
@@ -303,21 +324,16 @@ fn check_adaptive_sizes(
     Ok(())
 }
 
-fn adaptive_params(total: usize, in_h: usize, in_w: usize, out_h: usize, out_w: usize) -> Params {
-    // Same layout as the windowed entries; kernel, stride and padding are unused.
-    Params::new()
-        .u(total as u32)
-        .u(in_h as u32)
-        .u(in_w as u32)
-        .u(out_h as u32)
-        .u(out_w as u32)
-        .u(0)
-        .u(0)
-        .u(0)
-        .u(0)
-        .u(0)
-        .u(0)
-        .u(0)
+/// The windowed entries' block; kernel, stride and padding are unused.
+fn adaptive_params(total: usize, in_h: usize, in_w: usize, out_h: usize, out_w: usize) -> PoolParams {
+    PoolParams {
+        total: total as u32,
+        in_h: in_h as u32,
+        in_w: in_w as u32,
+        out_h: out_h as u32,
+        out_w: out_w as u32,
+        ..Default::default()
+    }
 }
 
 fn spatial(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {
@@ -361,12 +377,12 @@ fn forward(x: &Tensor, planes: usize, g: &PoolGeometry, entry: &str, include_pad
     if total == 0 {
         return Ok(out);
     }
-    x.gpu().launch_positional(
+    x.gpu().launch(
         &KERNEL,
         entry,
         &[("WG", WG as f64)],
         &g.params(total, include_pad),
-        &[x, x, &out],
+        &[("x", x), ("out", &out)],
         Grid::Linear(groups_for(total, WG)),
     )?;
     Ok(out)
@@ -394,24 +410,23 @@ fn backward(
             ),
         });
     }
-    let x = match x {
-        Some(x) => {
-            x.same_gpu(dy, op)?;
-            x
-        }
-        None => dy,
-    };
+    if let Some(x) = x {
+        x.same_gpu(dy, op)?;
+    }
     let out = Tensor::empty(dy.gpu(), &input_shape, DType::F32)?;
     let total = n * c * g.in_h * g.in_w;
     if total == 0 {
         return Ok(out);
     }
-    dy.gpu().launch_positional(
+    // Only the max entry reads the forward input.
+    let mut bindings = vec![("dy", dy), ("out", &out)];
+    bindings.extend(x.map(|x| ("x", x)));
+    dy.gpu().launch(
         &KERNEL,
         entry,
         &[("WG", WG as f64)],
         &g.params(total, include_pad),
-        &[x, dy, &out],
+        &bindings,
         Grid::Linear(groups_for(total, WG)),
     )?;
     Ok(out)

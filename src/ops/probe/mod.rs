@@ -2,7 +2,7 @@
 
 pub mod reference;
 
-use crate::gpu::{groups_for, Grid, Kernel, Params};
+use crate::gpu::{groups_for, Grid, Kernel};
 use crate::ops::Cost;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -10,19 +10,32 @@ use crate::{Error, Result};
 pub const KERNEL: Kernel = crate::wgsl_kernel!("probe");
 const WG: usize = 256;
 
+crate::kernel_params! {
+    /// The size of one probe launch.
+    pub struct ProbeParams as "Params" {
+        /// Invocations (`fma_loop`) or vec4s copied (`copy`).
+        n: u32,
+        /// FMA loop trips per invocation.
+        iterations: u32,
+    }
+}
+
 /// FLOPs per invocation per loop trip: 8 chains × vec4 × (mul + add).
 pub const FLOPS_PER_TRIP: usize = 8 * 4 * 2;
 
 /// Run `iterations` trips of the FMA loop on `invocations` invocations; returns one vec4 each.
 pub fn fma_loop(gpu: &crate::Gpu, invocations: usize, iterations: u32) -> Result<Tensor> {
     let out = Tensor::empty(gpu, &[invocations, 4], DType::F32)?;
-    let params = Params::new().u(invocations as u32).u(iterations);
-    gpu.launch_positional(
+    let params = ProbeParams {
+        n: invocations as u32,
+        iterations,
+    };
+    gpu.launch(
         &KERNEL,
         "fma_loop",
         &[],
         &params,
-        &[&out, &out],
+        &[("dst", &out)],
         Grid::Linear(groups_for(invocations, WG)),
     )?;
     Ok(out)
@@ -48,12 +61,15 @@ pub fn copy(src: &Tensor, dst: &Tensor) -> Result<()> {
         });
     }
     let n = src.numel() / 4;
-    src.gpu().launch_positional(
+    src.gpu().launch(
         &KERNEL,
         "copy",
         &[],
-        &Params::new().u(n as u32).u(0),
-        &[src, dst],
+        &ProbeParams {
+            n: n as u32,
+            ..Default::default()
+        },
+        &[("src", src), ("dst", dst)],
         Grid::Linear(groups_for(n, WG)),
     )
 }

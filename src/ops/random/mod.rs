@@ -7,7 +7,7 @@
 
 pub mod reference;
 
-use crate::gpu::{groups_for, Gpu, Grid, Kernel, Params};
+use crate::gpu::{groups_for, Gpu, Grid, Kernel};
 use crate::ops::Cost;
 use crate::tensor::{numel, DType, Tensor};
 use crate::{Error, Result};
@@ -20,11 +20,32 @@ const PER_INVOCATION: usize = 4;
 /// Outputs are indexed with u32 words, with room for the last partial block.
 const MAX_ELEMENTS: usize = (u32::MAX - 4) as usize;
 
+crate::kernel_params! {
+    /// The stream `(seed, stream)` and what one launch draws from it.
+    pub struct RandomParams as "Params" {
+        /// Output elements.
+        n: u32,
+        seed_lo: u32,
+        seed_hi: u32,
+        stream: u32,
+        /// Normal: the mean.
+        mean: f32,
+        /// Normal: the standard deviation.
+        std_dev: f32,
+        /// Concrete: 1 / temperature.
+        inv_temperature: f32,
+        /// Concrete: elements per sample (the logits' size).
+        inner: u32,
+        /// Concrete backward: the number of samples.
+        samples: u32,
+    }
+}
+
 /// `n` raw 32-bit words of the stream `(seed, stream)`, as a `U32` tensor of shape `[n]`.
 pub fn random_bits(gpu: &Gpu, n: usize, seed: u64, stream: u32) -> Result<Tensor> {
     check_count("random_bits", &[n])?;
     let out = Tensor::empty(gpu, &[n], DType::U32)?;
-    launch_draw(gpu, "draw_bits", &out, seed, stream, 0.0, 0.0)?;
+    launch_draw(gpu, "draw_bits", "bits_out", &out, stream_params(seed, stream))?;
     Ok(out)
 }
 
@@ -33,7 +54,7 @@ pub fn random_bits(gpu: &Gpu, n: usize, seed: u64, stream: u32) -> Result<Tensor
 pub fn uniform(gpu: &Gpu, shape: &[usize], seed: u64, stream: u32) -> Result<Tensor> {
     check_count("uniform", shape)?;
     let out = Tensor::empty(gpu, shape, DType::F32)?;
-    launch_draw(gpu, "draw_uniform", &out, seed, stream, 0.0, 0.0)?;
+    launch_draw(gpu, "draw_uniform", "out", &out, stream_params(seed, stream))?;
     Ok(out)
 }
 
@@ -47,7 +68,12 @@ pub fn normal(gpu: &Gpu, shape: &[usize], seed: u64, stream: u32, mean: f32, std
         )));
     }
     let out = Tensor::empty(gpu, shape, DType::F32)?;
-    launch_draw(gpu, "draw_normal", &out, seed, stream, mean, std)?;
+    let params = RandomParams {
+        mean,
+        std_dev: std,
+        ..stream_params(seed, stream)
+    };
+    launch_draw(gpu, "draw_normal", "out", &out, params)?;
     Ok(out)
 }
 
@@ -95,15 +121,19 @@ pub fn concrete_sample(
     let gpu = logit_p.gpu();
     let out = Tensor::empty(gpu, &shape, DType::F32)?;
     let n = out.numel();
-    let params = draw_params(n, seed, stream, 1.0 / temperature, 0.0)
-        .u(logit_p.numel() as u32)
-        .u(samples as u32);
-    gpu.launch_positional(
+    let params = RandomParams {
+        n: n as u32,
+        inv_temperature: 1.0 / temperature,
+        inner: logit_p.numel() as u32,
+        samples: samples as u32,
+        ..stream_params(seed, stream)
+    };
+    gpu.launch(
         &KERNEL,
         "concrete_forward",
         &[],
         &params,
-        &[&out, &out, logit_p, logit_p, logit_p],
+        &[("logits", logit_p), ("out", &out)],
         Grid::Linear(groups_for(n.div_ceil(PER_INVOCATION), WG)),
     )?;
     Ok(out)
@@ -143,15 +173,18 @@ pub fn concrete_backward(z: &Tensor, dy: &Tensor, temperature: f32, logit_shape:
     check_count("concrete_backward", z.shape())?;
     let gpu = z.gpu();
     let out = Tensor::empty(gpu, logit_shape, DType::F32)?;
-    let params = draw_params(0, 0, 0, 1.0 / temperature, 0.0)
-        .u(inner as u32)
-        .u(samples as u32);
-    gpu.launch_positional(
+    let params = RandomParams {
+        inv_temperature: 1.0 / temperature,
+        inner: inner as u32,
+        samples: samples as u32,
+        ..Default::default()
+    };
+    gpu.launch(
         &KERNEL,
         "concrete_backward",
         &[],
         &params,
-        &[&out, &out, z, z, dy],
+        &[("z", z), ("dy", dy), ("out", &out)],
         Grid::Linear(groups_for(inner, WG)),
     )?;
     Ok(out)
@@ -182,28 +215,32 @@ pub fn concrete_backward_cost(logits: usize, samples: usize) -> Cost {
     }
 }
 
-fn draw_params(n: usize, seed: u64, stream: u32, a: f32, b: f32) -> Params {
-    Params::new()
-        .u(n as u32)
-        .u(seed as u32)
-        .u((seed >> 32) as u32)
-        .u(stream)
-        .f(a)
-        .f(b)
+/// The block of the stream `(seed, stream)` with nothing else set.
+fn stream_params(seed: u64, stream: u32) -> RandomParams {
+    RandomParams {
+        seed_lo: seed as u32,
+        seed_hi: (seed >> 32) as u32,
+        stream,
+        ..Default::default()
+    }
 }
 
-fn launch_draw(gpu: &Gpu, entry: &str, out: &Tensor, seed: u64, stream: u32, a: f32, b: f32) -> Result<()> {
+/// Fill `out`, bound as the buffer `name`, with one draw per element.
+fn launch_draw(gpu: &Gpu, entry: &str, name: &str, out: &Tensor, params: RandomParams) -> Result<()> {
     let n = out.numel();
     if n == 0 {
         return Ok(());
     }
-    let params = draw_params(n, seed, stream, a, b).u(0).u(0);
-    gpu.launch_positional(
+    let params = RandomParams {
+        n: n as u32,
+        ..params
+    };
+    gpu.launch(
         &KERNEL,
         entry,
         &[],
         &params,
-        &[out, out],
+        &[(name, out)],
         Grid::Linear(groups_for(n.div_ceil(PER_INVOCATION), WG)),
     )
 }

@@ -2,12 +2,24 @@
 
 pub mod reference;
 
-use crate::gpu::{groups_for, Grid, Kernel, Params};
+use crate::gpu::{groups_for, Grid, Kernel};
 use crate::ops::Cost;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
 pub const KERNEL: Kernel = crate::wgsl_kernel!("reduce");
+
+crate::kernel_params! {
+    /// `rows × len × inner` values reduced along `len`; `total` bounds a short last row and
+    /// `scale` multiplies sums (1/len for a mean).
+    pub struct ReduceParams as "Params" {
+        rows: u32,
+        len: u32,
+        inner: u32,
+        total: u32,
+        scale: f32,
+    }
+}
 
 const WG: usize = 128;
 /// Elements each workgroup folds in one pass of a full reduction.
@@ -62,33 +74,35 @@ pub fn reduce_axis(x: &Tensor, axis: usize, op: Reduction, keep_dim: bool) -> Re
     };
     let constants = [("OP", op.code() as f64)];
     if inner == 1 {
-        let params = Params::new()
-            .u(outer as u32)
-            .u(len as u32)
-            .u(1)
-            .u((outer * len) as u32)
-            .f(scale);
-        x.gpu().launch_positional(
+        let params = ReduceParams {
+            rows: outer as u32,
+            len: len as u32,
+            inner: 1,
+            total: (outer * len) as u32,
+            scale,
+        };
+        x.gpu().launch(
             &KERNEL,
             "reduce_rows",
             &constants,
             &params,
-            &[x, &out],
+            &[("x", x), ("out", &out)],
             Grid::Linear(outer as u32),
         )?;
     } else {
-        let params = Params::new()
-            .u(outer as u32)
-            .u(len as u32)
-            .u(inner as u32)
-            .u(x.numel() as u32)
-            .f(scale);
-        x.gpu().launch_positional(
+        let params = ReduceParams {
+            rows: outer as u32,
+            len: len as u32,
+            inner: inner as u32,
+            total: x.numel() as u32,
+            scale,
+        };
+        x.gpu().launch(
             &KERNEL,
             "reduce_strided",
             &constants,
             &params,
-            &[x, &out],
+            &[("x", x), ("out", &out)],
             Grid::Linear(groups_for(outer * inner, WG)),
         )?;
     }
@@ -117,18 +131,19 @@ pub fn reduce_all(x: &Tensor, op: Reduction) -> Result<Tensor> {
             1.0
         };
         let out = Tensor::empty(x.gpu(), &[rows], DType::F32)?;
-        let params = Params::new()
-            .u(rows as u32)
-            .u(CHUNK as u32)
-            .u(1)
-            .u(len as u32)
-            .f(scale);
-        x.gpu().launch_positional(
+        let params = ReduceParams {
+            rows: rows as u32,
+            len: CHUNK as u32,
+            inner: 1,
+            total: len as u32,
+            scale,
+        };
+        x.gpu().launch(
             &KERNEL,
             "reduce_rows",
             &constants,
             &params,
-            &[&current, &out],
+            &[("x", &current), ("out", &out)],
             Grid::Linear(rows as u32),
         )?;
         current = out;

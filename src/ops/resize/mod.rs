@@ -6,7 +6,7 @@
 
 pub mod reference;
 
-use crate::gpu::{groups_for, Grid, Kernel, Params};
+use crate::gpu::{groups_for, Grid, Kernel};
 use crate::ops::Cost;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -14,6 +14,23 @@ use crate::{Error, Result};
 pub const KERNEL: Kernel = crate::wgsl_kernel!("resize");
 
 const WG: usize = 256;
+
+crate::kernel_params! {
+    /// One resize launch over NCHW planes.
+    pub struct ResizeParams as "Params" {
+        /// Invocations: outputs (forward) or inputs (backward).
+        total: u32,
+        in_h: u32,
+        in_w: u32,
+        out_h: u32,
+        out_w: u32,
+        /// Source step per output step, in f32 as the reference library computes it.
+        scale_h: f32,
+        scale_w: f32,
+        /// Bilinear: 1 = align_corners; nearest: 0 = torch, 1 = TF align_corners.
+        mode: u32,
+    }
+}
 
 /// How nearest resizing maps an output index to a source index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,7 +77,7 @@ pub fn bilinear_scale(n_in: usize, n_out: usize, align_corners: bool) -> f32 {
 pub fn resize_bilinear(x: &Tensor, out_h: usize, out_w: usize, align_corners: bool) -> Result<Tensor> {
     let (h, w) = spatial("resize_bilinear", x)?;
     let plan = Plan::bilinear("resize_bilinear", x, [h, w], [out_h, out_w], align_corners)?;
-    run(x, [out_h, out_w], "bilinear_forward", plan, 4)
+    run(x, "x", [out_h, out_w], "bilinear_forward", plan, 4)
 }
 
 /// Gradient of [`resize_bilinear`] with respect to its `in_h`×`in_w` input.
@@ -73,14 +90,14 @@ pub fn resize_bilinear_backward(
     let op = "resize_bilinear_backward";
     let (out_h, out_w) = spatial(op, dy)?;
     let plan = Plan::bilinear(op, dy, [in_h, in_w], [out_h, out_w], align_corners)?;
-    run(dy, [in_h, in_w], "bilinear_backward", plan, 1)
+    run(dy, "dy", [in_h, in_w], "bilinear_backward", plan, 1)
 }
 
 /// Nearest resize of `[N, C, H, W]` to `[N, C, out_h, out_w]`.
 pub fn resize_nearest(x: &Tensor, out_h: usize, out_w: usize, mode: NearestMode) -> Result<Tensor> {
     let (h, w) = spatial("resize_nearest", x)?;
     let plan = Plan::nearest("resize_nearest", x, [h, w], [out_h, out_w], mode)?;
-    run(x, [out_h, out_w], "nearest_forward", plan, 1)
+    run(x, "x", [out_h, out_w], "nearest_forward", plan, 1)
 }
 
 /// Gradient of [`resize_nearest`]: each input sums the `dy` of the outputs that picked it.
@@ -88,7 +105,7 @@ pub fn resize_nearest_backward(dy: &Tensor, in_h: usize, in_w: usize, mode: Near
     let op = "resize_nearest_backward";
     let (out_h, out_w) = spatial(op, dy)?;
     let plan = Plan::nearest(op, dy, [in_h, in_w], [out_h, out_w], mode)?;
-    run(dy, [in_h, in_w], "nearest_backward", plan, 1)
+    run(dy, "dy", [in_h, in_w], "nearest_backward", plan, 1)
 }
 
 /// Bilinear forward over `planes` = N·C planes: four taps and three lerps per output.
@@ -190,30 +207,38 @@ fn check_sizes(op: &'static str, t: &Tensor, in_hw: [usize; 2], out_hw: [usize; 
     Ok(())
 }
 
-/// Launch over the `[N, C, result_hw]` result, reading `src`; each invocation writes
-/// `per_row_block` adjacent outputs of a row.
-fn run(src: &Tensor, result_hw: [usize; 2], entry: &str, plan: Plan, per_row_block: usize) -> Result<Tensor> {
+/// Launch over the `[N, C, result_hw]` result, reading `src` bound as the buffer `name`
+/// (`x` forward, `dy` backward); each invocation writes `per_row_block` adjacent outputs of a row.
+fn run(
+    src: &Tensor,
+    name: &str,
+    result_hw: [usize; 2],
+    entry: &str,
+    plan: Plan,
+    per_row_block: usize,
+) -> Result<Tensor> {
     let shape = [src.shape()[0], src.shape()[1], result_hw[0], result_hw[1]];
     let out = Tensor::empty(src.gpu(), &shape, DType::F32)?;
     if out.numel() == 0 {
         return Ok(out);
     }
     let total = shape[0] * shape[1] * shape[2] * shape[3].div_ceil(per_row_block);
-    let params = Params::new()
-        .u(total as u32)
-        .u(plan.in_hw[0] as u32)
-        .u(plan.in_hw[1] as u32)
-        .u(plan.out_hw[0] as u32)
-        .u(plan.out_hw[1] as u32)
-        .f(plan.scale[0])
-        .f(plan.scale[1])
-        .u(plan.mode);
-    src.gpu().launch_positional(
+    let params = ResizeParams {
+        total: total as u32,
+        in_h: plan.in_hw[0] as u32,
+        in_w: plan.in_hw[1] as u32,
+        out_h: plan.out_hw[0] as u32,
+        out_w: plan.out_hw[1] as u32,
+        scale_h: plan.scale[0],
+        scale_w: plan.scale[1],
+        mode: plan.mode,
+    };
+    src.gpu().launch(
         &KERNEL,
         entry,
         &[("WG", WG as f64)],
         &params,
-        &[src, &out],
+        &[(name, src), ("out", &out)],
         Grid::Linear(groups_for(total, WG)),
     )?;
     Ok(out)

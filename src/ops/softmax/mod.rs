@@ -2,12 +2,20 @@
 
 pub mod reference;
 
-use crate::gpu::{Grid, Kernel, Params};
+use crate::gpu::{Grid, Kernel};
 use crate::ops::Cost;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 
 pub const KERNEL: Kernel = crate::wgsl_kernel!("softmax");
+
+crate::kernel_params! {
+    /// `rows` rows of `len` values, one workgroup per row.
+    pub struct SoftmaxParams as "Params" {
+        rows: u32,
+        len: u32,
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SoftmaxKind {
@@ -41,13 +49,16 @@ pub fn softmax_like(x: &Tensor, kind: SoftmaxKind) -> Result<Tensor> {
         x.shape().to_vec()
     };
     let out = Tensor::empty(x.gpu(), &out_shape, DType::F32)?;
-    let params = Params::new().u(rows as u32).u(len as u32);
-    x.gpu().launch_positional(
+    let params = SoftmaxParams {
+        rows: rows as u32,
+        len: len as u32,
+    };
+    x.gpu().launch(
         &KERNEL,
         "softmax_rows",
         &[("MODE", kind as u32 as f64)],
         &params,
-        &[x, &out],
+        &[("x", x), ("out", &out)],
         Grid::Linear(rows as u32),
     )?;
     Ok(out)
@@ -82,13 +93,16 @@ pub fn softmax_backward(y: &Tensor, dy: &Tensor, kind: SoftmaxKind) -> Result<Te
         }
     };
     let dx = Tensor::empty(y.gpu(), y.shape(), DType::F32)?;
-    let params = Params::new().u(rows as u32).u(len as u32);
-    y.gpu().launch_positional(
+    let params = SoftmaxParams {
+        rows: rows as u32,
+        len: len as u32,
+    };
+    y.gpu().launch(
         &KERNEL,
         entry,
         &[],
         &params,
-        &[y, y, dy, &dx],
+        &[("x", y), ("dy", dy), ("dx", &dx)],
         Grid::Linear(rows as u32),
     )?;
     Ok(dx)
@@ -122,9 +136,12 @@ pub fn log_odds(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
         });
     }
     let out = Tensor::empty(logits.gpu(), &[rows], DType::F32)?;
-    let params = Params::new().u(rows as u32).u(len as u32);
-    let t = [logits, logits, logits, logits, labels, &out];
-    logits.gpu().launch_positional(
+    let params = SoftmaxParams {
+        rows: rows as u32,
+        len: len as u32,
+    };
+    let t = [("x", logits), ("labels", labels), ("scores", &out)];
+    logits.gpu().launch(
         &KERNEL,
         "log_odds_rows",
         &[],
@@ -145,9 +162,12 @@ pub fn log_odds_backward(logits: &Tensor, labels: &Tensor, dy: &Tensor) -> Resul
         });
     }
     let dx = Tensor::empty(logits.gpu(), logits.shape(), DType::F32)?;
-    let params = Params::new().u(rows as u32).u(len as u32);
-    let t = [logits, logits, logits, &dx, labels, dy, dy];
-    logits.gpu().launch_positional(
+    let params = SoftmaxParams {
+        rows: rows as u32,
+        len: len as u32,
+    };
+    let t = [("x", logits), ("dx", &dx), ("labels", labels), ("dscores", dy)];
+    logits.gpu().launch(
         &KERNEL,
         "log_odds_backward",
         &[],

@@ -1,0 +1,208 @@
+// Convolution, NCHW f32: the implicit-GEMM kernel shared by the forward pass, the input
+// gradient and the transposed convolution. Its operands come from conv_pack_planes.wgsl and
+// conv_pack_weights.wgsl.
+//
+// The GEMM form is out[m, p] = sum_k dot(A[row(m) + tap(k).x], B[base(p) + tap(k).y]) over
+// vec4s of four reduction channels. A is the weight tensor packed as [row][tap][channel/4]
+// and B a zero-padded copy of the image (forward) or of dy (input gradient) packed as
+// [n][group][channel/4][row][col] vec4s, so the inner loop needs no bounds checks and every
+// load brings four channels. A host-built tap table gives the two offsets of every k.
+// Each invocation owns BLOCK rows (output channels) x 4 pixels. Rows come from the
+// workgroup id, so loads of A and of the table are uniform across the workgroup (one scalar
+// load on CPU adapters, a broadcast on GPUs); B loads differ per invocation, and each one
+// serves BLOCK rows. The 4 pixels of an invocation are WG apart, so neighbouring invocations
+// read neighbouring addresses.
+
+override WG: u32 = 64u;
+// Rows per invocation, 1..=8. Each row is written out below under a constant condition
+// rather than as a loop over an array, which CPU compilers keep in memory.
+override BLOCK: u32 = 8u;
+const PIX: u32 = 4u;
+
+// ---------------------------------------------------------------------------------------
+// Implicit GEMM (forward, input gradient, transposed convolution)
+// ---------------------------------------------------------------------------------------
+
+struct GemmParams {
+    images: u32,
+    rows_per_group: u32,     // output channels per group (M)
+    blocks_per_group: u32,   // ceil(rows_per_group / BLOCK)
+    a_group_stride: u32,     // vec4 units from here on
+    a_row_stride: u32,
+    b_group_stride: u32,
+    b_image_stride: u32,
+    b_row_stride: u32,       // B offset per pixel row of the phase
+    b_col_stride: u32,       // B offset per pixel column of the phase
+    out_image_stride: u32,   // scalar units
+    out_channel_stride: u32,
+    out_row_stride: u32,
+    out_col_stride: u32,
+}
+
+@group(0) @binding(0) var<uniform> gp: GemmParams;
+@group(0) @binding(1) var<storage, read> mat_a: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> mat_b: array<vec4<f32>>;
+// Per phase z, entries 3z..3z+2 are (first tap, tap count), (rows, cols), (output origin, 0);
+// the taps follow as (A offset, B offset).
+@group(0) @binding(3) var<storage, read> taps: array<vec2<u32>>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+// Four pixels' vec4s transposed: column i holds reduction channel i of each pixel.
+struct Quad {
+    c0: vec4<f32>,
+    c1: vec4<f32>,
+    c2: vec4<f32>,
+    c3: vec4<f32>,
+}
+
+fn quad(x0: vec4<f32>, x1: vec4<f32>, x2: vec4<f32>, x3: vec4<f32>) -> Quad {
+    return Quad(vec4<f32>(x0.x, x1.x, x2.x, x3.x), vec4<f32>(x0.y, x1.y, x2.y, x3.y),
+        vec4<f32>(x0.z, x1.z, x2.z, x3.z), vec4<f32>(x0.w, x1.w, x2.w, x3.w));
+}
+
+// acc[j] += dot(w, pixel j)
+fn quad_fma(acc: vec4<f32>, w: vec4<f32>, q: Quad) -> vec4<f32> {
+    return fma(vec4<f32>(w.w), q.c3, fma(vec4<f32>(w.z), q.c2, fma(vec4<f32>(w.y), q.c1,
+        fma(vec4<f32>(w.x), q.c0, acc))));
+}
+
+fn gemm_pixel(p: u32, per_image: u32, cols: u32) -> vec3<u32> {
+    let n = p / per_image;
+    let rem = p - n * per_image;
+    let r = rem / cols;
+    return vec3<u32>(n, r, rem - r * cols);
+}
+
+fn gemm_store(group: u32, m: u32, v: vec4<f32>, o: vec4<u32>, live: vec4<bool>) {
+    if m >= gp.rows_per_group {
+        return;
+    }
+    let off = (group * gp.rows_per_group + m) * gp.out_channel_stride;
+    if live.x { out[o.x + off] = v.x; }
+    if live.y { out[o.y + off] = v.y; }
+    if live.z { out[o.z + off] = v.z; }
+    if live.w { out[o.w + off] = v.w; }
+}
+
+// The bias of row m of the group; rows past the end read the last one and are not stored.
+fn row_bias(group: u32, m: u32) -> f32 {
+    return bias[group * gp.rows_per_group + min(m, gp.rows_per_group - 1u)];
+}
+
+// One invocation's BLOCK rows x 4 pixels, before the store. The two entry points differ only
+// in the epilogue, so the one without a bias binds no bias buffer.
+struct Tile {
+    acc0: vec4<f32>,
+    acc1: vec4<f32>,
+    acc2: vec4<f32>,
+    acc3: vec4<f32>,
+    acc4: vec4<f32>,
+    acc5: vec4<f32>,
+    acc6: vec4<f32>,
+    acc7: vec4<f32>,
+    o: vec4<u32>,
+    live: vec4<bool>,
+    group: u32,
+    m0: u32,
+    valid: bool,
+}
+
+fn gemm_tile(wid: vec3<u32>, lid: u32) -> Tile {
+    let head = taps[3u * wid.z];
+    let extent = taps[3u * wid.z + 1u];
+    let origin = taps[3u * wid.z + 2u].x;
+    let per_image = extent.x * extent.y;
+    let total = per_image * gp.images;
+    let first_pixel = wid.x * WG * PIX;
+    if first_pixel >= total {
+        let z = vec4<f32>(0.0);
+        return Tile(z, z, z, z, z, z, z, z, vec4<u32>(0u), vec4<bool>(false), 0u, 0u, false);
+    }
+    let group = wid.y / gp.blocks_per_group;
+    let m0 = (wid.y % gp.blocks_per_group) * BLOCK;
+
+    let pix = vec4<u32>(first_pixel + lid) + vec4<u32>(0u, 1u, 2u, 3u) * WG;
+    let live = pix < vec4<u32>(total);
+    let pc = min(pix, vec4<u32>(total - 1u));
+    let q0 = gemm_pixel(pc.x, per_image, extent.y);
+    let q1 = gemm_pixel(pc.y, per_image, extent.y);
+    let q2 = gemm_pixel(pc.z, per_image, extent.y);
+    let q3 = gemm_pixel(pc.w, per_image, extent.y);
+    let ns = vec4<u32>(q0.x, q1.x, q2.x, q3.x);
+    let rs = vec4<u32>(q0.y, q1.y, q2.y, q3.y);
+    let cs = vec4<u32>(q0.z, q1.z, q2.z, q3.z);
+    let b = vec4<u32>(group * gp.b_group_stride) + ns * gp.b_image_stride + rs * gp.b_row_stride
+        + cs * gp.b_col_stride;
+
+    // Rows past the group's end repeat its last row; their results are not stored.
+    let a0 = group * gp.a_group_stride;
+    let last = gp.rows_per_group - 1u;
+    let r0 = a0 + min(m0, last) * gp.a_row_stride;
+    let r1 = a0 + min(m0 + 1u, last) * gp.a_row_stride;
+    let r2 = a0 + min(m0 + 2u, last) * gp.a_row_stride;
+    let r3 = a0 + min(m0 + 3u, last) * gp.a_row_stride;
+    let r4 = a0 + min(m0 + 4u, last) * gp.a_row_stride;
+    let r5 = a0 + min(m0 + 5u, last) * gp.a_row_stride;
+    let r6 = a0 + min(m0 + 6u, last) * gp.a_row_stride;
+    let r7 = a0 + min(m0 + 7u, last) * gp.a_row_stride;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    var acc4 = vec4<f32>(0.0);
+    var acc5 = vec4<f32>(0.0);
+    var acc6 = vec4<f32>(0.0);
+    var acc7 = vec4<f32>(0.0);
+
+    let k_end = head.x + head.y;
+    for (var k = head.x; k < k_end; k++) {
+        let t = taps[k];
+        let q = quad(mat_b[b.x + t.y], mat_b[b.y + t.y], mat_b[b.z + t.y], mat_b[b.w + t.y]);
+        acc0 = quad_fma(acc0, mat_a[r0 + t.x], q);
+        if BLOCK > 1u { acc1 = quad_fma(acc1, mat_a[r1 + t.x], q); }
+        if BLOCK > 2u { acc2 = quad_fma(acc2, mat_a[r2 + t.x], q); }
+        if BLOCK > 3u { acc3 = quad_fma(acc3, mat_a[r3 + t.x], q); }
+        if BLOCK > 4u { acc4 = quad_fma(acc4, mat_a[r4 + t.x], q); }
+        if BLOCK > 5u { acc5 = quad_fma(acc5, mat_a[r5 + t.x], q); }
+        if BLOCK > 6u { acc6 = quad_fma(acc6, mat_a[r6 + t.x], q); }
+        if BLOCK > 7u { acc7 = quad_fma(acc7, mat_a[r7 + t.x], q); }
+    }
+
+    let o = ns * gp.out_image_stride + vec4<u32>(origin) + rs * gp.out_row_stride
+        + cs * gp.out_col_stride;
+    return Tile(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7, o, live, group, m0, true);
+}
+
+@compute @workgroup_size(WG)
+fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = gemm_tile(wid, lid);
+    if !t.valid {
+        return;
+    }
+    gemm_store(t.group, t.m0, t.acc0, t.o, t.live);
+    if BLOCK > 1u { gemm_store(t.group, t.m0 + 1u, t.acc1, t.o, t.live); }
+    if BLOCK > 2u { gemm_store(t.group, t.m0 + 2u, t.acc2, t.o, t.live); }
+    if BLOCK > 3u { gemm_store(t.group, t.m0 + 3u, t.acc3, t.o, t.live); }
+    if BLOCK > 4u { gemm_store(t.group, t.m0 + 4u, t.acc4, t.o, t.live); }
+    if BLOCK > 5u { gemm_store(t.group, t.m0 + 5u, t.acc5, t.o, t.live); }
+    if BLOCK > 6u { gemm_store(t.group, t.m0 + 6u, t.acc6, t.o, t.live); }
+    if BLOCK > 7u { gemm_store(t.group, t.m0 + 7u, t.acc7, t.o, t.live); }
+}
+
+@compute @workgroup_size(WG)
+fn gemm_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = gemm_tile(wid, lid);
+    if !t.valid {
+        return;
+    }
+    let g = t.group;
+    gemm_store(g, t.m0, t.acc0 + row_bias(g, t.m0), t.o, t.live);
+    if BLOCK > 1u { gemm_store(g, t.m0 + 1u, t.acc1 + row_bias(g, t.m0 + 1u), t.o, t.live); }
+    if BLOCK > 2u { gemm_store(g, t.m0 + 2u, t.acc2 + row_bias(g, t.m0 + 2u), t.o, t.live); }
+    if BLOCK > 3u { gemm_store(g, t.m0 + 3u, t.acc3 + row_bias(g, t.m0 + 3u), t.o, t.live); }
+    if BLOCK > 4u { gemm_store(g, t.m0 + 4u, t.acc4 + row_bias(g, t.m0 + 4u), t.o, t.live); }
+    if BLOCK > 5u { gemm_store(g, t.m0 + 5u, t.acc5 + row_bias(g, t.m0 + 5u), t.o, t.live); }
+    if BLOCK > 6u { gemm_store(g, t.m0 + 6u, t.acc6 + row_bias(g, t.m0 + 6u), t.o, t.live); }
+    if BLOCK > 7u { gemm_store(g, t.m0 + 7u, t.acc7 + row_bias(g, t.m0 + 7u), t.o, t.live); }
+}

@@ -1,0 +1,66 @@
+//! Packing of an image or gradient as zero-padded planes of vec4s of four channels, the
+//! B operand of the implicit GEMM and the weight gradient.
+
+use crate::gpu::{groups_for, Grid, Kernel};
+use crate::tensor::{DType, Tensor};
+use crate::Result;
+
+pub const KERNEL: Kernel = crate::wgsl_kernel!("conv_pack_planes");
+
+const WG: usize = 64;
+
+crate::kernel_params! {
+    /// `items` output vec4s; the input's and the packed plane's sizes; the packed plane's
+    /// origin in input coordinates.
+    pub struct PackPlanesParams as "PackParams" {
+        items: u32,
+        groups: u32,
+        channels_per_group: u32,
+        quads: u32,
+        in_rows: u32,
+        in_cols: u32,
+        out_rows: u32,
+        out_cols: u32,
+        row_offset: i32,
+        col_offset: i32,
+    }
+}
+
+/// Pack `x: [N, C, H, W]` as `[N, groups, ceil(C/groups/4), rows, cols]` vec4s of four
+/// channels, with `packed[.., r, c] = x[.., r + offset[0], c + offset[1]]` and zeros outside.
+pub fn pack_planes(
+    x: &Tensor,
+    [batch, channels, groups]: [usize; 3],
+    in_size: [usize; 2],
+    out_size: [usize; 2],
+    offset: [i64; 2],
+) -> Result<Tensor> {
+    let per_group = channels / groups;
+    let quads = per_group.div_ceil(4);
+    let items = batch * groups * quads * out_size[0] * out_size[1];
+    let out = Tensor::empty(x.gpu(), &[items * 4], DType::F32)?;
+    if items == 0 {
+        return Ok(out);
+    }
+    let params = PackPlanesParams {
+        items: items as u32,
+        groups: groups as u32,
+        channels_per_group: per_group as u32,
+        quads: quads as u32,
+        in_rows: in_size[0] as u32,
+        in_cols: in_size[1] as u32,
+        out_rows: out_size[0] as u32,
+        out_cols: out_size[1] as u32,
+        row_offset: offset[0] as i32,
+        col_offset: offset[1] as i32,
+    };
+    x.gpu().launch(
+        &KERNEL,
+        "pack_planes",
+        &[("WG", WG as f64)],
+        &params,
+        &[("pack_in", x), ("pack_out", &out)],
+        Grid::Linear(groups_for(items, WG)),
+    )?;
+    Ok(out)
+}
