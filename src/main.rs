@@ -498,7 +498,7 @@ fn explain(a: ExplainArgs) -> fido::Result<()> {
     let jobs = cli::explain::collect_jobs(&a.image, a.manifest.as_deref(), a.label)?;
     let gpu = a.adapter.gpu()?;
     let ca = match (infill, &a.infill_weights) {
-        (InfillKind::Ca, Some(path)) => Some(fido::inpaint::CaSetup::new(fido::inpaint::CaGenerator::load(
+        (InfillKind::Ca, Some(path)) => Some(fido::explain::CaSetup::new(fido::inpaint::CaGenerator::load(
             &gpu, path,
         )?)),
         _ => None,

@@ -519,7 +519,8 @@ fn the_driver_resumes_isolates_failures_and_its_shards_merge_into_the_unsharded_
 /// it, when none is.
 #[test]
 fn ca_scoring_runs_with_a_generator_and_is_refused_without_one() {
-    use fido::inpaint::{synthetic_values, CaGenerator, CaSetup};
+    use fido::explain::CaSetup;
+    use fido::inpaint::{synthetic_values, CaGenerator};
     let gpu = gpu();
     let model = Planted::new(&gpu);
     let root = std::env::temp_dir().join(format!("fido-eval-ca-test-{}", std::process::id()));

@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use fido::eval::{self, EvalConfig, EvalOptions, ExplainOverrides, MetricSettings};
+use fido::explain::CaSetup;
 use fido::explain::InfillKind;
-use fido::inpaint::{CaGenerator, CaSetup};
+use fido::inpaint::CaGenerator;
 use fido::{Error, Gpu, Result};
 
 use super::classify::load_model;

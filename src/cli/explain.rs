@@ -7,9 +7,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use fido::explain::report::{self, RunInfo};
+use fido::explain::CaSetup;
 use fido::explain::{ExplainConfig, Explainer};
 use fido::imageio;
-use fido::inpaint::CaSetup;
 use fido::{Error, Gpu, IoContext, Result, Tensor};
 
 use super::classify::{load_model, Loaded};
@@ -26,7 +26,8 @@ pub fn collect_jobs(images: &[PathBuf], manifest: Option<&Path>, label: Option<u
     let mut jobs = Vec::new();
     for path in images {
         if path.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path).at(path)?
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .at(path)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| {
                     p.extension().and_then(|e| e.to_str()).is_some_and(|e| {

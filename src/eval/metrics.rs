@@ -5,9 +5,9 @@
 //! A pixel is "important" (in the MAP mask) when its importance exceeds 0.5.
 
 use crate::explain::infill::{self, InfillKind};
+use crate::explain::CaSetup;
 use crate::explain::Model;
 use crate::imageio::{Normalize, SourceToModel};
-use crate::inpaint::CaSetup;
 use crate::ops::{elementwise, resize};
 use crate::tensor::Tensor;
 use crate::{Error, Result, Tape};

@@ -25,12 +25,12 @@ use serde_json::{json, Value};
 
 use crate::explain::infill::{self, InfillKind};
 use crate::explain::report::{self as explain_report, RunInfo};
+use crate::explain::CaSetup;
 pub use crate::explain::ExplainOverrides;
 use crate::explain::{ExplainConfig, Explainer, Method, Model, Objective};
 use crate::imageio::{self, Normalize, Resize};
-use crate::inpaint::CaSetup;
 use crate::weights::WeightFile;
-use crate::{Error, Gpu, Result, Tensor, IoContext};
+use crate::{Error, Gpu, IoContext, Result, Tensor};
 
 pub use shard::Shard;
 

@@ -120,7 +120,8 @@ pub fn write_reports(out: &Path, settings: &Value) -> Result<PathBuf> {
         serde_json::to_string_pretty(&records).expect("JSON"),
     )
     .at(out.join("per_image.json"))?;
-    std::fs::write(out.join("per_image.csv"), csv(&records, &configs, &metrics)).at(out.join("per_image.csv"))?;
+    std::fs::write(out.join("per_image.csv"), csv(&records, &configs, &metrics))
+        .at(out.join("per_image.csv"))?;
 
     let count = |s: &str| records.iter().filter(|r| r["status"] == s).count();
     let config_errors = |c: &str| {

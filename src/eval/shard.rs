@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::{Error, Result, IoContext};
+use crate::{Error, IoContext, Result};
 
 /// Shard `index` of `count` (0-based: 0..count), as in `--shard 3/8`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +69,8 @@ pub fn record_files(results: &Path) -> Result<Vec<PathBuf>> {
     if !results.is_dir() {
         return Ok(Vec::new());
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(results).at(results)?
+    let mut files: Vec<PathBuf> = std::fs::read_dir(results)
+        .at(results)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();

@@ -10,6 +10,7 @@
 //! [`Explainer`] records a whole step — sampling, in-filling, forward, backward, Adam — and
 //! submits it as one GPU submission; nothing is read back unless the host asks.
 
+pub mod ca_infill;
 pub mod infill;
 pub mod report;
 
@@ -24,6 +25,7 @@ use crate::ops::{optim, resize, softmax};
 use crate::tensor::Tensor;
 use crate::{Error, Gpu, Result};
 
+pub use ca_infill::{CaInfiller, CaSetup};
 pub use infill::{InfillKind, Infiller};
 
 /// A differentiable classifier: images `[N, 3, H, W]` to logits `[N, classes]` on the tape.

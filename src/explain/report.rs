@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::Explanation;
 use crate::imageio::SourceToModel;
-use crate::{Error, Result, IoContext};
+use crate::{Error, IoContext, Result};
 
 /// Everything `summary.json` records besides the explanation itself.
 pub struct RunInfo<'a> {
