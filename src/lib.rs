@@ -6,6 +6,7 @@
 
 pub mod autodiff;
 pub mod classes;
+pub mod dataset;
 pub mod error;
 pub mod eval;
 pub mod explain;

@@ -389,19 +389,19 @@ fn configurations_parse_and_shards_partition_the_jobs() {
     assert_eq!(grid, vec![0.25, 0.5, 0.75, 1.0]);
     let (name, dir) = eval::parse_reuse("fido-ssr:local=runs/a").unwrap();
     assert_eq!((name.as_str(), dir), ("fido:local", PathBuf::from("runs/a")));
-    let mut overridden = EvalConfig::parse("bbmp:blur").unwrap();
+    let bbmp: eval::ConfigSpec = "bbmp:blur".parse().unwrap();
     let overrides = eval::ExplainOverrides {
         steps: Some(5),
         ..Default::default()
     };
-    overrides.apply(&mut overridden.explain).unwrap();
+    let overridden = bbmp.build(&overrides).unwrap();
     assert_eq!(overridden.explain.steps, 5);
-    assert!(eval::ExplainOverrides {
-        batch: Some(0),
-        ..Default::default()
-    }
-    .apply(&mut overridden.explain)
-    .is_err());
+    assert!(bbmp
+        .build(&eval::ExplainOverrides {
+            batch: Some(0),
+            ..Default::default()
+        })
+        .is_err());
     let items: Vec<usize> = (0..11).collect();
     let mut seen = vec![];
     for k in 0..3 {

@@ -227,7 +227,15 @@ pub fn logits_rows(model: &dyn Model, x: &Tensor, chunk: usize) -> Result<Vec<Ve
             }
         };
         let logits = tape.no_grad_forward(model, &part)?;
-        let classes = logits.shape()[1];
+        let classes = match logits.shape() {
+            &[_, classes] if classes > 0 => classes,
+            shape => {
+                return Err(Error::Shape {
+                    op: "eval",
+                    detail: format!("the model returned logits of shape {shape:?}, not [N, classes]"),
+                })
+            }
+        };
         let flat = logits.to_vec()?;
         rows.extend(flat.chunks(classes).map(|r| r.to_vec()));
     }

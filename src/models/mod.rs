@@ -12,6 +12,7 @@
 mod alexnet;
 mod efficientnet;
 mod layers;
+mod loaded;
 mod resnet;
 pub mod synthetic;
 mod vgg;
@@ -26,6 +27,7 @@ use crate::weights::WeightFile;
 use crate::{Error, Result};
 
 pub use layers::adaptive_avg_pool2d;
+pub use loaded::{image_pipeline, read_input_tensor, LoadedModel};
 
 /// The architectures `fido classify --model` accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
