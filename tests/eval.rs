@@ -598,3 +598,59 @@ fn ca_scoring_runs_with_a_generator_and_is_refused_without_one() {
         records[0]["infill_quality"]["mean"]
     );
 }
+
+/// Records are written as plain JSON objects with their keys in name order, so files from
+/// earlier versions compare equal; damaged records and settings left by a killed or edited
+/// run are redone rather than stopping the evaluation, and a merge names the bad file.
+#[test]
+fn records_keep_their_format_and_damaged_files_are_redone() {
+    let gpu = gpu();
+    let model = Planted::new(&gpu);
+    let root = std::env::temp_dir().join(format!("fido-eval-damage-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let manifest = write_dataset(&root.join("data"));
+    let jobs: Vec<EvalJob> = eval::read_manifest(&manifest)
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.id == "a.png" || j.id == "c.png")
+        .collect();
+    let out = root.join("out");
+    let mut o = options(jobs, out.clone());
+    o.configs.truncate(1);
+    let first = eval::run_eval(&gpu, &model, &o).unwrap();
+    assert_eq!((first.scored, first.failures), (1, 1), "{first:?}");
+    for id in ["a.png", "c.png"] {
+        // As a JSON value the keys sort by name, as records were always written.
+        let record = eval::ImageRecord::read(&out.join("results").join(format!("{id}.json"))).unwrap();
+        let value = serde_json::to_value(&record).unwrap();
+        assert_eq!(
+            serde_json::to_string_pretty(&record).unwrap(),
+            serde_json::to_string_pretty(&value).unwrap(),
+            "{id}"
+        );
+    }
+    let record = out.join("results/a.png.json");
+    for damaged in ["[]", "{\"id\": \"a.png\", \"configs\": []}", "{\"trunc"] {
+        std::fs::write(&record, damaged).unwrap();
+        std::fs::write(out.join("eval.json"), "[1]").unwrap();
+        let again = eval::run_eval(&gpu, &model, &o).unwrap();
+        assert_eq!(
+            (again.scored, again.resumed, again.failures),
+            (1, 0, 1),
+            "{damaged}: {again:?}"
+        );
+        let redone: Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+        assert_eq!(redone["configs"]["fido:mean"]["status"], "ok", "{damaged}");
+    }
+    let bad_shard = root.join("bad-shard");
+    std::fs::create_dir_all(bad_shard.join("results")).unwrap();
+    std::fs::write(bad_shard.join("eval.json"), "[]").unwrap();
+    let err = eval::merge_shards(&[out, bad_shard], &root.join("merged"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bad-shard") && err.contains("not a JSON object"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -89,15 +89,15 @@ pub struct ExplainOverrides {
     /// Mask samples per FIDO step [default: 8]; BBMP always optimises one image.
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Side of the mask grid [default: 56].
-    #[arg(long)]
-    pub mask_size: Option<usize>,
     /// Sparsity weight [default: 1e-3 for FIDO, 5e-3 for BBMP].
     #[arg(long)]
     pub lambda: Option<f32>,
     /// Adam learning rate, decayed linearly to 0 [default: 0.05].
     #[arg(long)]
     pub lr: Option<f32>,
+    /// Side of the mask grid [default: 56].
+    #[arg(long)]
+    pub mask_size: Option<usize>,
     /// Concrete relaxation temperature [default: 0.1].
     #[arg(long)]
     pub temperature: Option<f32>,
