@@ -604,17 +604,12 @@ fn ca_scoring_runs_with_a_generator_and_is_refused_without_one() {
 /// run are redone rather than stopping the evaluation, and a merge names the bad file.
 #[test]
 fn records_keep_their_format_and_damaged_files_are_redone() {
-    let gpu = gpu();
-    let model = Planted::new(&gpu);
     let root = std::env::temp_dir().join(format!("fido-eval-damage-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
-    let manifest = write_dataset(&root.join("data"));
-    let jobs: Vec<EvalJob> = eval::read_manifest(&manifest)
-        .unwrap()
-        .into_iter()
-        .filter(|j| j.id == "a.png" || j.id == "c.png")
-        .collect();
-    let out = root.join("out");
+    let mut jobs = eval::read_manifest(&write_dataset(&root.join("data"))).unwrap();
+    jobs.retain(|j| ["a.png", "c.png"].contains(&j.id.as_str()));
+    let (gpu, out) = (gpu(), root.join("out"));
+    let model = Planted::new(&gpu);
     let mut o = options(jobs, out.clone());
     o.configs.truncate(1);
     let first = eval::run_eval(&gpu, &model, &o).unwrap();

@@ -7,22 +7,18 @@ use clap::Args;
 use serde_json::json;
 
 use fido::dataset::collect_images;
-use fido::models::{read_input_tensor, LoadedModel, ModelKind};
+use fido::models::read_input_tensor;
 use fido::ops::softmax;
 use fido::{Error, Gpu, Result, Tape, Tensor};
 
-use super::{parsed, AdapterArgs};
+use super::{AdapterArgs, ModelArgs};
 
 #[derive(Args)]
 pub struct ClassifyArgs {
     #[command(flatten)]
     pub adapter: AdapterArgs,
-    /// resnet18 resnet34 resnet50 resnet101 resnet152 vgg11 vgg13 vgg16 vgg19 alexnet efficientnet-lite0
-    #[arg(long, value_parser = parsed::<ModelKind>)]
-    pub model: ModelKind,
-    /// The model's weights (.safetensors with the original state_dict names).
-    #[arg(long)]
-    pub weights: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// One or more images; they are classified as one batch.
     #[arg(long, num_args = 1.., conflicts_with = "input")]
     pub image: Vec<PathBuf>,
@@ -53,7 +49,7 @@ const MANIFEST_CHUNK: usize = 16;
 /// Top-1 and top-5 accuracy over a manifest of labelled images (`file,label,...`).
 fn accuracy(gpu: &Gpu, args: &ClassifyArgs, manifest: &Path) -> Result<()> {
     let jobs = collect_images(&[], Some(manifest), None)?;
-    let loaded = LoadedModel::load(gpu, args.model, &args.weights)?;
+    let loaded = args.model.load(gpu)?;
     let bar = indicatif::ProgressBar::new(jobs.len() as u64);
     let (mut top1, mut top5) = (0usize, 0usize);
     let mut rows = Vec::new();
@@ -112,7 +108,7 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
     if top == 0 {
         return Err(Error::InvalidArgument("--top must be at least 1".into()));
     }
-    let loaded = LoadedModel::load(gpu, args.model, &args.weights)?;
+    let loaded = args.model.load(gpu)?;
     let (shape, values, sources) = match input {
         Some(path) => {
             let (shape, values) = read_input_tensor(path)?;

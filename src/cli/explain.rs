@@ -11,22 +11,18 @@ use fido::dataset::{collect_images, ImageJob};
 use fido::explain::report::{self, RunInfo};
 use fido::explain::{CaSetup, ExplainConfig, ExplainOverrides, Explainer, InfillKind, Method, Objective};
 use fido::inpaint::CaGenerator;
-use fido::models::{LoadedModel, ModelKind};
+use fido::models::LoadedModel;
 use fido::{Gpu, IoContext, Result, Tensor};
 
-use super::{parsed, AdapterArgs};
+use super::{parsed, AdapterArgs, ModelArgs};
 
 /// `fido explain` options; defaults are the paper's.
 #[derive(Args)]
 pub struct ExplainArgs {
     #[command(flatten)]
     pub adapter: AdapterArgs,
-    /// The classifier (see `fido classify --help`).
-    #[arg(long, value_parser = parsed::<ModelKind>)]
-    pub model: ModelKind,
-    /// The classifier's weights (.safetensors with the original state_dict names).
-    #[arg(long)]
-    pub weights: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// Image files or folders; several give one output folder each and a gallery.
     #[arg(long, num_args = 1..)]
     pub image: Vec<PathBuf>,
@@ -71,7 +67,7 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
         (InfillKind::Ca, Some(path)) => Some(CaSetup::new(CaGenerator::load(&gpu, path)?)),
         _ => None,
     };
-    let loaded = LoadedModel::load(&gpu, args.model, &args.weights)?;
+    let loaded = args.model.load(&gpu)?;
     let out = args.out.as_path();
     let batch_mode = jobs.len() > 1;
     let mut summaries = Vec::new();

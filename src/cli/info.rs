@@ -25,54 +25,25 @@ pub fn run(args: &InfoArgs) -> Result<()> {
         .collect();
     let gpu = Gpu::new(&choice)?;
     let limits = gpu.limits();
-    let limit_rows: Vec<(&str, u64)> = vec![
-        ("max_buffer_size", limits.max_buffer_size),
-        (
-            "max_storage_buffer_binding_size",
-            limits.max_storage_buffer_binding_size.into(),
-        ),
-        (
-            "max_uniform_buffer_binding_size",
-            limits.max_uniform_buffer_binding_size.into(),
-        ),
-        (
-            "max_storage_buffers_per_shader_stage",
-            limits.max_storage_buffers_per_shader_stage.into(),
-        ),
-        ("max_bind_groups", limits.max_bind_groups.into()),
-        (
-            "max_compute_workgroup_storage_size",
-            limits.max_compute_workgroup_storage_size.into(),
-        ),
-        (
-            "max_compute_invocations_per_workgroup",
-            limits.max_compute_invocations_per_workgroup.into(),
-        ),
-        (
-            "max_compute_workgroup_size_x",
-            limits.max_compute_workgroup_size_x.into(),
-        ),
-        (
-            "max_compute_workgroup_size_y",
-            limits.max_compute_workgroup_size_y.into(),
-        ),
-        (
-            "max_compute_workgroup_size_z",
-            limits.max_compute_workgroup_size_z.into(),
-        ),
-        (
-            "max_compute_workgroups_per_dimension",
-            limits.max_compute_workgroups_per_dimension.into(),
-        ),
-        (
-            "min_storage_buffer_offset_alignment",
-            limits.min_storage_buffer_offset_alignment.into(),
-        ),
-        (
-            "min_uniform_buffer_offset_alignment",
-            limits.min_uniform_buffer_offset_alignment.into(),
-        ),
-    ];
+    // Each limit under its own name, widened to one integer type.
+    macro_rules! rows {
+        ($($name:ident),* $(,)?) => { vec![$((stringify!($name), u64::from(limits.$name))),*] };
+    }
+    let limit_rows: Vec<(&str, u64)> = rows!(
+        max_buffer_size,
+        max_storage_buffer_binding_size,
+        max_uniform_buffer_binding_size,
+        max_storage_buffers_per_shader_stage,
+        max_bind_groups,
+        max_compute_workgroup_storage_size,
+        max_compute_invocations_per_workgroup,
+        max_compute_workgroup_size_x,
+        max_compute_workgroup_size_y,
+        max_compute_workgroup_size_z,
+        max_compute_workgroups_per_dimension,
+        min_storage_buffer_offset_alignment,
+        min_uniform_buffer_offset_alignment,
+    );
     let features: Vec<String> = gpu
         .features()
         .iter_names()

@@ -9,10 +9,12 @@ pub mod explain;
 pub mod infill;
 pub mod info;
 
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand};
 
+use fido::models::{LoadedModel, ModelKind};
 use fido::{AdapterChoice, AdapterSelector, BackendSelector, Error, Gpu, Result};
 
 #[derive(Parser)]
@@ -82,6 +84,23 @@ impl AdapterArgs {
 
     pub fn gpu(&self) -> Result<Gpu> {
         Gpu::new(&self.choice())
+    }
+}
+
+/// The classifier and its weights, as `classify` and `explain` take them.
+#[derive(Args)]
+pub struct ModelArgs {
+    /// resnet18 resnet34 resnet50 resnet101 resnet152 vgg11 vgg13 vgg16 vgg19 alexnet efficientnet-lite0
+    #[arg(long, value_parser = parsed::<ModelKind>)]
+    pub model: ModelKind,
+    /// The model's weights (.safetensors with the original state_dict names).
+    #[arg(long)]
+    pub weights: PathBuf,
+}
+
+impl ModelArgs {
+    pub fn load(&self, gpu: &Gpu) -> Result<LoadedModel> {
+        LoadedModel::load(gpu, self.model, &self.weights)
     }
 }
 

@@ -66,86 +66,39 @@ pub struct ImageRecord {
 /// The scores of one configuration on one image. Every metric is optional: it is present
 /// when it was asked for; the doubly optional ones are `null` when undefined.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ConfigEntry {
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "some_or_nan"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "some_or_nan")]
     pub crop_prob: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "some_or_nan"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "some_or_nan")]
     pub map_fraction: Option<f64>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub off_box_ratio: Option<Option<f64>>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "some_or_nan"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "some_or_nan")]
     pub prob_with_map: Option<f64>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub removal_drops: Option<Option<Vec<f64>>>,
     /// The smallest removed fraction reaching each reported drop level, keyed by
     /// [`removal_metric_name`](super::removal_metric_name) (`removal_f50`, …).
     #[serde(flatten)]
     pub removal_levels: BTreeMap<String, Option<f64>>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "some_or_nan"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "some_or_nan")]
     pub removal_score_all_removed: Option<f64>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "some_or_nan"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "some_or_nan")]
     pub removal_score_full: Option<f64>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "all_or_nan"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "all_or_nan")]
     pub removal_scores: Option<Vec<f64>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reused: Option<bool>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub saliency_metric: Option<Option<f64>>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "some_or_nan"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "some_or_nan")]
     pub seconds: Option<f64>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub stability_iou: Option<Option<f64>>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub stability_pearson: Option<Option<f64>>,
     pub status: Status,
 }
