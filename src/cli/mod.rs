@@ -90,7 +90,8 @@ impl AdapterArgs {
 /// The classifier and its weights, as `classify` and `explain` take them.
 #[derive(Args)]
 pub struct ModelArgs {
-    /// resnet18 resnet34 resnet50 resnet101 resnet152 vgg11 vgg13 vgg16 vgg19 alexnet efficientnet-lite0
+    /// The classifier: resnet18 resnet34 resnet50 resnet101 resnet152 vgg11 vgg13 vgg16 vgg19 alexnet
+    /// efficientnet-lite0.
     #[arg(long, value_parser = parsed::<ModelKind>)]
     pub model: ModelKind,
     /// The model's weights (.safetensors with the original state_dict names).
