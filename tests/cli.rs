@@ -270,6 +270,67 @@ fn eval_rejects_impossible_options() {
     );
 }
 
+/// Values are parsed into their types once, by the argument parser; one that does not parse,
+/// or settings that do not fit together, are refused in one line naming the cause.
+#[test]
+fn bad_values_are_refused_in_one_line() {
+    let explain = [
+        "explain",
+        "--model",
+        "resnet18",
+        "--weights",
+        "w",
+        "--image",
+        "i",
+        "--out",
+        "o",
+    ];
+    let eval = [
+        "eval",
+        "--model",
+        "resnet18",
+        "--weights",
+        "w",
+        "--manifest",
+        "m",
+        "--out",
+        "o",
+    ];
+    let cases: [(&[&str], &[&str], &str); 10] = [
+        (&["info"], &["--backend", "sponge"], "unknown backend `sponge`"),
+        (
+            &explain[..2],
+            &["resnet19", "--weights", "w", "--out", "o"],
+            "unknown model `resnet19`",
+        ),
+        (&explain, &["--objective", "most"], "unknown objective `most`"),
+        (
+            &explain,
+            &["--method", "bbmp", "--infill", "local"],
+            "BBMP uses a fixed reference",
+        ),
+        (&eval, &["--reuse", "nonsense"], "expected CONFIG=DIR"),
+        (
+            &eval,
+            &["--reuse", "gradcam:local=dir"],
+            "configuration `gradcam:local`",
+        ),
+        (&eval, &["--shard", "x/2"], "expected K/N"),
+        (&eval, &["--drop-rates", "0.5,2"], "`2` is not a fraction"),
+        (&eval, &["--config", "fido"], "configuration `fido`: no `:`"),
+        (&eval, &["--steps", "0"], "--steps must be at least 1"),
+    ];
+    for (base, extra, needle) in cases {
+        let out = fido(&[base, extra].concat());
+        fails_with(&out, needle);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.starts_with("error: ") && stderr.trim_end().lines().count() == 1,
+            "one line expected: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn explain_writes_the_contracted_files() {
     let dir = scratch("explain-ok");

@@ -389,19 +389,19 @@ fn configurations_parse_and_shards_partition_the_jobs() {
     assert_eq!(grid, vec![0.25, 0.5, 0.75, 1.0]);
     let (name, dir) = eval::parse_reuse("fido-ssr:local=runs/a").unwrap();
     assert_eq!((name.as_str(), dir), ("fido:local", PathBuf::from("runs/a")));
-    let mut overridden = EvalConfig::parse("bbmp:blur").unwrap();
+    let bbmp: eval::ConfigSpec = "bbmp:blur".parse().unwrap();
     let overrides = eval::ExplainOverrides {
         steps: Some(5),
         ..Default::default()
     };
-    overrides.apply(&mut overridden.explain).unwrap();
+    let overridden = bbmp.build(&overrides).unwrap();
     assert_eq!(overridden.explain.steps, 5);
-    assert!(eval::ExplainOverrides {
-        batch: Some(0),
-        ..Default::default()
-    }
-    .apply(&mut overridden.explain)
-    .is_err());
+    assert!(bbmp
+        .build(&eval::ExplainOverrides {
+            batch: Some(0),
+            ..Default::default()
+        })
+        .is_err());
     let items: Vec<usize> = (0..11).collect();
     let mut seen = vec![];
     for k in 0..3 {
@@ -519,7 +519,8 @@ fn the_driver_resumes_isolates_failures_and_its_shards_merge_into_the_unsharded_
 /// it, when none is.
 #[test]
 fn ca_scoring_runs_with_a_generator_and_is_refused_without_one() {
-    use fido::inpaint::{synthetic_values, CaGenerator, CaSetup};
+    use fido::explain::CaSetup;
+    use fido::inpaint::{synthetic_values, CaGenerator};
     let gpu = gpu();
     let model = Planted::new(&gpu);
     let root = std::env::temp_dir().join(format!("fido-eval-ca-test-{}", std::process::id()));
@@ -596,4 +597,55 @@ fn ca_scoring_runs_with_a_generator_and_is_refused_without_one() {
         records[0]["infill_quality"]["ca"],
         records[0]["infill_quality"]["mean"]
     );
+}
+
+/// Records are written as plain JSON objects with their keys in name order, so files from
+/// earlier versions compare equal; damaged records and settings left by a killed or edited
+/// run are redone rather than stopping the evaluation, and a merge names the bad file.
+#[test]
+fn records_keep_their_format_and_damaged_files_are_redone() {
+    let root = std::env::temp_dir().join(format!("fido-eval-damage-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let mut jobs = eval::read_manifest(&write_dataset(&root.join("data"))).unwrap();
+    jobs.retain(|j| ["a.png", "c.png"].contains(&j.id.as_str()));
+    let (gpu, out) = (gpu(), root.join("out"));
+    let model = Planted::new(&gpu);
+    let mut o = options(jobs, out.clone());
+    o.configs.truncate(1);
+    let first = eval::run_eval(&gpu, &model, &o).unwrap();
+    assert_eq!((first.scored, first.failures), (1, 1), "{first:?}");
+    for id in ["a.png", "c.png"] {
+        // As a JSON value the keys sort by name, as records were always written.
+        let record = eval::ImageRecord::read(&out.join("results").join(format!("{id}.json"))).unwrap();
+        let value = serde_json::to_value(&record).unwrap();
+        assert_eq!(
+            serde_json::to_string_pretty(&record).unwrap(),
+            serde_json::to_string_pretty(&value).unwrap(),
+            "{id}"
+        );
+    }
+    let record = out.join("results/a.png.json");
+    for damaged in ["[]", "{\"id\": \"a.png\", \"configs\": []}", "{\"trunc"] {
+        std::fs::write(&record, damaged).unwrap();
+        std::fs::write(out.join("eval.json"), "[1]").unwrap();
+        let again = eval::run_eval(&gpu, &model, &o).unwrap();
+        assert_eq!(
+            (again.scored, again.resumed, again.failures),
+            (1, 0, 1),
+            "{damaged}: {again:?}"
+        );
+        let redone: Value = serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+        assert_eq!(redone["configs"]["fido:mean"]["status"], "ok", "{damaged}");
+    }
+    let bad_shard = root.join("bad-shard");
+    std::fs::create_dir_all(bad_shard.join("results")).unwrap();
+    std::fs::write(bad_shard.join("eval.json"), "[]").unwrap();
+    let err = eval::merge_shards(&[out, bad_shard], &root.join("merged"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bad-shard") && err.contains("not a JSON object"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
 }

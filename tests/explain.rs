@@ -318,6 +318,75 @@ fn bad_settings_are_clear_errors() {
     assert!(err.contains("--label 2 is out of range"), "{err}");
 }
 
+/// The builder starts from the paper's settings, applies what is set, and checks the result
+/// once, with the same one-line errors as the command line.
+#[test]
+fn the_config_builder_applies_choices_and_overrides_and_checks_them() {
+    use fido::explain::ExplainOverrides;
+    let fido = ExplainConfig::builder(Method::Fido).build().unwrap();
+    assert_eq!(fido, ExplainConfig::paper(Method::Fido));
+    assert_eq!(fido.infill, InfillKind::Local);
+    let bbmp = ExplainConfig::builder(Method::Bbmp)
+        .objective(Objective::Sdr)
+        .infill(None)
+        .overrides(&ExplainOverrides {
+            steps: Some(7),
+            batch: Some(4),
+            seed: Some(3),
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    assert_eq!(
+        (
+            bbmp.objective,
+            bbmp.infill,
+            bbmp.steps,
+            bbmp.batch,
+            bbmp.seed,
+            bbmp.lambda
+        ),
+        (Objective::Sdr, InfillKind::Blur, 7, 1, 3, 5e-3),
+        "BBMP keeps its one image"
+    );
+    let refused = |builder: fido::explain::ExplainConfigBuilder, needle: &str| {
+        let err = builder.build().unwrap_err().to_string();
+        assert!(
+            err.contains(needle) && !err.contains('\n'),
+            "expected `{needle}` in: {err}"
+        );
+    };
+    refused(
+        ExplainConfig::builder(Method::Fido)
+            .infill(InfillKind::Ca)
+            .ca_weights(false),
+        "--infill ca needs --infill-weights CA.safetensors",
+    );
+    refused(
+        ExplainConfig::builder(Method::Bbmp).overrides(&ExplainOverrides {
+            batch: Some(0),
+            ..Default::default()
+        }),
+        "--batch must be at least 1",
+    );
+    refused(
+        ExplainConfig::builder(Method::Fido).overrides(&ExplainOverrides {
+            lambda: Some(-1.0),
+            ..Default::default()
+        }),
+        "--lambda",
+    );
+    refused(
+        ExplainConfig::builder(Method::Bbmp).infill(InfillKind::Local),
+        "BBMP uses a fixed reference",
+    );
+    assert!(ExplainConfig::builder(Method::Fido)
+        .infill(InfillKind::Ca)
+        .ca_weights(true)
+        .build()
+        .is_ok());
+}
+
 #[test]
 fn infillers_match_their_definitions() {
     let gpu = gpu();

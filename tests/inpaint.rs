@@ -204,8 +204,8 @@ fn bad_inputs_are_rejected() {
 #[test]
 fn ca_infiller_converts_between_normalisations() {
     use fido::explain::infill::Infiller;
+    use fido::explain::CaInfiller;
     use fido::imageio::Normalize;
-    use fido::inpaint::CaInfiller;
     let gpu = gpu();
     let f = fixture("ca_64.safetensors");
     let bgr = f.get_f32("image").unwrap();

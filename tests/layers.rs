@@ -11,6 +11,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("tensor", &["gpu", "error"]),
     ("gpu", &["tensor", "error"]),
     ("weights", &["error"]),
+    ("dataset", &["error"]),
     ("imageio", &["error", "tensor", "gpu"]),
     ("ops", &["gpu", "tensor", "error"]),
     ("autodiff", &["ops", "gpu", "tensor", "error"]),
@@ -30,8 +31,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "eval",
         &[
-            "explain", "models", "inpaint", "autodiff", "ops", "weights", "imageio", "classes", "gpu",
-            "tensor", "error",
+            "explain", "models", "inpaint", "autodiff", "ops", "weights", "imageio", "dataset", "classes",
+            "gpu", "tensor", "error",
         ],
     ),
 ];

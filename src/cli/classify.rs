@@ -1,70 +1,39 @@
-//! `fido classify`: top-K classes for images or a prepared input tensor.
+//! `fido classify`: top-K classes for images or a prepared input tensor, or top-1 and top-5
+//! accuracy over a labelled manifest.
 
 use std::path::{Path, PathBuf};
 
+use clap::Args;
 use serde_json::json;
 
-use fido::imageio::{self, Normalize, Resize};
-use fido::models::{Classifier, ModelKind, Preprocess, ResizeMode};
+use fido::dataset::collect_images;
+use fido::models::read_input_tensor;
 use fido::ops::softmax;
-use fido::weights::WeightFile;
 use fido::{Error, Gpu, Result, Tape, Tensor};
 
-/// The image pipeline a model's preprocessing description asks for.
-pub fn image_pipeline(p: &Preprocess) -> Result<(Resize, Normalize)> {
-    let [h, w] = p.input_size;
-    if h != w {
-        return Err(Error::InvalidArgument(format!(
-            "non-square model inputs ({h}×{w}) are not supported"
-        )));
-    }
-    let resize = match p.resize {
-        ResizeMode::ShorterSideThenCenterCrop { shorter_side } => Resize::ShorterThenCentreCrop {
-            shorter: shorter_side as u32,
-            crop: h as u32,
-        },
-        ResizeMode::Stretch => Resize::Stretch { size: h as u32 },
-    };
-    Ok((
-        resize,
-        Normalize {
-            range: p.pixel_range,
-            mean: p.mean,
-            std: p.std,
-        },
-    ))
-}
+use super::{AdapterArgs, ModelArgs};
 
-pub struct Loaded {
-    pub kind: ModelKind,
-    pub classifier: Classifier,
-    pub resize: Resize,
-    pub norm: Normalize,
-}
-
-pub fn load_model(gpu: &Gpu, model: &str, weights: &Path) -> Result<Loaded> {
-    let kind: ModelKind = model.parse()?;
-    let file = WeightFile::open(weights)?;
-    let classifier = Classifier::load(gpu, kind, &file)?;
-    let (resize, norm) = image_pipeline(&classifier.preprocess())?;
-    Ok(Loaded {
-        kind,
-        classifier,
-        resize,
-        norm,
-    })
-}
-
-/// Decode and preprocess images for `loaded` into one `[N, 3, S, S]` batch.
-fn prepare_batch(paths: &[&Path], loaded: &Loaded) -> Result<(Vec<usize>, Vec<f32>)> {
-    let mut values = Vec::new();
-    let mut size = 0;
-    for path in paths {
-        let prepared = imageio::prepare(&imageio::load_rgb(path)?, loaded.resize, &loaded.norm);
-        size = prepared.size as usize;
-        values.extend(prepared.chw);
-    }
-    Ok((vec![paths.len(), 3, size, size], values))
+#[derive(Args)]
+pub struct ClassifyArgs {
+    #[command(flatten)]
+    pub adapter: AdapterArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// One or more images; they are classified as one batch.
+    #[arg(long, num_args = 1.., conflicts_with = "input")]
+    pub image: Vec<PathBuf>,
+    /// A .safetensors file whose tensor `input` (N×3×H×W, already normalised) is classified as is.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// A CSV of labelled images (`file,label,...`): report top-1 and top-5 accuracy instead.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// How many classes to list per image.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// Print one JSON object with the full logits.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Class indices from the highest score to the lowest.
@@ -74,32 +43,19 @@ fn ranked(row: &[f32]) -> Vec<usize> {
     order
 }
 
-/// Read the tensor named `input` (N×3×H×W f32) from a safetensors file.
-pub fn read_input_tensor(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
-    let file = WeightFile::open(path)?;
-    let shape = file.shape("input")?;
-    if shape.len() != 4 || shape[1] != 3 {
-        return Err(Error::Shape {
-            op: "classify",
-            detail: format!("`input` must be N×3×H×W, got {shape:?}"),
-        });
-    }
-    Ok((shape, file.get_f32("input")?))
-}
-
 /// Images per forward pass when scoring a manifest: keeps activations within one binding.
 const MANIFEST_CHUNK: usize = 16;
 
 /// Top-1 and top-5 accuracy over a manifest of labelled images (`file,label,...`).
-pub fn accuracy(gpu: &Gpu, model: &str, weights: &Path, manifest: &Path, as_json: bool) -> Result<()> {
-    let jobs = super::explain::collect_jobs(&[], Some(manifest), None)?;
-    let loaded = load_model(gpu, model, weights)?;
+fn accuracy(gpu: &Gpu, args: &ClassifyArgs, manifest: &Path) -> Result<()> {
+    let jobs = collect_images(&[], Some(manifest), None)?;
+    let loaded = args.model.load(gpu)?;
     let bar = indicatif::ProgressBar::new(jobs.len() as u64);
     let (mut top1, mut top5) = (0usize, 0usize);
     let mut rows = Vec::new();
     for chunk in jobs.chunks(MANIFEST_CHUNK) {
         let paths: Vec<&Path> = chunk.iter().map(|j| j.path.as_path()).collect();
-        let (shape, values) = prepare_batch(&paths, &loaded)?;
+        let (shape, values) = loaded.prepare_batch(&paths)?;
         let x = Tensor::from_slice(gpu, &shape, &values)?;
         let logits = Tape::new().no_grad_forward(&loaded.classifier, &x)?;
         let classes = logits.shape()[1];
@@ -116,7 +72,7 @@ pub fn accuracy(gpu: &Gpu, model: &str, weights: &Path, manifest: &Path, as_json
     }
     bar.finish_and_clear();
     let n = jobs.len() as f64;
-    if as_json {
+    if args.json {
         let out = json!({"model": loaded.kind.to_string(), "adapter": gpu.adapter_name(), "images": jobs.len(),
             "top1": top1 as f64 / n, "top5": top5 as f64 / n, "results": rows});
         println!("{}", serde_json::to_string(&out).expect("JSON of plain values"));
@@ -133,24 +89,16 @@ pub fn accuracy(gpu: &Gpu, model: &str, weights: &Path, manifest: &Path, as_json
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn run(
-    gpu: &Gpu,
-    model: &str,
-    weights: &Path,
-    images: &[PathBuf],
-    input: Option<&Path>,
-    manifest: Option<&Path>,
-    top: usize,
-    as_json: bool,
-) -> Result<()> {
-    if let Some(manifest) = manifest {
+pub fn run(args: &ClassifyArgs) -> Result<()> {
+    let gpu = &args.adapter.gpu()?;
+    let (images, input, top) = (&args.image, args.input.as_deref(), args.top);
+    if let Some(manifest) = &args.manifest {
         if !images.is_empty() || input.is_some() {
             return Err(Error::InvalidArgument(
                 "--manifest scores a labelled set; do not add --image or --input".into(),
             ));
         }
-        return accuracy(gpu, model, weights, manifest, as_json);
+        return accuracy(gpu, args, manifest);
     }
     if images.is_empty() == input.is_none() {
         return Err(Error::InvalidArgument(
@@ -160,7 +108,7 @@ pub fn run(
     if top == 0 {
         return Err(Error::InvalidArgument("--top must be at least 1".into()));
     }
-    let loaded = load_model(gpu, model, weights)?;
+    let loaded = args.model.load(gpu)?;
     let (shape, values, sources) = match input {
         Some(path) => {
             let (shape, values) = read_input_tensor(path)?;
@@ -171,7 +119,7 @@ pub fn run(
         }
         None => {
             let paths: Vec<&Path> = images.iter().map(PathBuf::as_path).collect();
-            let (shape, values) = prepare_batch(&paths, &loaded)?;
+            let (shape, values) = loaded.prepare_batch(&paths)?;
             let sources = images.iter().map(|p| p.display().to_string()).collect();
             (shape, values, sources)
         }
@@ -186,7 +134,7 @@ pub fn run(
         let row = &probs[i * classes..(i + 1) * classes];
         let order = ranked(row);
         let best: Vec<_> = order.iter().take(top.min(classes)).copied().collect();
-        if as_json {
+        if args.json {
             results.push(json!({
                 "source": source,
                 "top": best.iter().map(|&c| json!({
@@ -209,7 +157,7 @@ pub fn run(
             }
         }
     }
-    if as_json {
+    if args.json {
         let out =
             json!({"model": loaded.kind.to_string(), "adapter": gpu.adapter_name(), "results": results});
         println!("{}", serde_json::to_string(&out).expect("JSON of plain values"));

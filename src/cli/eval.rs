@@ -2,93 +2,161 @@
 
 use std::path::{Path, PathBuf};
 
-use fido::eval::{self, EvalConfig, EvalOptions, ExplainOverrides, MetricSettings};
-use fido::explain::InfillKind;
-use fido::inpaint::{CaGenerator, CaSetup};
-use fido::{Error, Gpu, Result};
+use clap::Args;
 
-use super::classify::load_model;
+use fido::eval::{
+    self, ConfigSpec, EvalOptions, ExplainOverrides, Fractions, InfillList, MetricSettings, Reuse, Shard,
+};
+use fido::explain::{CaSetup, InfillKind};
+use fido::inpaint::CaGenerator;
+use fido::models::{LoadedModel, ModelKind};
+use fido::{Error, Result};
 
-/// Everything `fido eval` takes from the command line.
+use super::{parsed, AdapterArgs};
+
+/// `fido eval` options.
+#[derive(Args)]
 pub struct EvalArgs {
-    pub model: String,
-    pub weights: PathBuf,
-    pub manifest: PathBuf,
+    #[command(flatten)]
+    pub adapter: AdapterArgs,
+    /// The classifier (see `fido classify --help`); not needed with --merge.
+    #[arg(long, required_unless_present = "merge", value_parser = parsed::<ModelKind>)]
+    pub model: Option<ModelKind>,
+    /// The classifier's weights (safetensors).
+    #[arg(long, required_unless_present = "merge")]
+    pub weights: Option<PathBuf>,
+    /// CSV with file, label, ..., boxes_xyxy columns (like imagenet-val/manifest.csv).
+    #[arg(long, required_unless_present = "merge")]
+    pub manifest: Option<PathBuf>,
+    /// Output folder; rerunning with the same settings resumes where a run stopped.
+    #[arg(long)]
     pub out: PathBuf,
-    pub configs: Vec<String>,
-    pub overrides: ExplainOverrides,
-    pub reuse: Vec<String>,
+    /// Configurations to compare, `method[-objective]:infill`, e.g. fido:local fido-sdr:local bbmp:blur
+    /// (fido:ca needs --infill-weights).
+    #[arg(
+        long = "config",
+        num_args = 1..,
+        default_values = ["fido:local", "fido-sdr:local", "bbmp:blur"],
+        value_parser = parsed::<ConfigSpec>,
+    )]
+    pub configs: Vec<ConfigSpec>,
+    #[command(flatten)]
+    pub settings: ExplainOverrides,
+    /// Reuse `fido explain` output folders: CONFIG=DIR (DIR/<image stem>/saliency.safetensors).
+    #[arg(long, value_parser = parsed::<Reuse>)]
+    pub reuse: Vec<Reuse>,
+    /// Weights of the CA in-painter, for `...:ca` configurations, --removal-infill ca and
+    /// --infill-quality ca.
+    #[arg(long)]
     pub infill_weights: Option<PathBuf>,
-    pub removal_infill: String,
+    /// The in-filler that replaces removed pixels in the pixel-removal curve (mean, blur,
+    /// random, local, or ca with --infill-weights).
+    #[arg(long, default_value = "blur", value_parser = parsed::<InfillKind>)]
+    pub removal_infill: InfillKind,
+    /// Step of the removed-fraction grid.
+    #[arg(long, default_value_t = 0.05)]
     pub removal_step: f64,
+    /// Skip the pixel-removal curve.
+    #[arg(long)]
     pub no_removal: bool,
+    /// Skip the off-box ratio.
+    #[arg(long)]
     pub no_off_box: bool,
+    /// Skip the Dabkowski & Gal saliency metric.
+    #[arg(long)]
     pub no_saliency: bool,
+    /// Explain each image a second time with seed+1 and compare the MAP masks.
+    #[arg(long)]
     pub stability: bool,
-    pub infill_quality: String,
-    pub drop_rates: String,
+    /// In-fillers to score under random pixel masks, e.g. mean,blur,random,local,ca (empty: skip).
+    #[arg(long, default_value = "", value_parser = parsed::<InfillList>)]
+    pub infill_quality: InfillList,
+    /// Fractions of pixels dropped at random for --infill-quality.
+    #[arg(long, default_value = "0.25,0.5,0.75", value_parser = parsed::<Fractions>)]
+    pub drop_rates: Fractions,
+    /// Random masks per drop rate and in-filler.
+    #[arg(long, default_value_t = 4)]
     pub infill_samples: usize,
+    /// Images per classifier pass when scoring.
+    #[arg(long, default_value_t = 8)]
     pub score_batch: usize,
+    /// Score images the classifier gets wrong too.
+    #[arg(long)]
     pub all_images: bool,
+    /// Example maps per configuration in the HTML report.
+    #[arg(long, default_value_t = 8)]
     pub examples: usize,
-    pub shard: String,
+    /// Process only shard K of N (0-based), e.g. 3/8; merge the shards with --merge.
+    #[arg(long, default_value = "0/1", value_parser = parsed::<Shard>)]
+    pub shard: Shard,
+    /// Merge these shard output folders into --out instead of evaluating.
+    #[arg(long, num_args = 1..)]
+    pub merge: Vec<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
     pub quiet: bool,
 }
 
-pub fn run(gpu: &Gpu, a: &EvalArgs) -> Result<()> {
-    let loaded = load_model(gpu, &a.model, &a.weights)?;
-    let mut configs = a
+pub fn run(args: EvalArgs) -> Result<()> {
+    if !args.merge.is_empty() {
+        return merge(&args.merge, &args.out);
+    }
+    let missing = |what: &str| Error::InvalidArgument(format!("fido eval needs --{what}"));
+    let model = args.model.ok_or_else(|| missing("model"))?;
+    let weights = args.weights.as_deref().ok_or_else(|| missing("weights"))?;
+    let manifest = args.manifest.as_deref().ok_or_else(|| missing("manifest"))?;
+    let configs = args
         .configs
         .iter()
-        .map(|s| EvalConfig::parse(s))
+        .map(|c| c.build(&args.settings))
         .collect::<Result<Vec<_>>>()?;
-    for c in &mut configs {
-        a.overrides.apply(&mut c.explain)?;
-    }
-    if a.score_batch == 0 {
-        return Err(Error::InvalidArgument("--score-batch must be at least 1".into()));
-    }
-    let mut o = EvalOptions::new(eval::read_manifest(&a.manifest)?, configs, a.out.clone());
-    o.model_name = loaded.kind.to_string();
-    o.resize = loaded.resize;
-    o.norm = loaded.norm;
-    o.metrics = MetricSettings {
-        removal_fractions: if a.no_removal {
+    let metrics = MetricSettings {
+        removal_fractions: if args.no_removal {
             Vec::new()
         } else {
-            eval::removal_grid(a.removal_step)?
+            eval::removal_grid(args.removal_step)?
         },
-        removal_infill: a.removal_infill.parse::<InfillKind>()?,
-        infill_quality: eval::parse_infill_list(&a.infill_quality)?,
-        infill_drop_rates: eval::parse_fractions(&a.drop_rates)?,
-        infill_samples: a.infill_samples,
-        stability: a.stability,
-        off_box: !a.no_off_box,
-        saliency: !a.no_saliency,
-        ..Default::default()
+        removal_infill: args.removal_infill,
+        infill_quality: args.infill_quality.0,
+        infill_drop_rates: args.drop_rates.0,
+        infill_samples: args.infill_samples,
+        stability: args.stability,
+        off_box: !args.no_off_box,
+        saliency: !args.no_saliency,
+        ..MetricSettings::default()
     };
-    o.reuse = a
-        .reuse
-        .iter()
-        .map(|s| eval::parse_reuse(s))
-        .collect::<Result<_>>()?;
-    o.ca = match &a.infill_weights {
-        Some(path) => Some(CaSetup::new(CaGenerator::load(gpu, path)?)),
+    let gpu = args.adapter.gpu()?;
+    let loaded = LoadedModel::load(&gpu, model, weights)?;
+    let ca = match &args.infill_weights {
+        Some(path) => Some(CaSetup::new(CaGenerator::load(&gpu, path)?)),
         None => None,
     };
-    o.shard = a.shard.parse()?;
-    o.score_batch = a.score_batch;
-    o.only_correct = !a.all_images;
-    o.examples = a.examples;
-    o.progress = !a.quiet;
-    let r = eval::run_eval(gpu, &loaded.classifier, &o)?;
-    report(&r);
+    let options = EvalOptions {
+        model_name: loaded.kind.to_string(),
+        resize: loaded.resize,
+        norm: loaded.norm,
+        metrics,
+        reuse: args
+            .reuse
+            .into_iter()
+            .map(|r| (r.config.to_string(), r.dir))
+            .collect(),
+        ca,
+        shard: args.shard,
+        score_batch: args.score_batch,
+        only_correct: !args.all_images,
+        examples: args.examples,
+        progress: !args.quiet,
+        ..EvalOptions::new(eval::read_manifest(manifest)?, configs, args.out)
+    };
+    let outcome = eval::run_eval(&gpu, &loaded.classifier, &options)?;
+    report(&outcome);
     Ok(())
 }
 
-pub fn merge(shards: &[PathBuf], out: &Path) -> Result<()> {
-    let r = eval::merge_shards(shards, out)?;
-    report(&r);
+fn merge(shards: &[PathBuf], out: &Path) -> Result<()> {
+    let outcome = eval::merge_shards(shards, out)?;
+    report(&outcome);
     Ok(())
 }
 

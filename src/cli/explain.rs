@@ -3,110 +3,77 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
+use fido::dataset::{collect_images, ImageJob};
 use fido::explain::report::{self, RunInfo};
-use fido::explain::{ExplainConfig, Explainer};
-use fido::imageio;
-use fido::inpaint::CaSetup;
-use fido::{Error, Gpu, IoContext, Result, Tensor};
+use fido::explain::{CaSetup, ExplainConfig, ExplainOverrides, Explainer, InfillKind, Method, Objective};
+use fido::inpaint::CaGenerator;
+use fido::models::LoadedModel;
+use fido::{Gpu, IoContext, Result, Tensor};
 
-use super::classify::{load_model, Loaded};
+use super::{parsed, AdapterArgs, ModelArgs};
 
-/// One image to explain, with its label when known.
-pub struct Job {
-    pub path: PathBuf,
+/// `fido explain` options; defaults are the paper's.
+#[derive(Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub adapter: AdapterArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Image files or folders; several give one output folder each and a gallery.
+    #[arg(long, num_args = 1..)]
+    pub image: Vec<PathBuf>,
+    /// A CSV of `file,label,...` rows (like imagenet-val/manifest.csv); images beside it or in images/.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// The class to explain; default: the ground truth from a manifest, else the top-1 prediction.
+    #[arg(long)]
     pub label: Option<usize>,
+    /// Output folder (one subfolder per image when there are several).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// fido or bbmp.
+    #[arg(long, default_value = "fido", value_parser = parsed::<Method>)]
+    pub method: Method,
+    /// ssr (smallest sufficient region) or sdr (smallest destroying region).
+    #[arg(long, default_value = "ssr", value_parser = parsed::<Objective>)]
+    pub objective: Objective,
+    /// mean, blur, random, local or ca [default: local for FIDO, blur for BBMP].
+    #[arg(long, value_parser = parsed::<InfillKind>)]
+    pub infill: Option<InfillKind>,
+    /// Weights of the CA in-painter, for --infill ca.
+    #[arg(long)]
+    pub infill_weights: Option<PathBuf>,
+    #[command(flatten)]
+    pub settings: ExplainOverrides,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
-/// Collect jobs from `--image` paths (files or folders) and a `--manifest` CSV
-/// (`file,label,...`, images next to it or in its `images/` folder).
-pub fn collect_jobs(images: &[PathBuf], manifest: Option<&Path>, label: Option<usize>) -> Result<Vec<Job>> {
-    let mut jobs = Vec::new();
-    for path in images {
-        if path.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .at(path)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                        matches!(
-                            e.to_ascii_lowercase().as_str(),
-                            "jpg" | "jpeg" | "png" | "bmp" | "webp"
-                        )
-                    })
-                })
-                .collect();
-            files.sort();
-            jobs.extend(files.into_iter().map(|path| Job { path, label }));
-        } else {
-            jobs.push(Job {
-                path: path.clone(),
-                label,
-            });
-        }
-    }
-    if let Some(manifest) = manifest {
-        let text = std::fs::read_to_string(manifest).map_err(|e| {
-            Error::InvalidArgument(format!("cannot read manifest `{}`: {e}", manifest.display()))
-        })?;
-        let dir = manifest.parent().unwrap_or(Path::new("."));
-        for (n, line) in text.lines().enumerate().skip(1) {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let mut fields = line.split(',');
-            let (file, label) = (fields.next().unwrap_or(""), fields.next().unwrap_or(""));
-            let label: usize = label.trim().parse().map_err(|_| {
-                Error::InvalidArgument(format!(
-                    "{}:{}: label `{label}` is not a class index",
-                    manifest.display(),
-                    n + 1
-                ))
-            })?;
-            let path = [dir.join(file), dir.join("images").join(file)]
-                .into_iter()
-                .find(|p| p.exists())
-                .ok_or_else(|| {
-                    Error::InvalidArgument(format!(
-                        "{}:{}: image `{file}` not found",
-                        manifest.display(),
-                        n + 1
-                    ))
-                })?;
-            jobs.push(Job {
-                path,
-                label: Some(label),
-            });
-        }
-    }
-    if jobs.is_empty() {
-        return Err(Error::InvalidArgument(
-            "no images to explain: give --image or --manifest".into(),
-        ));
-    }
-    Ok(jobs)
-}
-
-#[allow(clippy::too_many_arguments)]
-pub fn run(
-    gpu: &Gpu,
-    model: &str,
-    weights: &Path,
-    jobs: &[Job],
-    out: &Path,
-    config: ExplainConfig,
-    ca: Option<CaSetup>,
-    as_json: bool,
-) -> Result<()> {
-    config.validate()?;
-    let loaded = load_model(gpu, model, weights)?;
+pub fn run(args: &ExplainArgs) -> Result<()> {
+    let config = ExplainConfig::builder(args.method)
+        .objective(args.objective)
+        .infill(args.infill)
+        .overrides(&args.settings)
+        .ca_weights(args.infill_weights.is_some())
+        .build()?;
+    let jobs = collect_images(&args.image, args.manifest.as_deref(), args.label)?;
+    let gpu = args.adapter.gpu()?;
+    let ca = match (config.infill, &args.infill_weights) {
+        (InfillKind::Ca, Some(path)) => Some(CaSetup::new(CaGenerator::load(&gpu, path)?)),
+        _ => None,
+    };
+    let loaded = args.model.load(&gpu)?;
+    let out = args.out.as_path();
     let batch_mode = jobs.len() > 1;
     let mut summaries = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
         let dir = if batch_mode {
-            out.join(unique_stem(&job.path, i, jobs))
+            out.join(unique_stem(&job.path, i, &jobs))
         } else {
             out.to_path_buf()
         };
@@ -115,8 +82,8 @@ pub fn run(
         } else {
             String::new()
         };
-        let summary = explain_one(gpu, &loaded, job, &dir, config.clone(), ca.as_ref(), &label)?;
-        if as_json && !batch_mode {
+        let summary = explain_one(&gpu, &loaded, job, &dir, config.clone(), ca.as_ref(), &label)?;
+        if args.json && !batch_mode {
             println!(
                 "{}",
                 serde_json::to_string(&summary).expect("JSON of plain values")
@@ -127,7 +94,7 @@ pub fn run(
     if batch_mode {
         let index = out.join("index.html");
         std::fs::write(&index, gallery(out, &summaries)).at(&index)?;
-        if as_json {
+        if args.json {
             let all: Vec<_> = summaries.iter().map(|(_, s)| s.clone()).collect();
             println!("{}", serde_json::to_string(&all).expect("JSON of plain values"));
         } else {
@@ -139,15 +106,15 @@ pub fn run(
 
 fn explain_one(
     gpu: &Gpu,
-    loaded: &Loaded,
-    job: &Job,
+    loaded: &LoadedModel,
+    job: &ImageJob,
     dir: &Path,
     config: ExplainConfig,
     ca: Option<&CaSetup>,
     prefix: &str,
 ) -> Result<serde_json::Value> {
     let started = Instant::now();
-    let prepared = imageio::prepare(&imageio::load_rgb(&job.path)?, loaded.resize, &loaded.norm);
+    let prepared = loaded.prepare_image(&job.path)?;
     let size = prepared.size as usize;
     let x = Tensor::from_slice(gpu, &[1, 3, size, size], &prepared.chw)?;
     let steps = config.steps;
@@ -210,7 +177,7 @@ fn explain_one(
 }
 
 /// A folder name per image: its file stem, made unique by its position when stems repeat.
-fn unique_stem(path: &Path, index: usize, jobs: &[Job]) -> String {
+fn unique_stem(path: &Path, index: usize, jobs: &[ImageJob]) -> String {
     let stem = |p: &Path| {
         p.file_stem()
             .map(|s| s.to_string_lossy().to_string())

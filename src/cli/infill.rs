@@ -1,13 +1,36 @@
 //! `fido infill`: fill the white pixels of a mask with the Contextual Attention in-painter.
 
-use std::path::Path;
+use std::path::PathBuf;
 
+use clap::Args;
 use image::{Rgb, RgbImage};
 
 use fido::inpaint::{CaGenerator, SIDE_MULTIPLE};
-use fido::{imageio, Error, Gpu, Result, Tensor};
+use fido::{imageio, Error, Result, Tensor};
 
-pub fn run(gpu: &Gpu, weights: &Path, image: &Path, mask: &Path, out: &Path) -> Result<()> {
+use super::AdapterArgs;
+
+#[derive(Args)]
+pub struct InfillArgs {
+    #[command(flatten)]
+    pub adapter: AdapterArgs,
+    /// The in-painter's weights, converted from the authors' TF checkpoint with `fido convert`.
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// The image to fill (any size; it is padded to a multiple of 8 and cropped back).
+    #[arg(long)]
+    pub image: PathBuf,
+    /// White where pixels are to be filled; same size as the image.
+    #[arg(long)]
+    pub mask: PathBuf,
+    /// The filled image to write (PNG or JPEG, by its extension).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run(args: &InfillArgs) -> Result<()> {
+    let gpu = &args.adapter.gpu()?;
+    let (weights, image, mask, out) = (&args.weights, &args.image, &args.mask, &args.out);
     let picture = imageio::load_rgb(image)?;
     let mask_img = image::open(mask)
         .map_err(|e| Error::InvalidArgument(format!("cannot decode mask `{}`: {e}", mask.display())))?

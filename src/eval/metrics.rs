@@ -5,9 +5,9 @@
 //! A pixel is "important" (in the MAP mask) when its importance exceeds 0.5.
 
 use crate::explain::infill::{self, InfillKind};
+use crate::explain::CaSetup;
 use crate::explain::Model;
 use crate::imageio::{Normalize, SourceToModel};
-use crate::inpaint::CaSetup;
 use crate::ops::{elementwise, resize};
 use crate::tensor::Tensor;
 use crate::{Error, Result, Tape};
@@ -227,7 +227,15 @@ pub fn logits_rows(model: &dyn Model, x: &Tensor, chunk: usize) -> Result<Vec<Ve
             }
         };
         let logits = tape.no_grad_forward(model, &part)?;
-        let classes = logits.shape()[1];
+        let classes = match logits.shape() {
+            &[_, classes] if classes > 0 => classes,
+            shape => {
+                return Err(Error::Shape {
+                    op: "eval",
+                    detail: format!("the model returned logits of shape {shape:?}, not [N, classes]"),
+                })
+            }
+        };
         let flat = logits.to_vec()?;
         rows.extend(flat.chunks(classes).map(|r| r.to_vec()));
     }

@@ -72,7 +72,7 @@ pub fn build(
     kind: InfillKind,
     x: &Tensor,
     norm: Normalize,
-    ca: Option<&crate::inpaint::CaSetup>,
+    ca: Option<&super::CaSetup>,
 ) -> Result<Box<dyn Infiller>> {
     match (kind, ca) {
         (InfillKind::Ca, Some(setup)) => Ok(Box::new(setup.infiller(x, norm)?)),

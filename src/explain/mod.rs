@@ -10,11 +10,11 @@
 //! [`Explainer`] records a whole step — sampling, in-filling, forward, backward, Adam — and
 //! submits it as one GPU submission; nothing is read back unless the host asks.
 
+pub mod ca_infill;
+mod config;
 pub mod infill;
 pub mod report;
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::Instant;
 
 use crate::autodiff::{Tape, Var};
@@ -24,6 +24,8 @@ use crate::ops::{optim, resize, softmax};
 use crate::tensor::Tensor;
 use crate::{Error, Gpu, Result};
 
+pub use ca_infill::{CaInfiller, CaSetup};
+pub use config::{ExplainConfig, ExplainConfigBuilder, ExplainOverrides, Method, Objective};
 pub use infill::{InfillKind, Infiller};
 
 /// A differentiable classifier: images `[N, 3, H, W]` to logits `[N, classes]` on the tape.
@@ -37,177 +39,8 @@ impl<F: Fn(&Tape, &Var) -> Result<Var>> Model for F {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    Fido,
-    Bbmp,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Objective {
-    /// Smallest sufficient region: keep as little as possible while the class survives.
-    Ssr,
-    /// Smallest destroying region: drop as little as possible to destroy the class.
-    Sdr,
-}
-
-impl FromStr for Method {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "fido" => Ok(Self::Fido),
-            "bbmp" => Ok(Self::Bbmp),
-            other => Err(Error::InvalidArgument(format!(
-                "unknown method `{other}`; expected fido or bbmp"
-            ))),
-        }
-    }
-}
-
-impl FromStr for Objective {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "ssr" => Ok(Self::Ssr),
-            "sdr" => Ok(Self::Sdr),
-            other => Err(Error::InvalidArgument(format!(
-                "unknown objective `{other}`; expected ssr or sdr"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if *self == Self::Fido { "fido" } else { "bbmp" })
-    }
-}
-
-impl fmt::Display for Objective {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if *self == Self::Ssr { "ssr" } else { "sdr" })
-    }
-}
-
-/// Settings of one explanation. [`ExplainConfig::paper`] gives the paper's.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ExplainConfig {
-    pub method: Method,
-    pub objective: Objective,
-    pub infill: InfillKind,
-    pub steps: usize,
-    /// Mask samples per step (FIDO); BBMP always uses one image.
-    pub batch: usize,
-    pub lambda: f32,
-    pub lr: f32,
-    pub mask_size: usize,
-    pub temperature: f32,
-    /// Weight of the total-variation penalty on the upsampled probabilities (0: off).
-    pub tv: f32,
-    pub seed: u64,
-}
-
-/// Settings a user may impose on top of a method's defaults (None: the default).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ExplainOverrides {
-    pub steps: Option<usize>,
-    /// Ignored by BBMP, which always optimises one image.
-    pub batch: Option<usize>,
-    pub mask_size: Option<usize>,
-    pub lambda: Option<f32>,
-    pub lr: Option<f32>,
-    pub temperature: Option<f32>,
-    pub tv: Option<f32>,
-    pub seed: Option<u64>,
-}
-
-impl ExplainOverrides {
-    /// Apply to `config` and check the result.
-    pub fn apply(&self, config: &mut ExplainConfig) -> Result<()> {
-        if self.batch == Some(0) {
-            return Err(Error::InvalidArgument("--batch must be at least 1".into()));
-        }
-        config.steps = self.steps.unwrap_or(config.steps);
-        if config.method == Method::Fido {
-            config.batch = self.batch.unwrap_or(config.batch);
-        }
-        config.mask_size = self.mask_size.unwrap_or(config.mask_size);
-        config.lambda = self.lambda.unwrap_or(config.lambda);
-        config.lr = self.lr.unwrap_or(config.lr);
-        config.temperature = self.temperature.unwrap_or(config.temperature);
-        config.tv = self.tv.unwrap_or(config.tv);
-        config.seed = self.seed.unwrap_or(config.seed);
-        config.validate()
-    }
-}
-
 /// The regulariser ramps in linearly over this many steps, as in the reference code.
 pub const REGULARISER_RAMP_STEPS: usize = 30;
-
-impl ExplainConfig {
-    pub fn paper(method: Method) -> ExplainConfig {
-        ExplainConfig {
-            method,
-            objective: Objective::Ssr,
-            infill: if method == Method::Fido {
-                InfillKind::Local
-            } else {
-                InfillKind::Blur
-            },
-            steps: 300,
-            batch: if method == Method::Fido { 8 } else { 1 },
-            lambda: if method == Method::Fido { 1e-3 } else { 5e-3 },
-            lr: 0.05,
-            mask_size: 56,
-            temperature: 0.1,
-            tv: 0.0,
-            seed: 0,
-        }
-    }
-
-    pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(Error::InvalidArgument(m));
-        if self.steps == 0 {
-            return bad("--steps must be at least 1".into());
-        }
-        if self.batch == 0 {
-            return bad("--batch must be at least 1".into());
-        }
-        if !(self.lambda >= 0.0 && self.lambda.is_finite()) {
-            return bad(format!(
-                "--lambda must be a finite value ≥ 0, got {}",
-                self.lambda
-            ));
-        }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return bad(format!("--lr must be positive, got {}", self.lr));
-        }
-        if self.mask_size < 2 {
-            return bad(format!("--mask-size must be at least 2, got {}", self.mask_size));
-        }
-        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
-            return bad(format!(
-                "--temperature must be positive, got {}",
-                self.temperature
-            ));
-        }
-        if !(self.tv >= 0.0 && self.tv.is_finite()) {
-            return bad(format!("--tv must be ≥ 0, got {}", self.tv));
-        }
-        if self.method == Method::Bbmp
-            && !matches!(
-                self.infill,
-                InfillKind::Blur | InfillKind::Random | InfillKind::Mean
-            )
-        {
-            return bad(format!(
-                "BBMP uses a fixed reference: --infill blur, random or mean, not {}",
-                self.infill
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// Where one step's GPU time goes, from timing each phase as its own submission.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

@@ -13,6 +13,7 @@ mod alexnet;
 mod efficientnet;
 mod layers;
 pub use layers::fold_batch_norm;
+mod loaded;
 mod resnet;
 pub mod synthetic;
 mod vgg;
@@ -25,6 +26,8 @@ use crate::gpu::Gpu;
 use crate::tensor::Tensor;
 use crate::weights::WeightFile;
 use crate::{Error, Result};
+
+pub use loaded::{image_pipeline, read_input_tensor, LoadedModel};
 
 /// The architectures `fido classify --model` accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

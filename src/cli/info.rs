@@ -1,0 +1,94 @@
+//! `fido info`: the adapters, the one chosen, its limits and its features.
+
+use clap::Args;
+use serde_json::json;
+
+use fido::gpu::{describe, list_adapters};
+use fido::{Gpu, Result};
+
+use super::AdapterArgs;
+
+#[derive(Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub adapter: AdapterArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &InfoArgs) -> Result<()> {
+    let choice = args.adapter.choice();
+    let adapters: Vec<_> = list_adapters(choice.backend)
+        .iter()
+        .map(|a| a.get_info())
+        .collect();
+    let gpu = Gpu::new(&choice)?;
+    let limits = gpu.limits();
+    // Each limit under its own name, widened to one integer type.
+    macro_rules! rows {
+        ($($name:ident),* $(,)?) => { vec![$((stringify!($name), u64::from(limits.$name))),*] };
+    }
+    let limit_rows: Vec<(&str, u64)> = rows!(
+        max_buffer_size,
+        max_storage_buffer_binding_size,
+        max_uniform_buffer_binding_size,
+        max_storage_buffers_per_shader_stage,
+        max_bind_groups,
+        max_compute_workgroup_storage_size,
+        max_compute_invocations_per_workgroup,
+        max_compute_workgroup_size_x,
+        max_compute_workgroup_size_y,
+        max_compute_workgroup_size_z,
+        max_compute_workgroups_per_dimension,
+        min_storage_buffer_offset_alignment,
+        min_uniform_buffer_offset_alignment,
+    );
+    let features: Vec<String> = gpu
+        .features()
+        .iter_names()
+        .map(|(name, _)| name.to_string())
+        .collect();
+    if args.json {
+        let list: Vec<_> = adapters.iter().map(adapter_json).collect();
+        let out = json!({
+            "adapters": list,
+            "chosen": adapter_json(gpu.info()),
+            "limits": limit_rows.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "features": features,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("JSON of plain values")
+        );
+        return Ok(());
+    }
+    println!("Adapters:");
+    for a in &adapters {
+        println!("  {}", describe(a));
+    }
+    let info = gpu.info();
+    println!("Chosen: {}", describe(info));
+    println!("  driver: {} {}", info.driver, info.driver_info);
+    println!("Limits:");
+    for (k, v) in &limit_rows {
+        println!("  {k:<40} {v}");
+    }
+    println!("Features used by fido when present:");
+    for f in &features {
+        println!("  {f}");
+    }
+    Ok(())
+}
+
+fn adapter_json(info: &wgpu::AdapterInfo) -> serde_json::Value {
+    json!({
+        "name": info.name,
+        "backend": format!("{:?}", info.backend),
+        "device_type": format!("{:?}", info.device_type),
+        "driver": info.driver,
+        "driver_info": info.driver_info,
+        "vendor": info.vendor,
+        "device": info.device,
+    })
+}

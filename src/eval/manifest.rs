@@ -1,0 +1,70 @@
+//! The evaluation's job list: a manifest CSV of labelled images with ground-truth boxes.
+
+use std::path::{Path, PathBuf};
+
+use super::metrics::SourceBox;
+use crate::dataset::open_manifest;
+use crate::{Error, Result};
+
+/// One image to evaluate: its file, true label and ground-truth boxes in source pixels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalJob {
+    /// Unique name of the image (the manifest's file name); results are keyed by it.
+    pub id: String,
+    pub path: PathBuf,
+    pub label: usize,
+    pub boxes: Vec<SourceBox>,
+}
+
+/// Read a manifest CSV `file,label,…,boxes_xyxy` (boxes `x0 y0 x1 y1`, several separated by
+/// `;`; a missing or empty last column means no boxes). Images are looked up next to the
+/// manifest or in its `images/` folder. Jobs come back sorted by id.
+pub fn read_manifest(manifest: &Path) -> Result<Vec<EvalJob>> {
+    let csv = open_manifest(manifest)?;
+    let boxes_column = csv.header().iter().position(|h| h.starts_with("boxes"));
+    let mut jobs = Vec::new();
+    for row in csv.rows() {
+        let label = row.label()?;
+        let boxes = match boxes_column.and_then(|c| row.fields.get(c)) {
+            Some(text) => {
+                parse_boxes(text).map_err(|why| Error::InvalidArgument(format!("{}: {why}", row.at())))?
+            }
+            None => Vec::new(),
+        };
+        jobs.push(EvalJob {
+            id: row.file().to_string(),
+            path: row.image()?,
+            label,
+            boxes,
+        });
+    }
+    jobs.sort_by(|a, b| a.id.cmp(&b.id));
+    if let Some(w) = jobs.windows(2).find(|w| w[0].id == w[1].id) {
+        return Err(Error::InvalidArgument(format!(
+            "{}: image `{}` is listed twice",
+            manifest.display(),
+            w[0].id
+        )));
+    }
+    Ok(jobs)
+}
+
+/// Parse `x0 y0 x1 y1;x0 y0 x1 y1`.
+pub fn parse_boxes(text: &str) -> std::result::Result<Vec<SourceBox>, String> {
+    text.split(';')
+        .filter(|b| !b.trim().is_empty())
+        .map(|b| {
+            let v: Vec<f64> = b
+                .split_whitespace()
+                .map(|t| {
+                    t.parse::<f64>()
+                        .map_err(|_| format!("box `{b}` is not four numbers"))
+                })
+                .collect::<std::result::Result<_, _>>()?;
+            match v[..] {
+                [x0, y0, x1, y1] => Ok([x0, y0, x1, y1]),
+                _ => Err(format!("box `{b}` is not four numbers")),
+            }
+        })
+        .collect()
+}
