@@ -291,3 +291,33 @@ fn launches_bind_buffers_by_name_and_check_the_parameter_block() {
         "{err}"
     );
 }
+
+#[test]
+fn the_driver_version_is_read_and_old_lavapipe_gets_advice() {
+    use fido::gpu::{driver_version, mesa_version, upgrade_advice};
+    assert_eq!(
+        mesa_version("Mesa 25.0.7-2~bpo12+1 (LLVM 15.0.6)"),
+        Some((25, 0, 7))
+    );
+    assert_eq!(mesa_version("Mesa 22.3.6 (LLVM 15.0.6)"), Some((22, 3, 6)));
+    assert_eq!(mesa_version("Mesa 26.1.0-devel"), Some((26, 1, 0)));
+    assert_eq!(mesa_version("575.57.08"), None);
+    let gpu = gpu();
+    let mut info = gpu.info().clone();
+    info.device_type = wgpu::DeviceType::Cpu;
+    info.driver_info = "Mesa 22.3.6 (LLVM 15.0.6)".into();
+    assert_eq!(driver_version(&info), "Mesa 22.3.6");
+    let advice = upgrade_advice(&info).expect("old lavapipe gets advice");
+    assert!(
+        advice.contains("Mesa 22.3.6") && advice.contains("bookworm-backports"),
+        "{advice}"
+    );
+    info.driver_info = "Mesa 25.0.7-2~bpo12+1 (LLVM 15.0.6)".into();
+    assert!(upgrade_advice(&info).is_none());
+    info.device_type = wgpu::DeviceType::DiscreteGpu;
+    info.driver_info = "Mesa 22.3.6".into();
+    assert!(
+        upgrade_advice(&info).is_none(),
+        "hardware drivers get no lavapipe advice"
+    );
+}

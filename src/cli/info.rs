@@ -3,7 +3,7 @@
 use clap::Args;
 use serde_json::json;
 
-use fido::gpu::{describe, list_adapters};
+use fido::gpu::{describe, driver_version, list_adapters, upgrade_advice};
 use fido::{Gpu, Result};
 
 use super::AdapterArgs;
@@ -54,6 +54,8 @@ pub fn run(args: &InfoArgs) -> Result<()> {
         let out = json!({
             "adapters": list,
             "chosen": adapter_json(gpu.info()),
+            "driver_version": driver_version(gpu.info()),
+            "upgrade_advice": upgrade_advice(gpu.info()),
             "limits": limit_rows.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "features": features,
         });
@@ -70,6 +72,10 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     let info = gpu.info();
     println!("Chosen: {}", describe(info));
     println!("  driver: {} {}", info.driver, info.driver_info);
+    println!("  driver version: {}", driver_version(info));
+    if let Some(advice) = upgrade_advice(info) {
+        println!("  note: {advice}");
+    }
     println!("Limits:");
     for (k, v) in &limit_rows {
         println!("  {k:<40} {v}");

@@ -5,7 +5,10 @@ pub mod pipelines;
 pub mod pool;
 pub mod recorder;
 
-pub use context::{describe, list_adapters, AdapterChoice, AdapterSelector, BackendSelector, Gpu};
+pub use context::{
+    describe, driver_version, list_adapters, mesa_version, upgrade_advice, AdapterChoice, AdapterSelector,
+    BackendSelector, Gpu,
+};
 pub use pipelines::{Kernel, StorageBinding};
 pub use recorder::{fold_grid, FlushTiming, Grid};
 
