@@ -507,25 +507,7 @@ fn explain(a: ExplainArgs) -> fido::Result<()> {
 }
 
 fn convert(input: &std::path::Path, output: &std::path::Path) -> fido::Result<()> {
-    // A TF checkpoint is named by its `.index` file or by the prefix beside it.
-    let is_tf = input.extension().is_some_and(|e| e == "index")
-        || std::path::PathBuf::from(format!("{}.index", input.display())).exists();
-    if is_tf {
-        let r = fido::inpaint::tf::convert_tf_checkpoint(input, output)?;
-        println!(
-            "TensorFlow checkpoint: wrote {} tensors ({} parameters){}",
-            r.tensors,
-            r.parameters,
-            if r.skipped.is_empty() {
-                String::new()
-            } else {
-                format!("; skipped {}", r.skipped.join(", "))
-            }
-        );
-        return Ok(());
-    }
-    let report = fido::weights::convert_pytorch(input, output)?;
-    println!("{report}");
+    println!("{}", fido::weights::convert(input, output)?);
     Ok(())
 }
 

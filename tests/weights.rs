@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use fido::weights::{
-    bf16_to_f32, convert_pytorch, f16_to_f32, read_pytorch_checkpoint, CheckpointFormat, TorchDType,
-    WeightFile,
+    bf16_to_f32, convert, convert_pytorch, f16_to_f32, read_pytorch_checkpoint, CheckpointFormat,
+    ConvertReport, TorchDType, WeightFile,
 };
 use fido::Error;
 
@@ -33,11 +33,19 @@ fn error_text(result: fido::Result<impl std::fmt::Debug>) -> String {
 }
 
 /// Converts `checkpoint` and checks every float tensor against python's f32 copy bit for bit,
-/// with the same names and nothing else written.
+/// with the same names and nothing else written; `convert` reads it as a PyTorch checkpoint.
 fn check_conversion(checkpoint: &str, format: CheckpointFormat, state_dict_path: Option<&str>) {
     let out = scratch("converted.safetensors");
-    let report = convert_pytorch(&fixture(checkpoint), &out).unwrap();
+    let ConvertReport::PyTorch(report) = convert(&fixture(checkpoint), &out).unwrap() else {
+        panic!("{checkpoint} is not a TensorFlow checkpoint");
+    };
     assert_eq!(report.format, format);
+    assert!(
+        report
+            .to_string()
+            .starts_with(&format!("{format} checkpoint: wrote ")),
+        "{report}"
+    );
     assert_eq!(report.state_dict_path.as_deref(), state_dict_path);
 
     let expected = WeightFile::open(fixture("expected.safetensors")).unwrap();

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::rc::Rc;
 
 use super::pickle::{unpickle, Global, Host, Value};
-use super::{bf16_to_f32, f16_to_f32, zip};
-use crate::{Error, Result, IoContext};
+use super::{bf16_to_f32, f16_to_f32, write_f32_safetensors, zip};
+use crate::{Error, IoContext, Result};
 
 /// Element types a PyTorch storage can hold that the reader understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -185,7 +185,7 @@ pub fn read_pytorch_checkpoint(bytes: &[u8]) -> Result<PyTorchCheckpoint> {
 
 /// What [`convert_pytorch`] did.
 #[derive(Clone, Debug)]
-pub struct ConvertReport {
+pub struct PyTorchConversion {
     pub format: CheckpointFormat,
     pub state_dict_path: Option<String>,
     pub stripped_prefix: Option<String>,
@@ -198,7 +198,7 @@ pub struct ConvertReport {
     pub output_bytes: u64,
 }
 
-impl fmt::Display for ConvertReport {
+impl fmt::Display for PyTorchConversion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut counts: Vec<(TorchDType, usize)> = Vec::new();
         for (_, _, dtype) in &self.written {
@@ -247,7 +247,7 @@ impl fmt::Display for ConvertReport {
 /// Converts a PyTorch checkpoint (zip or legacy) to a safetensors file of f32 tensors with the
 /// state_dict's names. Float tensors (f16, bf16, f64, f32) are converted; integer and boolean
 /// tensors (such as BatchNorm's `num_batches_tracked`) are skipped and listed in the report.
-pub fn convert_pytorch(input: &Path, output: &Path) -> Result<ConvertReport> {
+pub fn convert_pytorch(input: &Path, output: &Path) -> Result<PyTorchConversion> {
     let bytes = std::fs::read(input)
         .map_err(|e| Error::Weights(format!("cannot read `{}`: {e}", input.display())))?;
     let checkpoint =
@@ -275,27 +275,12 @@ pub fn convert_pytorch(input: &Path, output: &Path) -> Result<ConvertReport> {
             input.display()
         )));
     }
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = converted
-        .iter()
-        .map(|(name, shape, raw)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), raw)
-                .map(|view| (name.clone(), view))
-        })
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::Weights(format!("cannot build tensor views: {e}")))?;
     // A single metadata key keeps the header byte-for-byte reproducible (a map with several
     // keys would serialise in hash order).
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    safetensors::serialize_to_file(views, Some(metadata), output)
-        .map_err(|e| Error::Weights(format!("cannot write `{}`: {e}", output.display())))?;
-    // The writer goes through a private temporary file; weights are ordinary readable data.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(output, std::fs::Permissions::from_mode(0o644)).at(output)?;
-    }
+    write_f32_safetensors(output, &converted, Some(metadata))?;
     let output_bytes = std::fs::metadata(output).at(output)?.len();
-    Ok(ConvertReport {
+    Ok(PyTorchConversion {
         format: checkpoint.format,
         state_dict_path: checkpoint.state_dict_path,
         stripped_prefix: checkpoint.stripped_prefix,
