@@ -463,6 +463,17 @@ fn the_driver_resumes_isolates_failures_and_its_shards_merge_into_the_unsharded_
     assert!(whole.join("plots/box_off_box_ratio.png").exists());
     assert!(whole.join("plots/examples.png").exists());
     assert!(whole.join("plots/infill_quality.png").exists());
+    // Every plot decodes as a PNG of its size with text and lines on it, not a blank page.
+    for entry in std::fs::read_dir(whole.join("plots")).unwrap() {
+        let path = entry.unwrap().path();
+        let plot = image::open(&path).unwrap().to_rgb8();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name != "examples.png" {
+            assert_eq!(plot.dimensions(), (760, 460), "{name}");
+        }
+        let dark = plot.pixels().filter(|p| p.0.iter().all(|&v| v < 80)).count();
+        assert!(dark > 100, "{name}: {dark} dark pixels");
+    }
     assert!(whole.join("maps/fido_mean/a/saliency.safetensors").exists());
     let summary = std::fs::read_to_string(whole.join("summary.md")).unwrap();
     assert!(summary.contains("| fido:mean | off_box_ratio | 2 |"), "{summary}");

@@ -389,17 +389,22 @@ fn tf_bundle_converts_to_safetensors() {
     std::fs::write(dir.join("model.index"), &index).unwrap();
     std::fs::write(dir.join("model.data-00000-of-00001"), &data).unwrap();
     let out = dir.join("model.safetensors");
-    let report = fido::inpaint::tf::convert_tf_checkpoint(&dir.join("model.index"), &out).unwrap();
+    let report = fido::weights::convert_tf_checkpoint(&dir.join("model.index"), &out).unwrap();
     assert_eq!(report.tensors, 2);
     assert_eq!(report.parameters, 27);
     assert_eq!(report.skipped, vec!["global_step".to_string()]);
     let f = WeightFile::open(&out).unwrap();
     assert_eq!(f.expect("net/conv1/kernel", &[2, 2, 2, 3]).unwrap(), kernel);
     assert_eq!(f.expect("net/conv1/bias", &[3]).unwrap(), bias);
-    // The prefix form finds the same files; a non-bundle is rejected by name.
-    fido::inpaint::tf::convert_tf_checkpoint(&dir.join("model"), &out).unwrap();
+    // `convert` recognises the prefix form too, and reports what `fido convert` prints; a
+    // non-bundle is rejected by name.
+    let report = fido::weights::convert(&dir.join("model"), &out).unwrap();
+    assert_eq!(
+        report.to_string(),
+        "TensorFlow checkpoint: wrote 2 tensors (27 parameters); skipped global_step"
+    );
     std::fs::write(dir.join("bad.index"), b"not a table").unwrap();
-    let err = fido::inpaint::tf::convert_tf_checkpoint(&dir.join("bad"), &out)
+    let err = fido::weights::convert_tf_checkpoint(&dir.join("bad"), &out)
         .unwrap_err()
         .to_string();
     assert!(err.contains("not a TF bundle"), "{err}");

@@ -2,13 +2,14 @@
 //! written by PyTorch itself (tools/make_pth_fixtures.py), plus a robustness property test
 //! over truncated and corrupted checkpoints.
 
+use std::io::Cursor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use fido::weights::{
-    bf16_to_f32, convert_pytorch, f16_to_f32, read_pytorch_checkpoint, CheckpointFormat, TorchDType,
-    WeightFile,
+    bf16_to_f32, convert, convert_pytorch, f16_to_f32, read_pytorch_checkpoint, CheckpointFormat,
+    ConvertReport, TorchDType, WeightFile,
 };
 use fido::Error;
 
@@ -33,11 +34,20 @@ fn error_text(result: fido::Result<impl std::fmt::Debug>) -> String {
 }
 
 /// Converts `checkpoint` and checks every float tensor against python's f32 copy bit for bit,
-/// with the same names and nothing else written.
-fn check_conversion(checkpoint: &str, format: CheckpointFormat, state_dict_path: Option<&str>) {
+/// with the same names and nothing else written; `convert` reads it as a PyTorch checkpoint.
+fn check_conversion(path: &Path, format: CheckpointFormat, state_dict_path: Option<&str>) {
+    let checkpoint = path.display();
     let out = scratch("converted.safetensors");
-    let report = convert_pytorch(&fixture(checkpoint), &out).unwrap();
+    let ConvertReport::PyTorch(report) = convert(path, &out).unwrap() else {
+        panic!("{checkpoint} is not a TensorFlow checkpoint");
+    };
     assert_eq!(report.format, format);
+    assert!(
+        report
+            .to_string()
+            .starts_with(&format!("{format} checkpoint: wrote ")),
+        "{report}"
+    );
     assert_eq!(report.state_dict_path.as_deref(), state_dict_path);
 
     let expected = WeightFile::open(fixture("expected.safetensors")).unwrap();
@@ -99,31 +109,143 @@ fn check_conversion(checkpoint: &str, format: CheckpointFormat, state_dict_path:
 
 #[test]
 fn zip_checkpoint_converts_exactly() {
-    check_conversion("plain_zip.pt", CheckpointFormat::Zip, None);
+    check_conversion(&fixture("plain_zip.pt"), CheckpointFormat::Zip, None);
+}
+
+/// `plain_zip.pt` with every member written again with `method`.
+fn rezipped(method: zip::CompressionMethod) -> Vec<u8> {
+    let bytes = std::fs::read(fixture("plain_zip.pt")).unwrap();
+    let mut archive = zip::ZipArchive::new(Cursor::new(&bytes[..])).unwrap();
+    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().compression_method(method);
+    for i in 0..archive.len() {
+        let mut member = archive.by_index(i).unwrap();
+        writer.start_file(member.name(), options).unwrap();
+        std::io::copy(&mut member, &mut writer).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+#[test]
+fn deflated_zip_checkpoint_converts_exactly() {
+    let path = scratch("deflated.pt");
+    std::fs::write(&path, rezipped(zip::CompressionMethod::Deflated)).unwrap();
+    check_conversion(&path, CheckpointFormat::Zip, None);
+    std::fs::remove_file(path).ok();
+}
+
+/// Sets the 32-bit field at `field` in the central-directory record of the member whose name
+/// ends with `suffix`.
+fn patch_central(bytes: &mut [u8], suffix: &str, field: usize, value: u32) {
+    let at = (0..bytes.len() - 46)
+        .find(|&at| {
+            let name_len = u16::from_le_bytes([bytes[at + 28], bytes[at + 29]]) as usize;
+            bytes[at..].starts_with(b"PK\x01\x02")
+                && bytes[at + 46..at + 46 + name_len].ends_with(suffix.as_bytes())
+        })
+        .unwrap_or_else(|| panic!("no central record for `{suffix}`"));
+    bytes[at + field..at + field + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+const COMPRESSED_SIZE: usize = 20;
+const UNCOMPRESSED_SIZE: usize = 24;
+
+/// Size fields that lie give a one-line error before anything of that size is allocated.
+#[test]
+fn zip_size_fields_are_checked_before_allocating() {
+    let stored = std::fs::read(fixture("plain_zip.pt")).unwrap();
+    let deflated = rezipped(zip::CompressionMethod::Deflated);
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
+    let mut claim = |what, base: &Vec<u8>, member, fields: &[usize], value, expect| {
+        let mut bytes = base.clone();
+        for &field in fields {
+            patch_central(&mut bytes, member, field, value);
+        }
+        cases.push((what, bytes, expect));
+    };
+    let huge = 0xFFFF_FFF0;
+    claim(
+        "stored, 4 GiB uncompressed",
+        &stored,
+        "data/0",
+        &[UNCOMPRESSED_SIZE],
+        huge,
+        "data/0",
+    );
+    claim(
+        "stored, 4 GiB both",
+        &stored,
+        "data.pkl",
+        &[COMPRESSED_SIZE, UNCOMPRESSED_SIZE],
+        huge,
+        "data.pkl",
+    );
+    claim(
+        "deflated, 4 GiB uncompressed",
+        &deflated,
+        "data.pkl",
+        &[UNCOMPRESSED_SIZE],
+        huge,
+        "data.pkl",
+    );
+    claim(
+        "deflated, too small",
+        &deflated,
+        "data.pkl",
+        &[UNCOMPRESSED_SIZE],
+        100,
+        "data.pkl",
+    );
+    // A real bomb: 16 MiB of zeros deflate to a few kilobytes.
+    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    writer.start_file("bomb/data.pkl", options).unwrap();
+    std::io::Write::write_all(&mut writer, &vec![0u8; 16 << 20]).unwrap();
+    cases.push((
+        "deflate bomb",
+        writer.finish().unwrap().into_inner(),
+        "more than the checkpoint can hold",
+    ));
+    for (what, bytes, expect) in cases {
+        let message = error_text(read_pytorch_checkpoint(&bytes));
+        assert!(
+            message.contains(expect) && !message.contains('\n'),
+            "{what}: {message}"
+        );
+    }
 }
 
 #[test]
 fn legacy_checkpoint_converts_exactly() {
-    check_conversion("plain_legacy.pt", CheckpointFormat::Legacy, None);
+    check_conversion(&fixture("plain_legacy.pt"), CheckpointFormat::Legacy, None);
 }
 
 #[test]
 fn nested_zip_checkpoint_strips_module_prefix() {
-    check_conversion("nested_zip.pt", CheckpointFormat::Zip, Some("state_dict"));
+    check_conversion(
+        &fixture("nested_zip.pt"),
+        CheckpointFormat::Zip,
+        Some("state_dict"),
+    );
     let checkpoint = read_pytorch_checkpoint(&std::fs::read(fixture("nested_zip.pt")).unwrap()).unwrap();
     assert_eq!(checkpoint.stripped_prefix.as_deref(), Some("module."));
 }
 
 #[test]
 fn nested_legacy_checkpoint_strips_module_prefix() {
-    check_conversion("nested_legacy.pt", CheckpointFormat::Legacy, Some("state_dict"));
+    check_conversion(
+        &fixture("nested_legacy.pt"),
+        CheckpointFormat::Legacy,
+        Some("state_dict"),
+    );
     let checkpoint = read_pytorch_checkpoint(&std::fs::read(fixture("nested_legacy.pt")).unwrap()).unwrap();
     assert_eq!(checkpoint.stripped_prefix.as_deref(), Some("module."));
 }
 
 #[test]
 fn plain_pickle_of_tensors_converts_exactly() {
-    check_conversion("plain_pickle.pt", CheckpointFormat::Pickle, None);
+    check_conversion(&fixture("plain_pickle.pt"), CheckpointFormat::Pickle, None);
 }
 
 #[test]

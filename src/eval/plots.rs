@@ -1,8 +1,16 @@
-//! PNG plots drawn directly with `image`: box plots and line curves with a title, axis
-//! labels, rounded ticks, category names and a legend, in a small built-in 5×7 bitmap
-//! font, so that each picture reads on its own outside the HTML report.
+//! PNG plots drawn with `plotters` on its bitmap backend and lettered in DejaVu Sans, which is
+//! embedded so that no system font is needed: box plots and line curves with a title, axis
+//! labels, round ticks, category names and a legend, so that each picture reads on its own
+//! outside the HTML report.
+
+use std::error::Error;
+use std::sync::Once;
 
 use image::{Rgb, RgbImage};
+use plotters::chart::MeshStyle;
+use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, ValueFormatter};
+use plotters::coord::Shift;
+use plotters::prelude::*;
 
 /// Distinct series colours (colour-blind-friendly Tableau 10).
 pub const PALETTE: [[u8; 3]; 10] = [
@@ -77,82 +85,98 @@ pub fn box_plot(labels: Labels, names: &[String], samples: &[Vec<f64>]) -> RgbIm
     let stats: Vec<Option<FiveNumbers>> = samples.iter().map(|s| five_numbers(s)).collect();
     let (lo, hi) = range(stats.iter().flatten().flat_map(|s| [s.min, s.max]));
     let y = Scale::nice(lo, hi);
-    let x = Scale::plain(0.0, samples.len().max(1) as f64);
-    let mut canvas = Canvas::new(labels, RIGHT_PLAIN, x, y);
-    canvas.axes(false);
-    let slot = (canvas.frame.width() / samples.len().max(1) as u32).saturating_sub(6);
-    // One scale for every name, so that no box looks more important than another.
-    let scale = names.iter().map(|n| fit(n, slot).1).min().unwrap_or(2);
-    for (i, s) in stats.iter().enumerate() {
-        let c = colour(i);
-        let centre = i as f64 + 0.5;
-        let mid = canvas.px(centre);
-        let name = names.get(i).map(String::as_str).unwrap_or("");
-        let text = shorten(name, slot, scale);
-        let w = text_width(&text, scale);
-        canvas.text(
-            &text,
-            mid.saturating_sub(w / 2),
-            canvas.frame.bottom + 10,
-            scale,
-            BLACK,
-        );
-        let Some(s) = s else { continue };
-        let (l, r) = (canvas.px(centre - 0.3), canvas.px(centre + 0.3));
-        let (y_q1, y_q3) = (canvas.py(s.q1), canvas.py(s.q3));
-        canvas.fill_rect(l, y_q3.min(y_q1), r, y_q3.max(y_q1), lighten(c));
-        canvas.rect(l, y_q3.min(y_q1), r, y_q3.max(y_q1), c);
-        canvas.hline(l, r, canvas.py(s.median), BLACK);
-        canvas.vline(mid, canvas.py(s.max), y_q3, c);
-        canvas.vline(mid, y_q1, canvas.py(s.min), c);
-        let (wl, wr) = (canvas.px(centre - 0.12), canvas.px(centre + 0.12));
-        canvas.hline(wl, wr, canvas.py(s.max), c);
-        canvas.hline(wl, wr, canvas.py(s.min), c);
-        let (mx, my) = (mid as i64, canvas.py(s.mean) as i64);
-        for d in -3i64..=3 {
-            canvas.put(mx + d, my + d, BLACK);
-            canvas.put(mx + d, my - d, BLACK);
+    let count = samples.len().max(1);
+    let slot = ((WIDTH - LEFT - RIGHT_PLAIN) / count as u32).saturating_sub(6);
+    // One size for every name, so that no box looks more important than another.
+    let (shown, size) = fit_all(names, slot, &[12.0, 10.0]);
+    render(WIDTH, HEIGHT, |root| {
+        title(root, labels, RIGHT_PLAIN)?;
+        let mut chart = chart(root, RIGHT_PLAIN, Scale::categories(count), y.clone())?;
+        // The names are drawn below, with the sample sizes under them.
+        house_style(&mut chart.configure_mesh())
+            .disable_x_mesh()
+            .x_label_formatter(&|_| String::new())
+            .draw()?;
+        for (i, s) in stats.iter().enumerate() {
+            let Some(s) = s else { continue };
+            let c = series_colour(i);
+            let x = i as f64 + 0.5;
+            let quartiles = [(x - 0.3, s.q1), (x + 0.3, s.q3)];
+            chart.draw_series([
+                Rectangle::new(quartiles, lighten(c).filled()),
+                Rectangle::new(quartiles, c.stroke_width(1)),
+            ])?;
+            let segment = |points: [(f64, f64); 2], style: ShapeStyle| PathElement::new(points, style);
+            chart.draw_series([
+                segment([(x, s.q3), (x, s.max)], c.into()),
+                segment([(x, s.q1), (x, s.min)], c.into()),
+                segment([(x - 0.12, s.max), (x + 0.12, s.max)], c.into()),
+                segment([(x - 0.12, s.min), (x + 0.12, s.min)], c.into()),
+                segment([(x - 0.3, s.median), (x + 0.3, s.median)], BLACK.stroke_width(2)),
+            ])?;
+            chart.draw_series([Cross::new((x, s.mean), 4, BLACK.stroke_width(2))])?;
+            let (centre, bottom) = chart.backend_coord(&(x, y.lo));
+            text(
+                root,
+                &format!("n={}", s.n),
+                (centre, bottom + 26),
+                10.0,
+                GREY,
+                Align::Centre,
+            )?;
         }
-        let n = format!("n={}", s.n);
-        let w = text_width(&n, 1);
-        canvas.text(&n, mid.saturating_sub(w / 2), canvas.frame.bottom + 22, 1, GREY);
-    }
-    canvas.image
+        for (i, name) in shown.iter().enumerate() {
+            let (centre, bottom) = chart.backend_coord(&(i as f64 + 0.5, y.lo));
+            text(root, name, (centre, bottom + 10), size, BLACK, Align::Centre)?;
+        }
+        Ok(())
+    })
 }
 
 /// Polylines `(x, y)` per named series over shared axes, with a legend on the right.
 pub fn line_plot(labels: Labels, names: &[String], series: &[Vec<(f64, f64)>]) -> RgbImage {
-    let points = || {
-        series
-            .iter()
-            .flatten()
+    let finite = |s: &Vec<(f64, f64)>| -> Vec<(f64, f64)> {
+        s.iter()
+            .copied()
             .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect()
     };
-    let (x_lo, x_hi) = range(points().map(|p| p.0));
-    let (y_lo, y_hi) = range(points().map(|p| p.1));
-    let mut canvas = Canvas::new(
-        labels,
-        RIGHT_LEGEND,
-        Scale::nice(x_lo, x_hi),
-        Scale::nice(y_lo, y_hi),
-    );
-    canvas.axes(true);
-    for (i, s) in series.iter().enumerate() {
-        let c = colour(i);
-        let pts: Vec<(i64, i64)> = s
-            .iter()
-            .filter(|(x, y)| x.is_finite() && y.is_finite())
-            .map(|&(x, y)| (canvas.px(x) as i64, canvas.py(y) as i64))
-            .collect();
-        for w in pts.windows(2) {
-            canvas.line(w[0], w[1], c);
+    let series: Vec<Vec<(f64, f64)>> = series.iter().map(finite).collect();
+    let (x_lo, x_hi) = range(series.iter().flatten().map(|p| p.0));
+    let (y_lo, y_hi) = range(series.iter().flatten().map(|p| p.1));
+    let (x, y) = (Scale::nice(x_lo, x_hi), Scale::nice(y_lo, y_hi));
+    let legend_width = RIGHT_LEGEND - 14 - LEGEND_SWATCH - 8 - 6;
+    let (names, size) = fit_all(names, legend_width, &[12.0, 10.0]);
+    render(WIDTH, HEIGHT, |root| {
+        title(root, labels, RIGHT_LEGEND)?;
+        let mut chart = chart(root, RIGHT_LEGEND, x, y)?;
+        house_style(&mut chart.configure_mesh()).draw()?;
+        for (i, points) in series.iter().enumerate() {
+            let c = series_colour(i);
+            chart.draw_series(
+                LineSeries::new(points.iter().copied(), c.filled().stroke_width(2)).point_size(3),
+            )?;
         }
-        for &(x, y) in &pts {
-            canvas.dot(x, y, c);
+        // The legend, right of the plot area: a swatch of each line, then its name.
+        let left = (WIDTH - RIGHT_LEGEND + 14) as i32;
+        for (i, name) in names.iter().enumerate() {
+            let (c, y) = (series_colour(i), TOP as i32 + 8 + 20 * i as i32);
+            root.draw(&PathElement::new(
+                [(left, y), (left + LEGEND_SWATCH as i32, y)],
+                c.stroke_width(2),
+            ))?;
+            root.draw(&Circle::new((left + LEGEND_SWATCH as i32 / 2, y), 3, c.filled()))?;
+            text(
+                root,
+                name,
+                (left + LEGEND_SWATCH as i32 + 8, y - 7),
+                size,
+                BLACK,
+                Align::Left,
+            )?;
         }
-    }
-    canvas.legend(names);
-    canvas.image
+        Ok(())
+    })
 }
 
 /// A grid of pictures: one column per name, one row per labelled row of pictures (None:
@@ -164,55 +188,196 @@ pub fn picture_grid(names: &[String], rows: &[(String, Vec<Option<RgbImage>>)], 
     let columns = names.len().max(1) as u32;
     let width = GAP + columns * (cell + GAP);
     let height = HEADER + rows.len() as u32 * (ROW_LABEL + cell + GAP);
-    let mut canvas = Canvas {
-        image: RgbImage::from_pixel(width, height, Rgb([255, 255, 255])),
-        frame: Frame {
-            left: 0,
-            right: width,
-            top: 0,
-            bottom: height,
-        },
-        x: Scale::plain(0.0, 1.0),
-        y: Scale::plain(0.0, 1.0),
-    };
     let column_x = |k: u32| GAP + k * (cell + GAP);
-    let scale = names.iter().map(|n| fit(n, cell).1).min().unwrap_or(2);
-    for (k, name) in names.iter().enumerate() {
-        let text = shorten(name, cell, scale);
-        let w = text_width(&text, scale);
-        let x = column_x(k as u32) + (cell - w.min(cell)) / 2;
-        canvas.text(&text, x, 4, scale, BLACK);
-    }
-    for (r, (label, pictures)) in rows.iter().enumerate() {
-        let top = HEADER + r as u32 * (ROW_LABEL + cell + GAP);
-        canvas.text(&shorten(label, width - 2 * GAP, 1), GAP, top + 3, 1, GREY);
+    let row_top = |r: usize| HEADER + r as u32 * (ROW_LABEL + cell + GAP);
+    let mut image = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
+    for (r, (_, pictures)) in rows.iter().enumerate() {
         for (k, picture) in pictures.iter().enumerate().take(columns as usize) {
-            let (x0, y0) = (column_x(k as u32), top + ROW_LABEL);
-            match picture {
-                Some(p) => {
-                    let small = image::imageops::resize(p, cell, cell, image::imageops::FilterType::Triangle);
-                    image::imageops::replace(&mut canvas.image, &small, x0 as i64, y0 as i64);
-                }
-                None => canvas.fill_rect(x0, y0, x0 + cell - 1, y0 + cell - 1, GRID),
-            }
+            let (x0, y0) = (column_x(k as u32), row_top(r) + ROW_LABEL);
+            let small = match picture {
+                Some(p) => image::imageops::resize(p, cell, cell, image::imageops::FilterType::Triangle),
+                None => RgbImage::from_pixel(cell, cell, Rgb(GRID)),
+            };
+            image::imageops::replace(&mut image, &small, x0 as i64, y0 as i64);
         }
     }
-    canvas.image
+    let (shown, size) = fit_all(names, cell, &[12.0, 10.0]);
+    draw_on(&mut image, |root| {
+        for (k, name) in shown.iter().enumerate() {
+            let centre = (column_x(k as u32) + cell / 2) as i32;
+            text(root, name, (centre, 4), size, BLACK, Align::Centre)?;
+        }
+        for (r, (label, _)) in rows.iter().enumerate() {
+            let label = shorten(label, width - 2 * GAP, 10.0);
+            text(
+                root,
+                &label,
+                (GAP as i32, row_top(r) as i32 + 1),
+                10.0,
+                GREY,
+                Align::Left,
+            )?;
+        }
+        Ok(())
+    });
+    image
 }
 
 const WIDTH: u32 = 760;
 const HEIGHT: u32 = 460;
 const LEFT: u32 = 72;
 const TOP: u32 = 52;
-const BOTTOM: u32 = 58;
+const BOTTOM: u32 = 62;
 const RIGHT_PLAIN: u32 = 20;
 const RIGHT_LEGEND: u32 = 170;
-const BLACK: Rgb<u8> = Rgb([0, 0, 0]);
-const GREY: Rgb<u8> = Rgb([110, 110, 110]);
-const GRID: Rgb<u8> = Rgb([225, 225, 225]);
+const LEGEND_SWATCH: u32 = 18;
+const GREY: RGBColor = RGBColor(110, 110, 110);
+const GRID: [u8; 3] = [225, 225, 225];
 
-fn lighten(c: Rgb<u8>) -> Rgb<u8> {
-    Rgb(c.0.map(|v| (v as u16 + 2 * 255).div_euclid(3) as u8))
+/// The embedded font, under the family name plotters asks for.
+const FAMILY: &str = "sans-serif";
+static DEJAVU_SANS: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+/// Black text in the embedded font at `size` pixels.
+fn font(size: f64) -> TextStyle<'static> {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        if plotters::style::register_font(FAMILY, FontStyle::Normal, DEJAVU_SANS).is_err() {
+            panic!("the embedded DejaVu Sans font does not parse");
+        }
+    });
+    (FAMILY, size).into_font().color(&BLACK)
+}
+
+/// Width in pixels of `s` at `size`.
+fn text_width(s: &str, size: f64) -> u32 {
+    font(size).font.box_size(s).map_or(0, |(w, _)| w)
+}
+
+/// `s`, cut and ended with "…" if it is wider than `width` pixels at `size`.
+fn shorten(s: &str, width: u32, size: f64) -> String {
+    if text_width(s, size) <= width {
+        return s.to_string();
+    }
+    let chars: Vec<char> = s.chars().collect();
+    (0..chars.len())
+        .rev()
+        .map(|keep| format!("{}…", chars[..keep].iter().collect::<String>()))
+        .find(|t| text_width(t, size) <= width)
+        .unwrap_or_default()
+}
+
+/// `names` at the first of `sizes` at which all fit in `width` pixels, else at the last size,
+/// shortened where need be.
+fn fit_all(names: &[String], width: u32, sizes: &[f64]) -> (Vec<String>, f64) {
+    let size = sizes
+        .iter()
+        .copied()
+        .find(|&size| names.iter().all(|n| text_width(n, size) <= width))
+        .unwrap_or(sizes[sizes.len() - 1]);
+    (names.iter().map(|n| shorten(n, width, size)).collect(), size)
+}
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+type Drawn = Result<(), Box<dyn Error>>;
+
+/// A white `width`×`height` picture with `draw` drawn on it.
+fn render(width: u32, height: u32, draw: impl FnOnce(&Area) -> Drawn) -> RgbImage {
+    let mut image = RgbImage::from_pixel(width, height, Rgb([255, 255, 255]));
+    draw_on(&mut image, draw);
+    image
+}
+
+fn draw_on(image: &mut RgbImage, draw: impl FnOnce(&Area) -> Drawn) {
+    let size = image.dimensions();
+    let root = BitMapBackend::with_buffer(image, size).into_drawing_area();
+    // Drawing into memory with an embedded font has no failure a caller could act on.
+    draw(&root)
+        .and_then(|()| Ok(root.present()?))
+        .expect("plots draw into memory");
+}
+
+/// The title (smaller when long), the y axis's label above the plot area and the x axis's
+/// below it, centred on a plot area ending `right` pixels from the edge.
+fn title(root: &Area, labels: Labels, right: u32) -> Drawn {
+    let (title, size) = fit_all(&[labels.title.to_string()], WIDTH - 16, &[18.0, 16.0, 14.0]);
+    text(root, &title[0], (8, 10), size, BLACK, Align::Left)?;
+    let y = shorten(labels.y, WIDTH - 16, 12.0);
+    text(root, &y, (8, TOP as i32 - 20), 12.0, BLACK, Align::Left)?;
+    let x = shorten(labels.x, WIDTH - LEFT - right, 12.0);
+    text(
+        root,
+        &x,
+        ((WIDTH + LEFT - right) as i32 / 2, HEIGHT as i32 - 20),
+        12.0,
+        BLACK,
+        Align::Centre,
+    )
+}
+
+enum Align {
+    Left,
+    Centre,
+}
+
+/// `s` at `size` pixels in `colour`, its top at `y` and its left edge or centre at `x`, placed
+/// glyph by glyph: plotters' renderer drops the whole pixels of each glyph's left side bearing,
+/// which puts letters visibly out of line, so each glyph is drawn here where its ink belongs.
+fn text(root: &Area, s: &str, (x, y): (i32, i32), size: f64, colour: RGBColor, align: Align) -> Drawn {
+    use ab_glyph::{Font, ScaleFont};
+    let face = ab_glyph::FontRef::try_from_slice(DEJAVU_SANS)?;
+    let face = face.as_scaled(size as f32);
+    let left = match align {
+        Align::Left => x,
+        Align::Centre => x - text_width(s, size) as i32 / 2,
+    };
+    let (mut pen, mut previous) = (0.0f32, None);
+    for c in s.chars() {
+        let glyph = face.glyph_id(c);
+        if let Some(previous) = previous {
+            pen += face.kern(previous, glyph);
+        }
+        let at = left + (pen + face.h_side_bearing(glyph).floor()).round() as i32;
+        root.draw(&Text::new(c.to_string(), (at, y), font(size).color(&colour)))?;
+        pen += face.h_advance(glyph);
+        previous = Some(glyph);
+    }
+    Ok(())
+}
+
+/// The plot area: `LEFT` pixels for the y ticks, `BOTTOM` below for the x ticks and label.
+fn chart<'a, 'b>(
+    root: &'a Area<'b>,
+    right: u32,
+    x: Scale,
+    y: Scale,
+) -> Result<ChartContext<'a, BitMapBackend<'b>, Cartesian2d<Scale, Scale>>, Box<dyn Error>> {
+    Ok(ChartBuilder::on(root)
+        .margin_top(TOP)
+        .margin_right(right)
+        .x_label_area_size(BOTTOM)
+        .y_label_area_size(LEFT)
+        .build_cartesian_2d(x, y)?)
+}
+
+/// Grid, axes and tick labels, shared by every plot.
+fn house_style<'m, 'a, 'b, 'c>(
+    mesh: &'m mut MeshStyle<'a, 'b, Scale, Scale, BitMapBackend<'c>>,
+) -> &'m mut MeshStyle<'a, 'b, Scale, Scale, BitMapBackend<'c>> {
+    mesh.bold_line_style(RGBColor(GRID[0], GRID[1], GRID[2]))
+        .axis_style(BLACK)
+        .set_all_tick_mark_size(4)
+        .label_style(font(12.0))
+}
+
+fn series_colour(i: usize) -> RGBColor {
+    let [r, g, b] = PALETTE[i % PALETTE.len()];
+    RGBColor(r, g, b)
+}
+
+fn lighten(c: RGBColor) -> RGBColor {
+    let mix = |v: u8| ((v as u16 + 2 * 255) / 3) as u8;
+    RGBColor(mix(c.0), mix(c.1), mix(c.2))
 }
 
 /// The data range, never collapsed to a point.
@@ -242,11 +407,12 @@ struct Scale {
 }
 
 impl Scale {
-    fn plain(lo: f64, hi: f64) -> Scale {
+    /// `count` categories, centred on ticks at 0.5, 1.5, …
+    fn categories(count: usize) -> Scale {
         Scale {
-            lo,
-            hi,
-            ticks: Vec::new(),
+            lo: 0.0,
+            hi: count as f64,
+            ticks: (0..count).map(|i| i as f64 + 0.5).collect(),
             decimals: 0,
         }
     }
@@ -294,316 +460,30 @@ impl Scale {
     }
 }
 
-/// The plot area in pixels.
-#[derive(Clone, Copy, Debug)]
-struct Frame {
-    left: u32,
-    right: u32,
-    top: u32,
-    bottom: u32,
-}
+/// The axis plotters draws: linear between the limits, with ticks and labels from the scale.
+impl Ranged for Scale {
+    type FormatOption = NoDefaultFormatting;
+    type ValueType = f64;
 
-impl Frame {
-    fn width(&self) -> u32 {
-        self.right - self.left
+    fn map(&self, v: &f64, (from, to): (i32, i32)) -> i32 {
+        let t = (v - self.lo) / (self.hi - self.lo);
+        from + (t * (to - from) as f64).round() as i32
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, _: Hint) -> Vec<f64> {
+        self.ticks.clone()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.lo..self.hi
     }
 }
 
-struct Canvas {
-    image: RgbImage,
-    frame: Frame,
-    x: Scale,
-    y: Scale,
-}
-
-impl Canvas {
-    fn new(labels: Labels, right_margin: u32, x: Scale, y: Scale) -> Canvas {
-        let frame = Frame {
-            left: LEFT,
-            right: WIDTH - right_margin,
-            top: TOP,
-            bottom: HEIGHT - BOTTOM,
-        };
-        let mut canvas = Canvas {
-            image: RgbImage::from_pixel(WIDTH, HEIGHT, Rgb([255, 255, 255])),
-            frame,
-            x,
-            y,
-        };
-        let (title, scale) = fit(labels.title, WIDTH - 16);
-        canvas.text(&title, 8, 10, scale, BLACK);
-        let y_label = shorten(labels.y, WIDTH - 16, 1);
-        canvas.text(&y_label, 8, TOP - 16, 1, BLACK);
-        let x_label = shorten(labels.x, frame.width(), 1);
-        let w = text_width(&x_label, 1);
-        let centre = (frame.left + frame.right) / 2;
-        canvas.text(&x_label, centre.saturating_sub(w / 2), HEIGHT - 18, 1, BLACK);
-        canvas
-    }
-
-    fn px(&self, x: f64) -> u32 {
-        let t = (x - self.x.lo) / (self.x.hi - self.x.lo);
-        self.frame.left + (t.clamp(0.0, 1.0) * self.frame.width() as f64).round() as u32
-    }
-
-    fn py(&self, y: f64) -> u32 {
-        let t = (y - self.y.lo) / (self.y.hi - self.y.lo);
-        let height = (self.frame.bottom - self.frame.top) as f64;
-        self.frame.bottom - (t.clamp(0.0, 1.0) * height).round() as u32
-    }
-
-    fn put(&mut self, x: i64, y: i64, c: Rgb<u8>) {
-        let (width, height) = self.image.dimensions();
-        if x >= 0 && y >= 0 && (x as u32) < width && (y as u32) < height {
-            self.image.put_pixel(x as u32, y as u32, c);
-        }
-    }
-
-    fn hline(&mut self, x0: u32, x1: u32, y: u32, c: Rgb<u8>) {
-        for x in x0.min(x1)..=x0.max(x1) {
-            self.put(x as i64, y as i64, c);
-        }
-    }
-
-    fn vline(&mut self, x: u32, y0: u32, y1: u32, c: Rgb<u8>) {
-        for y in y0.min(y1)..=y0.max(y1) {
-            self.put(x as i64, y as i64, c);
-        }
-    }
-
-    fn rect(&mut self, x0: u32, y0: u32, x1: u32, y1: u32, c: Rgb<u8>) {
-        self.hline(x0, x1, y0, c);
-        self.hline(x0, x1, y1, c);
-        self.vline(x0, y0, y1, c);
-        self.vline(x1, y0, y1, c);
-    }
-
-    fn fill_rect(&mut self, x0: u32, y0: u32, x1: u32, y1: u32, c: Rgb<u8>) {
-        for y in y0..=y1 {
-            self.hline(x0, x1, y, c);
-        }
-    }
-
-    fn dot(&mut self, x: i64, y: i64, c: Rgb<u8>) {
-        for dy in -2..=2 {
-            for dx in -2..=2 {
-                self.put(x + dx, y + dy, c);
-            }
-        }
-    }
-
-    /// A two-pixel-thick segment.
-    fn line(&mut self, (x0, y0): (i64, i64), (x1, y1): (i64, i64), c: Rgb<u8>) {
-        let steps = (x1 - x0).abs().max((y1 - y0).abs()).max(1);
-        for s in 0..=steps {
-            let x = x0 + (x1 - x0) * s / steps;
-            let y = y0 + (y1 - y0) * s / steps;
-            for d in 0..2 {
-                self.put(x, y + d, c);
-            }
-        }
-    }
-
-    /// Axes, grid lines and labelled ticks on y (and on x when `x_ticks`).
-    fn axes(&mut self, x_ticks: bool) {
-        let f = self.frame;
-        for v in self.y.ticks.clone() {
-            let y = self.py(v);
-            self.hline(f.left + 1, f.right, y, GRID);
-            self.hline(f.left - 4, f.left, y, BLACK);
-            let label = self.y.label(v);
-            let w = text_width(&label, 1);
-            self.text(
-                &label,
-                f.left.saturating_sub(8 + w),
-                y.saturating_sub(3),
-                1,
-                BLACK,
-            );
-        }
-        if x_ticks {
-            for v in self.x.ticks.clone() {
-                let x = self.px(v);
-                self.vline(x, f.top, f.bottom - 1, GRID);
-                self.vline(x, f.bottom, f.bottom + 4, BLACK);
-                let label = self.x.label(v);
-                let w = text_width(&label, 1);
-                self.text(&label, x.saturating_sub(w / 2), f.bottom + 10, 1, BLACK);
-            }
-        }
-        self.vline(f.left, f.top, f.bottom, BLACK);
-        self.hline(f.left, f.right, f.bottom, BLACK);
-    }
-
-    /// Series names beside colour swatches, right of the plot area.
-    fn legend(&mut self, names: &[String]) {
-        let x = self.frame.right + 14;
-        for (i, name) in names.iter().enumerate() {
-            let y = self.frame.top + 6 + 16 * i as u32;
-            let c = colour(i);
-            for d in 0..2 {
-                self.hline(x, x + 18, y + 3 + d, c);
-            }
-            self.dot((x + 9) as i64, (y + 3) as i64, c);
-            let text = shorten(name, WIDTH - x - 30, 1);
-            self.text(&text, x + 26, y, 1, BLACK);
-        }
-    }
-
-    /// `s` in the 5×7 font, each dot a `scale`×`scale` square; (x, y) is the top left.
-    fn text(&mut self, s: &str, x: u32, y: u32, scale: u32, c: Rgb<u8>) {
-        for (k, ch) in s.chars().enumerate() {
-            let (rows, drop) = glyph(ch);
-            for (r, bits) in rows.iter().enumerate() {
-                for b in 0..5u32 {
-                    if bits & (0b10000 >> b) == 0 {
-                        continue;
-                    }
-                    let px = x + k as u32 * 6 * scale + b * scale;
-                    let py = y + (r as u32 + drop) * scale;
-                    for dy in 0..scale {
-                        for dx in 0..scale {
-                            self.put((px + dx) as i64, (py + dy) as i64, c);
-                        }
-                    }
-                }
-            }
-        }
+impl ValueFormatter<f64> for Scale {
+    fn format_ext(&self, v: &f64) -> String {
+        self.label(*v)
     }
 }
-
-/// Width in pixels of `s` at `scale`.
-fn text_width(s: &str, scale: u32) -> u32 {
-    (s.chars().count() as u32 * 6).saturating_sub(1) * scale
-}
-
-/// `s` at scale 2 when it fits in `width` pixels, else at scale 1, shortened if need be.
-fn fit(s: &str, width: u32) -> (String, u32) {
-    let scale = if text_width(s, 2) <= width { 2 } else { 1 };
-    (shorten(s, width, scale), scale)
-}
-
-/// `s`, cut and ended with ".." if it is wider than `width` pixels at `scale`.
-fn shorten(s: &str, width: u32, scale: u32) -> String {
-    if text_width(s, scale) <= width {
-        return s.to_string();
-    }
-    let keep = (width / (6 * scale)).saturating_sub(2) as usize;
-    format!("{}..", s.chars().take(keep).collect::<String>())
-}
-
-/// Rows of a 5×7 glyph, bit 4 leftmost, and how many rows it sits below the top of the cell
-/// (g, p, q and y descend below the baseline); characters outside printable ASCII draw as '?'.
-fn glyph(c: char) -> ([u8; 7], u32) {
-    let code = c as u32;
-    let index = if (32..127).contains(&code) {
-        code - 32
-    } else {
-        '?' as u32 - 32
-    };
-    let drop = if matches!(c, 'g' | 'p' | 'q' | 'y') { 2 } else { 0 };
-    (FONT[index as usize], drop)
-}
-
-/// Printable ASCII, from ' ' (32) to '~' (126).
-#[rustfmt::skip]
-const FONT: [[u8; 7]; 95] = [
-    [0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00], // ' '
-    [0x04, 0x04, 0x04, 0x04, 0x04, 0x00, 0x04], // !
-    [0x0A, 0x0A, 0x0A, 0x00, 0x00, 0x00, 0x00], // "
-    [0x0A, 0x0A, 0x1F, 0x0A, 0x1F, 0x0A, 0x0A], // #
-    [0x04, 0x0F, 0x14, 0x0E, 0x05, 0x1E, 0x04], // $
-    [0x18, 0x19, 0x02, 0x04, 0x08, 0x13, 0x03], // %
-    [0x0C, 0x12, 0x14, 0x08, 0x15, 0x12, 0x0D], // &
-    [0x0C, 0x04, 0x08, 0x00, 0x00, 0x00, 0x00], // '
-    [0x02, 0x04, 0x08, 0x08, 0x08, 0x04, 0x02], // (
-    [0x08, 0x04, 0x02, 0x02, 0x02, 0x04, 0x08], // )
-    [0x00, 0x04, 0x15, 0x0E, 0x15, 0x04, 0x00], // *
-    [0x00, 0x04, 0x04, 0x1F, 0x04, 0x04, 0x00], // +
-    [0x00, 0x00, 0x00, 0x00, 0x0C, 0x04, 0x08], // ,
-    [0x00, 0x00, 0x00, 0x1F, 0x00, 0x00, 0x00], // -
-    [0x00, 0x00, 0x00, 0x00, 0x00, 0x0C, 0x0C], // .
-    [0x00, 0x01, 0x02, 0x04, 0x08, 0x10, 0x00], // /
-    [0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E], // 0
-    [0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E], // 1
-    [0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F], // 2
-    [0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E], // 3
-    [0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02], // 4
-    [0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E], // 5
-    [0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E], // 6
-    [0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08], // 7
-    [0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E], // 8
-    [0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C], // 9
-    [0x00, 0x0C, 0x0C, 0x00, 0x0C, 0x0C, 0x00], // :
-    [0x00, 0x0C, 0x0C, 0x00, 0x0C, 0x04, 0x08], // ;
-    [0x02, 0x04, 0x08, 0x10, 0x08, 0x04, 0x02], // <
-    [0x00, 0x00, 0x1F, 0x00, 0x1F, 0x00, 0x00], // =
-    [0x08, 0x04, 0x02, 0x01, 0x02, 0x04, 0x08], // >
-    [0x0E, 0x11, 0x01, 0x02, 0x04, 0x00, 0x04], // ?
-    [0x0E, 0x11, 0x01, 0x0D, 0x15, 0x15, 0x0E], // @
-    [0x0E, 0x11, 0x11, 0x11, 0x1F, 0x11, 0x11], // A
-    [0x1E, 0x11, 0x11, 0x1E, 0x11, 0x11, 0x1E], // B
-    [0x0E, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0E], // C
-    [0x1C, 0x12, 0x11, 0x11, 0x11, 0x12, 0x1C], // D
-    [0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x1F], // E
-    [0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x10], // F
-    [0x0E, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0F], // G
-    [0x11, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11], // H
-    [0x0E, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E], // I
-    [0x07, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0C], // J
-    [0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11], // K
-    [0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1F], // L
-    [0x11, 0x1B, 0x15, 0x15, 0x11, 0x11, 0x11], // M
-    [0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11], // N
-    [0x0E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E], // O
-    [0x1E, 0x11, 0x11, 0x1E, 0x10, 0x10, 0x10], // P
-    [0x0E, 0x11, 0x11, 0x11, 0x15, 0x12, 0x0D], // Q
-    [0x1E, 0x11, 0x11, 0x1E, 0x14, 0x12, 0x11], // R
-    [0x0F, 0x10, 0x10, 0x0E, 0x01, 0x01, 0x1E], // S
-    [0x1F, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04], // T
-    [0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E], // U
-    [0x11, 0x11, 0x11, 0x11, 0x11, 0x0A, 0x04], // V
-    [0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0A], // W
-    [0x11, 0x11, 0x0A, 0x04, 0x0A, 0x11, 0x11], // X
-    [0x11, 0x11, 0x11, 0x0A, 0x04, 0x04, 0x04], // Y
-    [0x1F, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1F], // Z
-    [0x0E, 0x08, 0x08, 0x08, 0x08, 0x08, 0x0E], // [
-    [0x00, 0x10, 0x08, 0x04, 0x02, 0x01, 0x00], // backslash
-    [0x0E, 0x02, 0x02, 0x02, 0x02, 0x02, 0x0E], // ]
-    [0x04, 0x0A, 0x11, 0x00, 0x00, 0x00, 0x00], // ^
-    [0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1F], // _
-    [0x08, 0x04, 0x02, 0x00, 0x00, 0x00, 0x00], // `
-    [0x00, 0x00, 0x0E, 0x01, 0x0F, 0x11, 0x0F], // a
-    [0x10, 0x10, 0x16, 0x19, 0x11, 0x11, 0x1E], // b
-    [0x00, 0x00, 0x0E, 0x10, 0x10, 0x11, 0x0E], // c
-    [0x01, 0x01, 0x0D, 0x13, 0x11, 0x11, 0x0F], // d
-    [0x00, 0x00, 0x0E, 0x11, 0x1F, 0x10, 0x0E], // e
-    [0x06, 0x09, 0x08, 0x1C, 0x08, 0x08, 0x08], // f
-    [0x0F, 0x11, 0x11, 0x11, 0x0F, 0x01, 0x0E], // g (descends)
-    [0x10, 0x10, 0x16, 0x19, 0x11, 0x11, 0x11], // h
-    [0x04, 0x00, 0x0C, 0x04, 0x04, 0x04, 0x0E], // i
-    [0x02, 0x00, 0x06, 0x02, 0x02, 0x12, 0x0C], // j
-    [0x10, 0x10, 0x12, 0x14, 0x18, 0x14, 0x12], // k
-    [0x0C, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E], // l
-    [0x00, 0x00, 0x1A, 0x15, 0x15, 0x11, 0x11], // m
-    [0x00, 0x00, 0x16, 0x19, 0x11, 0x11, 0x11], // n
-    [0x00, 0x00, 0x0E, 0x11, 0x11, 0x11, 0x0E], // o
-    [0x1E, 0x11, 0x11, 0x11, 0x1E, 0x10, 0x10], // p (descends)
-    [0x0F, 0x11, 0x11, 0x11, 0x0F, 0x01, 0x01], // q (descends)
-    [0x00, 0x00, 0x16, 0x19, 0x10, 0x10, 0x10], // r
-    [0x00, 0x00, 0x0E, 0x10, 0x0E, 0x01, 0x1E], // s
-    [0x08, 0x08, 0x1C, 0x08, 0x08, 0x09, 0x06], // t
-    [0x00, 0x00, 0x11, 0x11, 0x11, 0x13, 0x0D], // u
-    [0x00, 0x00, 0x11, 0x11, 0x11, 0x0A, 0x04], // v
-    [0x00, 0x00, 0x11, 0x11, 0x15, 0x15, 0x0A], // w
-    [0x00, 0x00, 0x11, 0x0A, 0x04, 0x0A, 0x11], // x
-    [0x11, 0x11, 0x11, 0x11, 0x0F, 0x01, 0x0E], // y (descends)
-    [0x00, 0x00, 0x1F, 0x02, 0x04, 0x08, 0x1F], // z
-    [0x02, 0x04, 0x04, 0x08, 0x04, 0x04, 0x02], // {
-    [0x04, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04], // |
-    [0x08, 0x04, 0x04, 0x02, 0x04, 0x04, 0x08], // }
-    [0x00, 0x00, 0x08, 0x15, 0x02, 0x00, 0x00], // ~
-];
 
 #[cfg(test)]
 mod tests {
@@ -625,10 +505,19 @@ mod tests {
 
     #[test]
     fn long_names_are_shortened_to_fit() {
-        assert_eq!(fit("ok", 100), ("ok".to_string(), 2));
-        let (text, scale) = fit("a-very-long-configuration-name", 60);
-        assert_eq!(scale, 1);
-        assert!(text.ends_with("..") && text_width(&text, 1) <= 60);
+        let names = ["ok".to_string()];
+        assert_eq!(
+            fit_all(&names, 100, &[12.0, 10.0]),
+            (vec!["ok".to_string()], 12.0)
+        );
+        let names = ["a-very-long-configuration-name".to_string()];
+        let (text, size) = fit_all(&names, 60, &[12.0, 10.0]);
+        assert_eq!(size, 10.0);
+        assert!(
+            text[0].ends_with('…') && text_width(&text[0], 10.0) <= 60,
+            "{text:?}"
+        );
+        assert!(text_width("wide", 12.0) > text_width("wide", 10.0));
     }
 
     #[test]
@@ -639,16 +528,22 @@ mod tests {
             x: "x",
             y: "y",
         };
+        let has = |image: &RgbImage, c: Rgb<u8>| image.pixels().any(|p| *p == c);
         let image = box_plot(labels, &names, &[vec![0.1, 0.2, 0.3], vec![]]);
         assert_eq!(image.dimensions(), (WIDTH, HEIGHT));
-        let has = |image: &RgbImage, c: Rgb<u8>| image.pixels().any(|p| *p == c);
         assert!(has(&image, colour(0)));
         let image = line_plot(
             labels,
             &names,
             &[vec![(0.0, 0.0), (1.0, 1.0)], vec![(0.0, 1.0), (1.0, 0.5)]],
         );
+        assert_eq!(image.dimensions(), (WIDTH, HEIGHT));
         assert!(has(&image, colour(0)) && has(&image, colour(1)));
+        // Text is drawn: the title's corner is no longer blank.
+        let dark = |image: &RgbImage, x0: u32, y0: u32, w: u32, h: u32| {
+            (x0..x0 + w).any(|x| (y0..y0 + h).any(|y| image.get_pixel(x, y).0.iter().all(|&v| v < 100)))
+        };
+        assert!(dark(&image, 8, 8, 20, 20), "title");
     }
 
     #[test]
@@ -660,6 +555,6 @@ mod tests {
         assert_eq!(grid.dimensions(), (6 + 2 * 26, 22 + 14 + 20 + 6));
         // Centre of the first cell is the picture; of the second, the grey placeholder.
         assert_eq!(*grid.get_pixel(6 + 10, 22 + 14 + 10), Rgb([200, 0, 0]));
-        assert_eq!(*grid.get_pixel(6 + 26 + 10, 22 + 14 + 10), GRID);
+        assert_eq!(*grid.get_pixel(6 + 26 + 10, 22 + 14 + 10), Rgb(GRID));
     }
 }

@@ -22,7 +22,6 @@
 //! Other tensors in the file (discriminators, optimiser slots) are ignored.
 
 pub mod attention;
-pub mod tf;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -1,11 +1,13 @@
-//! Model weights on disk: safetensors files read through a memory map, and a converter from
-//! PyTorch checkpoints (zip and legacy formats) that needs no PyTorch.
+//! Model weights on disk: safetensors files read through a memory map, and [`convert`], which
+//! turns PyTorch checkpoints (zip and legacy formats) and TensorFlow checkpoints into
+//! safetensors without either framework.
 //!
 //! Models load their parameters with [`WeightFile::expect`], which checks the shape against
 //! the architecture, after [`WeightFile::check_names`] has compared the whole name set.
 
 mod pickle;
 pub mod synthetic;
+pub mod tf;
 mod torch;
 mod zip;
 
@@ -17,14 +19,69 @@ use memmap2::Mmap;
 use safetensors::tensor::Metadata;
 use safetensors::{Dtype, SafeTensors};
 
+pub use self::tf::{convert_tf_checkpoint, TfConversion};
 pub use self::torch::{
-    convert_pytorch, read_pytorch_checkpoint, CheckpointFormat, ConvertReport, PyTorchCheckpoint, TorchDType,
-    TorchTensor,
+    convert_pytorch, read_pytorch_checkpoint, CheckpointFormat, PyTorchCheckpoint, PyTorchConversion,
+    TorchDType, TorchTensor,
 };
 use crate::{Error, IoContext, Result};
 
 /// How many names of each kind an error lists before summarising.
 const NAMES_LISTED: usize = 10;
+
+/// What [`convert`] wrote, by the format it read.
+#[derive(Clone, Debug)]
+pub enum ConvertReport {
+    PyTorch(PyTorchConversion),
+    Tf(TfConversion),
+}
+
+/// One line: the format, what was written and what was left out.
+impl std::fmt::Display for ConvertReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConvertReport::PyTorch(r) => r.fmt(f),
+            ConvertReport::Tf(r) => r.fmt(f),
+        }
+    }
+}
+
+/// Converts a checkpoint to a safetensors file of f32 tensors. A TensorFlow checkpoint is
+/// named by its `.index` file or by the prefix with `.index` beside it; anything else is read
+/// as a PyTorch checkpoint (zip or legacy).
+pub fn convert(input: &Path, output: &Path) -> Result<ConvertReport> {
+    if tf::is_tf_checkpoint(input) {
+        Ok(ConvertReport::Tf(convert_tf_checkpoint(input, output)?))
+    } else {
+        Ok(ConvertReport::PyTorch(convert_pytorch(input, output)?))
+    }
+}
+
+/// Writes `(name, shape, little-endian f32 bytes)` tensors to `output` as safetensors, readable
+/// by everyone.
+fn write_f32_safetensors(
+    output: &Path,
+    tensors: &[(String, Vec<usize>, Vec<u8>)],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(name, shape, raw)| {
+            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), raw)
+                .map(|view| (name.clone(), view))
+                .map_err(|e| Error::Weights(format!("tensor `{name}`: {e}")))
+        })
+        .collect::<Result<_>>()?;
+    safetensors::serialize_to_file(views, metadata, output)
+        .map_err(|e| Error::Weights(format!("cannot write `{}`: {e}", output.display())))?;
+    // The writer goes through a private temporary file; weights are ordinary readable data.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(output, std::fs::Permissions::from_mode(0o644)).at(output)?;
+    }
+    Ok(())
+}
 
 /// A safetensors file, memory-mapped; tensors are converted to f32 when read.
 pub struct WeightFile {

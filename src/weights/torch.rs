@@ -12,7 +12,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use super::pickle::{unpickle, Global, Host, Value};
-use super::{bf16_to_f32, f16_to_f32, zip};
+use super::{bf16_to_f32, f16_to_f32, write_f32_safetensors, zip};
 use crate::{Error, IoContext, Result};
 
 /// Element types a PyTorch storage can hold that the reader understands.
@@ -185,7 +185,7 @@ pub fn read_pytorch_checkpoint(bytes: &[u8]) -> Result<PyTorchCheckpoint> {
 
 /// What [`convert_pytorch`] did.
 #[derive(Clone, Debug)]
-pub struct ConvertReport {
+pub struct PyTorchConversion {
     pub format: CheckpointFormat,
     pub state_dict_path: Option<String>,
     pub stripped_prefix: Option<String>,
@@ -198,7 +198,7 @@ pub struct ConvertReport {
     pub output_bytes: u64,
 }
 
-impl fmt::Display for ConvertReport {
+impl fmt::Display for PyTorchConversion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut counts: Vec<(TorchDType, usize)> = Vec::new();
         for (_, _, dtype) in &self.written {
@@ -247,7 +247,7 @@ impl fmt::Display for ConvertReport {
 /// Converts a PyTorch checkpoint (zip or legacy) to a safetensors file of f32 tensors with the
 /// state_dict's names. Float tensors (f16, bf16, f64, f32) are converted; integer and boolean
 /// tensors (such as BatchNorm's `num_batches_tracked`) are skipped and listed in the report.
-pub fn convert_pytorch(input: &Path, output: &Path) -> Result<ConvertReport> {
+pub fn convert_pytorch(input: &Path, output: &Path) -> Result<PyTorchConversion> {
     let bytes = std::fs::read(input)
         .map_err(|e| Error::Weights(format!("cannot read `{}`: {e}", input.display())))?;
     let checkpoint =
@@ -275,27 +275,12 @@ pub fn convert_pytorch(input: &Path, output: &Path) -> Result<ConvertReport> {
             input.display()
         )));
     }
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = converted
-        .iter()
-        .map(|(name, shape, raw)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), raw)
-                .map(|view| (name.clone(), view))
-        })
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::Weights(format!("cannot build tensor views: {e}")))?;
     // A single metadata key keeps the header byte-for-byte reproducible (a map with several
     // keys would serialise in hash order).
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    safetensors::serialize_to_file(views, Some(metadata), output)
-        .map_err(|e| Error::Weights(format!("cannot write `{}`: {e}", output.display())))?;
-    // The writer goes through a private temporary file; weights are ordinary readable data.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(output, std::fs::Permissions::from_mode(0o644)).at(output)?;
-    }
+    write_f32_safetensors(output, &converted, Some(metadata))?;
     let output_bytes = std::fs::metadata(output).at(output)?.len();
-    Ok(ConvertReport {
+    Ok(PyTorchConversion {
         format: checkpoint.format,
         state_dict_path: checkpoint.state_dict_path,
         stripped_prefix: checkpoint.stripped_prefix,
@@ -391,29 +376,30 @@ fn read_checkpoint(bytes: &[u8]) -> Result<PyTorchCheckpoint, String> {
 }
 
 fn read_zip(bytes: &[u8]) -> Result<Value, String> {
-    let entries = zip::read_entries(bytes)?;
-    let pickle = entries
+    let archive = zip::Archive::new(bytes, data_limit(bytes.len()))?;
+    let pickle = archive
+        .names
         .iter()
-        .filter(|e| e.name == "data.pkl" || e.name.ends_with("/data.pkl"))
-        .min_by_key(|e| e.name.len())
+        .filter(|name| *name == "data.pkl" || name.ends_with("/data.pkl"))
+        .min_by_key(|name| name.len())
         .ok_or("zip archive has no `data.pkl`; is it a TorchScript or other archive?")?;
-    let prefix = pickle.name[..pickle.name.len() - "data.pkl".len()].to_string();
-    if let Some(order) = entries.iter().find(|e| e.name == format!("{prefix}byteorder")) {
-        let order = order.stored_data()?;
+    let prefix = pickle[..pickle.len() - "data.pkl".len()].to_string();
+    let byteorder = format!("{prefix}byteorder");
+    if archive.names.contains(&byteorder) {
+        let order = archive.read(&byteorder)?;
         if order != b"little" {
             return Err(format!(
                 "checkpoint byte order is `{}`; only little-endian is supported",
-                String::from_utf8_lossy(order)
+                String::from_utf8_lossy(&order)
             ));
         }
     }
-    let members: HashMap<&str, &zip::ZipEntry<'_>> = entries.iter().map(|e| (e.name.as_str(), e)).collect();
     let mut host = TorchHost {
         storages: HashMap::new(),
-        zip: Some((&members, &prefix)),
+        zip: Some((&archive, &prefix)),
         nested_depth: 0,
     };
-    let (root, _) = unpickle(pickle.stored_data()?, &mut host)?;
+    let (root, _) = unpickle(&archive.read(pickle)?, &mut host)?;
     Ok(root)
 }
 
@@ -483,7 +469,7 @@ fn read_legacy(bytes: &[u8], nested_depth: u32) -> Result<(CheckpointFormat, Val
 
 struct TorchHost<'z> {
     storages: HashMap<String, Rc<Storage>>,
-    zip: Option<(&'z HashMap<&'z str, &'z zip::ZipEntry<'z>>, &'z str)>,
+    zip: Option<(&'z zip::Archive<'z>, &'z str)>,
     nested_depth: u32,
 }
 
@@ -526,12 +512,8 @@ impl Host for TorchHost<'_> {
                     dtype,
                     bytes: RefCell::new(None),
                 });
-                if let Some((members, prefix)) = self.zip {
-                    let member = format!("{prefix}data/{key}");
-                    let entry = members
-                        .get(member.as_str())
-                        .ok_or_else(|| format!("zip member `{member}` is missing"))?;
-                    let data = entry.stored_data()?;
+                if let Some((archive, prefix)) = self.zip {
+                    let data = archive.read(&format!("{prefix}data/{key}"))?;
                     let needed = numel.checked_mul(dtype.size() as u64);
                     if needed.is_none_or(|n| n > data.len() as u64) {
                         return Err(format!(
@@ -647,6 +629,12 @@ fn rebuild_tensor(args: &[Value], dtype: Option<TorchDType>) -> Result<Value, St
     })))
 }
 
+/// The most data a checkpoint of `input_len` bytes may describe, as tensors or as inflated
+/// zip members: four times its size plus 1 MiB.
+fn data_limit(input_len: usize) -> u64 {
+    (input_len as u64).saturating_mul(4).saturating_add(1 << 20)
+}
+
 /// Caps the bytes materialised for all tensors: views may overlap (tied weights, shared
 /// storages) but cannot legitimately describe far more data than the file holds.
 struct Budget {
@@ -656,7 +644,7 @@ struct Budget {
 impl Budget {
     fn new(input_len: usize) -> Budget {
         Budget {
-            left: (input_len as u64).saturating_mul(4).saturating_add(1 << 20),
+            left: data_limit(input_len),
         }
     }
 

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::write_f32_safetensors;
 use crate::{Error, Result};
 
 const MAGIC: u64 = 0xdb47_7524_8b80_fb57;
@@ -29,6 +30,21 @@ pub struct TfConversion {
     pub skipped: Vec<String>,
 }
 
+/// The line `fido convert` prints.
+impl std::fmt::Display for TfConversion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TensorFlow checkpoint: wrote {} tensors ({} parameters)",
+            self.tensors, self.parameters
+        )?;
+        if !self.skipped.is_empty() {
+            write!(f, "; skipped {}", self.skipped.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
 /// One tensor entry of a bundle.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct BundleEntry {
@@ -38,6 +54,11 @@ pub struct BundleEntry {
     pub offset: u64,
     pub size: u64,
     pub sliced: bool,
+}
+
+/// Whether `path` names a TF checkpoint: its `.index` file, or a prefix with `.index` beside it.
+pub fn is_tf_checkpoint(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "index") || with_suffix(path, ".index").exists()
 }
 
 /// Converts the checkpoint at `prefix_or_index` (`dir/model` or `dir/model.index`) into a
@@ -72,9 +93,14 @@ pub fn convert_tf_checkpoint(prefix_or_index: &Path, output: &Path) -> Result<Tf
             shards.insert(entry.shard_id, data);
         }
         let data = &shards[&entry.shard_id];
-        let count: usize = entry.shape.iter().product();
-        let (start, end) = (entry.offset as usize, (entry.offset + entry.size) as usize);
-        if end > data.len() || entry.size as usize != 4 * count {
+        // Every field is untrusted: sizes are checked without overflow before any slicing.
+        let count = entry.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        let bytes = usize::try_from(entry.offset)
+            .ok()
+            .zip(usize::try_from(entry.size).ok())
+            .filter(|&(_, size)| count.and_then(|c| c.checked_mul(4)) == Some(size))
+            .and_then(|(start, size)| data.get(start..start.checked_add(size)?));
+        let (Some(count), Some(bytes)) = (count, bytes) else {
             return Err(Error::Weights(format!(
                 "tensor `{name}`: {} bytes at {} do not hold shape {:?} in a shard of {} bytes",
                 entry.size,
@@ -82,21 +108,12 @@ pub fn convert_tf_checkpoint(prefix_or_index: &Path, output: &Path) -> Result<Tf
                 entry.shape,
                 data.len()
             )));
-        }
+        };
         report.tensors += 1;
         report.parameters += count;
-        tensors.push((name, entry.shape, data[start..end].to_vec()));
+        tensors.push((name, entry.shape, bytes.to_vec()));
     }
-    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
-        .iter()
-        .map(|(name, shape, bytes)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
-                .map(|v| (name.clone(), v))
-                .map_err(|e| Error::Weights(format!("tensor `{name}`: {e}")))
-        })
-        .collect::<Result<_>>()?;
-    safetensors::serialize_to_file(views, None, output)
-        .map_err(|e| Error::Weights(format!("cannot write `{}`: {e}", output.display())))?;
+    write_f32_safetensors(output, &tensors, None)?;
     Ok(report)
 }
 
@@ -157,10 +174,13 @@ fn varint(bytes: &[u8], pos: &mut usize) -> std::result::Result<u64, String> {
 }
 
 fn block(bytes: &[u8], (offset, size): (u64, u64)) -> std::result::Result<&[u8], String> {
-    let (start, end) = (offset as usize, (offset + size) as usize);
-    if end + 5 > bytes.len() {
-        return Err(format!("block at {offset} of {size} bytes runs past the file"));
-    }
+    let past = || format!("block at {offset} of {size} bytes runs past the file");
+    let start = usize::try_from(offset).map_err(|_| past())?;
+    let end = usize::try_from(size)
+        .ok()
+        .and_then(|size| start.checked_add(size))
+        .filter(|end| end.checked_add(5).is_some_and(|e| e <= bytes.len()))
+        .ok_or_else(past)?;
     if bytes[end] != 0 {
         return Err(format!(
             "block at {offset} is compressed (type {}); only uncompressed tables are read",
@@ -186,7 +206,8 @@ fn block_entries(block: &[u8]) -> std::result::Result<Vec<(Vec<u8>, Vec<u8>)>, S
         let shared = varint(block, &mut pos)? as usize;
         let unshared = varint(block, &mut pos)? as usize;
         let value_len = varint(block, &mut pos)? as usize;
-        if shared > key.len() || pos + unshared + value_len > limit {
+        let end = pos.checked_add(unshared).and_then(|p| p.checked_add(value_len));
+        if shared > key.len() || end.is_none_or(|end| end > limit) {
             return Err("corrupt block entry".into());
         }
         key.truncate(shared);
@@ -218,7 +239,7 @@ fn proto_fields(bytes: &[u8]) -> std::result::Result<Vec<(u64, u64, &[u8])>, Str
             2 => {
                 let len = varint(bytes, &mut pos)? as usize;
                 let raw = bytes
-                    .get(pos..pos + len)
+                    .get(pos..pos.saturating_add(len))
                     .ok_or("truncated length-delimited field")?;
                 fields.push((field, len as u64, raw));
                 pos += len;
