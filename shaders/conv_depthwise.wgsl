@@ -40,9 +40,19 @@ struct DepthwiseParams {
 @group(0) @binding(4) var<storage, read> dw_bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dw_out: array<f32>;
 
-// The output channel of invocation i of the forward entry points.
-fn forward_channel(i: u32) -> u32 {
-    return (i / dp.blocks_per_row / dp.out_rows) % dp.channels_out;
+// Where invocation i of the forward entry points writes: the block of one output row of
+// one channel of one image.
+struct Site {
+    block: u32,
+    oh: u32,
+    co: u32,
+    n: u32,
+}
+
+fn forward_site(i: u32) -> Site {
+    let rows = i / dp.blocks_per_row;
+    let planes = rows / dp.out_rows;
+    return Site(i % dp.blocks_per_row, rows % dp.out_rows, planes % dp.channels_out, planes / dp.channels_out);
 }
 
 // Each forward kernel has an entry point with a bias and one without, which binds none.
@@ -58,30 +68,25 @@ fn depthwise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 fn depthwise_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
     if i < dp.items {
-        depthwise_block(i, dw_bias[forward_channel(i)]);
+        depthwise_block(i, dw_bias[forward_site(i).co]);
     }
 }
 
 fn depthwise_block(i: u32, shift: f32) {
-    let block = i % dp.blocks_per_row;
-    var rest = i / dp.blocks_per_row;
-    let oh = rest % dp.out_rows;
-    rest = rest / dp.out_rows;
-    let co = rest % dp.channels_out;
-    let n = rest / dp.channels_out;
-    let ci = co / dp.multiplier;
-    let plane = (n * dp.channels_in + ci) * dp.in_rows * dp.in_cols;
-    let ow0 = block * DW_BLOCK;
+    let site = forward_site(i);
+    let ci = site.co / dp.multiplier;
+    let plane = (site.n * dp.channels_in + ci) * dp.in_rows * dp.in_cols;
+    let ow0 = site.block * DW_BLOCK;
     let col0 = i32(ow0 * DW_SW) - dp.pad_left;
     let seg_len = (DW_BLOCK - 1u) * DW_SW + (DW_KW - 1u) * DW_DW + 1u;
-    let w0 = co * DW_KH * DW_KW;
+    let w0 = site.co * DW_KH * DW_KW;
 
     var acc: array<f32, DW_MAX_BLOCK>;
     for (var j = 0u; j < DW_MAX_BLOCK; j++) {
         acc[j] = 0.0;
     }
     for (var ky = 0u; ky < DW_KH; ky++) {
-        let row = i32(oh * DW_SH + ky * DW_DH) - dp.pad_top;
+        let row = i32(site.oh * DW_SH + ky * DW_DH) - dp.pad_top;
         let row_ok = row >= 0 && row < i32(dp.in_rows);
         let row_base = i32(plane) + row * i32(dp.in_cols);
         var seg: array<f32, DW_MAX_SEGMENT>;
@@ -97,7 +102,7 @@ fn depthwise_block(i: u32, shift: f32) {
             }
         }
     }
-    let out_row = ((n * dp.channels_out + co) * dp.out_rows + oh) * dp.out_cols;
+    let out_row = ((site.n * dp.channels_out + site.co) * dp.out_rows + site.oh) * dp.out_cols;
     for (var j = 0u; j < DW_BLOCK; j++) {
         if ow0 + j < dp.out_cols {
             dw_out[out_row + ow0 + j] = acc[j] + shift;
@@ -164,30 +169,25 @@ fn depthwise_vec4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 fn depthwise_vec4_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
     if i < dp.items {
-        depthwise_vec4_block(i, dw_bias[forward_channel(i)]);
+        depthwise_vec4_block(i, dw_bias[forward_site(i).co]);
     }
 }
 
 fn depthwise_vec4_block(i: u32, shift: f32) {
-    let block = i % dp.blocks_per_row;
-    var rest = i / dp.blocks_per_row;
-    let oh = rest % dp.out_rows;
-    rest = rest / dp.out_rows;
-    let co = rest % dp.channels_out;
-    let n = rest / dp.channels_out;
-    let ci = co / dp.multiplier;
+    let site = forward_site(i);
+    let ci = site.co / dp.multiplier;
     let row_quads = dp.in_cols / 4u;
-    let plane = (n * dp.channels_in + ci) * dp.in_rows * row_quads;
-    let ow0 = block * DW_BLOCK;
+    let plane = (site.n * dp.channels_in + ci) * dp.in_rows * row_quads;
+    let ow0 = site.block * DW_BLOCK;
     let quad0 = i32(ow0 * DW_SW / 4u) - i32(DW_PAD_QUADS);
     let seg_len = (DW_BLOCK - 1u) * DW_SW + (DW_KW - 1u) * DW_DW + 1u;
     let quads = (DW_SHIFT + seg_len + 3u) / 4u;
-    let w0 = co * DW_KH * DW_KW;
+    let w0 = site.co * DW_KH * DW_KW;
 
     var acc_lo = vec4<f32>(0.0);
     var acc_hi = vec4<f32>(0.0);
     for (var ky = 0u; ky < DW_KH; ky++) {
-        let row = i32(oh * DW_SH + ky * DW_DH) - dp.pad_top;
+        let row = i32(site.oh * DW_SH + ky * DW_DH) - dp.pad_top;
         let row_ok = row >= 0 && row < i32(dp.in_rows);
         let row_base = i32(plane) + row * i32(row_quads);
         var seg: array<vec4<f32>, DW_MAX_QUADS>;
@@ -203,7 +203,7 @@ fn depthwise_vec4_block(i: u32, shift: f32) {
             acc_hi = fma(wv, pick4(seg, c + 4u * DW_SW), acc_hi);
         }
     }
-    let out_row = (((n * dp.channels_out + co) * dp.out_rows + oh) * dp.out_cols + ow0) / 4u;
+    let out_row = (((site.n * dp.channels_out + site.co) * dp.out_rows + site.oh) * dp.out_cols + ow0) / 4u;
     dw_out4[out_row] = acc_lo + shift;
     if ow0 + 4u < dp.out_cols {
         dw_out4[out_row + 1u] = acc_hi + shift;

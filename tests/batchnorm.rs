@@ -18,6 +18,10 @@ fn bn_params(rng: &mut Rng, c: usize) -> [Vec<f32>; 4] {
     ]
 }
 
+fn reference_batch_norm(x: &[f64], shape: &[usize], [g, b, m, v]: [&[f32]; 4], eps: f64) -> Vec<f64> {
+    reference::batch_norm(x, shape, &to_f64(g), &to_f64(b), &to_f64(m), &to_f64(v), eps)
+}
+
 #[test]
 fn batch_norm_matches_reference() {
     let gpu = gpu();
@@ -28,15 +32,7 @@ fn batch_norm_matches_reference() {
         let [g, b, m, v] = bn_params(&mut rng, c);
         let t = |d: &[f32]| Tensor::from_slice(&gpu, &[c], d).unwrap();
         let y = batchnorm::batch_norm(&x, &t(&g), &t(&b), &t(&m), &t(&v), 1e-5).unwrap();
-        let want = reference::batch_norm(
-            &to_f64(&xv),
-            &shape,
-            &to_f64(&g),
-            &to_f64(&b),
-            &to_f64(&m),
-            &to_f64(&v),
-            1e-5,
-        );
+        let want = reference_batch_norm(&to_f64(&xv), &shape, [&g, &b, &m, &v], 1e-5);
         // One division and a square root: a few ulp.
         assert_close(
             &format!("batch_norm {shape:?}"),
@@ -63,17 +59,7 @@ fn batch_norm_rule_matches_finite_differences() {
     let rv = tape.constant(Tensor::from_slice(&gpu, &shape, &r).unwrap());
     let loss = y.mul(&rv).unwrap().sum().unwrap();
     let grads = tape.backward(&loss).unwrap();
-    let reference_of = |xs: &[f64]| {
-        reference::batch_norm(
-            xs,
-            &shape,
-            &to_f64(&g),
-            &to_f64(&b),
-            &to_f64(&m),
-            &to_f64(&v),
-            1e-5,
-        )
-    };
+    let reference_of = |xs: &[f64]| reference_batch_norm(xs, &shape, [&g, &b, &m, &v], 1e-5);
     let want = fd_gradient(reference_of, &xv, &r, 1e-4);
     // Linear in x: the difference quotient is exact up to f64 rounding; f32 scale ~1e-7.
     assert_close(

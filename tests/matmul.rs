@@ -2,7 +2,7 @@ mod common;
 
 use fido::Tape;
 
-use common::{assert_close, fd_gradient, gpu, Rng};
+use common::{assert_close, fd_gradient, gpu, to_f64, Rng};
 use fido::ops::matmul::{self, reference, MatmulShape, MatmulTiles};
 use fido::Tensor;
 
@@ -175,35 +175,8 @@ fn matmul_rule_matches_finite_differences_for_every_transpose_and_broadcast() {
                 .backward_from(&y, Tensor::from_slice(&gpu, y.shape(), &r).unwrap())
                 .unwrap();
             let s = fido::ops::matmul::MatmulShape::infer(&a_shape, &b_shape, ta, tb).unwrap();
-            let fwd = |a: &[f64], b: &[f64]| -> Vec<f64> {
-                let mut c = vec![0.0; s.batch * s.m * s.n];
-                for bi in 0..s.batch {
-                    let ab = if s.a_batched { bi * s.m * s.k } else { 0 };
-                    let bb = if s.b_batched { bi * s.k * s.n } else { 0 };
-                    for i in 0..s.m {
-                        for j in 0..s.n {
-                            c[bi * s.m * s.n + i * s.n + j] = (0..s.k)
-                                .map(|kk| {
-                                    let x = if ta {
-                                        a[ab + kk * s.m + i]
-                                    } else {
-                                        a[ab + i * s.k + kk]
-                                    };
-                                    let w = if tb {
-                                        b[bb + j * s.k + kk]
-                                    } else {
-                                        b[bb + kk * s.n + j]
-                                    };
-                                    x * w
-                                })
-                                .sum();
-                        }
-                    }
-                }
-                c
-            };
-            let a64: Vec<f64> = a.iter().map(|&v| v as f64).collect();
-            let b64: Vec<f64> = b.iter().map(|&v| v as f64).collect();
+            let fwd = |a: &[f64], b: &[f64]| reference::matmul_f64(a, b, &s, ta, tb);
+            let (a64, b64) = (to_f64(&a), to_f64(&b));
             let want_a = fd_gradient(|xs| fwd(xs, &b64), &a, &r, 1e-5);
             let want_b = fd_gradient(|xs| fwd(&a64, xs), &b, &r, 1e-5);
             let what = format!("matmul ta={ta} tb={tb} batched_b={batched_b}");

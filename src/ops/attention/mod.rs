@@ -71,18 +71,7 @@ pub fn extract_patches(
     check_window(OP, ksize, stride)?;
     let shape = [grid[0] * grid[1], channels, ksize, ksize];
     let out = Tensor::empty(x.gpu(), &shape, DType::F32)?;
-    let params = AttentionParams {
-        total: out.numel() as u32,
-        channels: channels as u32,
-        in_h: h as u32,
-        in_w: w as u32,
-        out_h: grid[0] as u32,
-        out_w: grid[1] as u32,
-        ksize: ksize as u32,
-        stride: stride as u32,
-        pad: pad as u32,
-        ..Default::default()
-    };
+    let params = window_params(out.numel(), channels, [h, w], ksize, stride, pad, grid);
     launch("extract_patches", &params, &[("src", x), ("out", &out)])?;
     Ok(out)
 }
@@ -133,18 +122,7 @@ pub fn patch_validity(
     check_window(OP, ksize, stride)?;
     let patches = grid[0] * grid[1];
     let out = Tensor::empty(mask.gpu(), &[patches], DType::F32)?;
-    let params = AttentionParams {
-        total: patches as u32,
-        channels: 1,
-        in_h: h as u32,
-        in_w: w as u32,
-        out_h: grid[0] as u32,
-        out_w: grid[1] as u32,
-        ksize: ksize as u32,
-        stride: stride as u32,
-        pad: pad as u32,
-        ..Default::default()
-    };
+    let params = window_params(patches, 1, [h, w], ksize, stride, pad, grid);
     launch("patch_validity", &params, &[("src", mask), ("out", &out)])?;
     Ok(out)
 }
@@ -252,4 +230,29 @@ fn launch(entry: &str, params: &AttentionParams, bindings: &[(&str, &Tensor)]) -
         bindings,
         Grid::Linear(groups_for(params.total as usize, WG)),
     )
+}
+
+/// The parameters of the two windowed kernels: `total` outputs from a `channels × hw` plane
+/// cut into a `grid` of `ksize` windows.
+fn window_params(
+    total: usize,
+    channels: usize,
+    [h, w]: [usize; 2],
+    ksize: usize,
+    stride: usize,
+    pad: usize,
+    grid: [usize; 2],
+) -> AttentionParams {
+    AttentionParams {
+        total: total as u32,
+        channels: channels as u32,
+        in_h: h as u32,
+        in_w: w as u32,
+        out_h: grid[0] as u32,
+        out_w: grid[1] as u32,
+        ksize: ksize as u32,
+        stride: stride as u32,
+        pad: pad as u32,
+        ..Default::default()
+    }
 }

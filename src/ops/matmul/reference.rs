@@ -4,6 +4,12 @@ use super::MatmulShape;
 
 /// Returns C as `[batch, m, n]`, row-major.
 pub fn matmul(a: &[f32], b: &[f32], s: &MatmulShape, trans_a: bool, trans_b: bool) -> Vec<f64> {
+    let wide = |v: &[f32]| -> Vec<f64> { v.iter().map(|&x| x as f64).collect() };
+    matmul_f64(&wide(a), &wide(b), s, trans_a, trans_b)
+}
+
+/// [`matmul`] of f64 operands, for finite differences.
+pub fn matmul_f64(a: &[f64], b: &[f64], s: &MatmulShape, trans_a: bool, trans_b: bool) -> Vec<f64> {
     let mut c = vec![0.0; s.batch * s.m * s.n];
     for bi in 0..s.batch {
         let ab = if s.a_batched { bi * s.m * s.k } else { 0 };
@@ -22,7 +28,7 @@ pub fn matmul(a: &[f32], b: &[f32], s: &MatmulShape, trans_a: bool, trans_b: boo
                     } else {
                         b[bb + kk * s.n + j]
                     };
-                    acc += av as f64 * bv as f64;
+                    acc += av * bv;
                 }
                 c[bi * s.m * s.n + i * s.n + j] = acc;
             }
