@@ -321,3 +321,14 @@ fn the_driver_version_is_read_and_old_lavapipe_gets_advice() {
         "hardware drivers get no lavapipe advice"
     );
 }
+
+#[test]
+fn io_errors_name_the_path() {
+    use fido::IoContext;
+    let missing = std::env::temp_dir().join("fido-no-such-dir/no-such-file.bin");
+    let err = std::fs::read(&missing).at(&missing).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("fido-no-such-dir/no-such-file.bin"), "{text}");
+    assert!(!text.contains('\n'), "one line: {text}");
+}
