@@ -121,27 +121,50 @@ fn time(gpu: &Gpu, run: &mut impl FnMut(&Gpu) -> fido::Result<()>) -> fido::Resu
     })
 }
 
-fn measure_peaks(gpu: &Gpu) -> fido::Result<(f64, f64)> {
+/// The best FMA throughput over every chain count and the best copy bandwidth over every
+/// copy pattern, each with the variant that reached it.
+struct Peaks {
+    gflops: f64,
+    chains: usize,
+    gbps: f64,
+    copy: ops::probe::CopyPattern,
+}
+
+fn measure_peaks(gpu: &Gpu) -> fido::Result<Peaks> {
     // FMA: enough invocations to fill any adapter, enough trips to hide launch cost.
-    let (invocations, trips) = (1 << 16, 2048);
-    let mut best_gflops: f64 = 0.0;
-    for _ in 0..3 {
-        ops::probe::fma_loop(gpu, invocations, trips)?;
-        let t = gpu.flush_timed()?;
-        let ms = t.gpu_ms.unwrap_or(t.wall_ms);
-        best_gflops = best_gflops.max(ops::probe::fma_cost(invocations, trips).flops / (ms / 1e3) / 1e9);
+    let (invocations, trips) = (1 << 16, 1024);
+    let mut peaks = Peaks {
+        gflops: 0.0,
+        chains: 1,
+        gbps: 0.0,
+        copy: ops::probe::CopyPattern::all()[0],
+    };
+    for chains in 1..=ops::probe::MAX_CHAINS {
+        for _ in 0..3 {
+            ops::probe::fma_loop(gpu, invocations, trips, chains)?;
+            let t = gpu.flush_timed()?;
+            let ms = t.gpu_ms.unwrap_or(t.wall_ms);
+            let gflops = ops::probe::fma_cost(invocations, trips, chains).flops / (ms / 1e3) / 1e9;
+            if gflops > peaks.gflops {
+                (peaks.gflops, peaks.chains) = (gflops, chains);
+            }
+        }
     }
     let n = 16 << 20;
     let src = Tensor::zeros(gpu, &[n])?;
     let dst = Tensor::empty(gpu, &[n], DType::F32)?;
-    let mut best_gbps: f64 = 0.0;
-    for _ in 0..5 {
-        ops::probe::copy(&src, &dst)?;
-        let t = gpu.flush_timed()?;
-        let ms = t.gpu_ms.unwrap_or(t.wall_ms);
-        best_gbps = best_gbps.max(ops::probe::copy_cost(n).bytes / (ms / 1e3) / 1e9);
+    for pattern in ops::probe::CopyPattern::all() {
+        for _ in 0..5 {
+            ops::probe::copy(&src, &dst, pattern)?;
+            let t = gpu.flush_timed()?;
+            let ms = t.gpu_ms.unwrap_or(t.wall_ms);
+            let gbps = ops::probe::copy_cost(n).bytes / (ms / 1e3) / 1e9;
+            if gbps > peaks.gbps {
+                (peaks.gbps, peaks.copy) = (gbps, pattern);
+            }
+        }
     }
-    Ok((best_gflops, best_gbps))
+    Ok(peaks)
 }
 
 fn main() {
@@ -169,17 +192,32 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let fma_check = ops::probe::fma_loop(&gpu, 64, 100)
-        .and_then(|t| t.to_vec())
-        .expect("probe runs");
-    for i in 0..64 {
-        let want = ops::probe::reference::fma_loop(i, 100);
-        assert!(
-            (fma_check[4 * i] as f64 - want).abs() < 1e-4 * want.abs(),
-            "FMA probe validation failed at {i}"
+    // Validate every probe variant before timing any of them.
+    for chains in 1..=ops::probe::MAX_CHAINS {
+        let got = ops::probe::fma_loop(&gpu, 64, 100, chains)
+            .and_then(|t| t.to_vec())
+            .expect("probe runs");
+        for i in 0..64 {
+            let want = ops::probe::reference::fma_loop(i, 100, chains);
+            assert!(
+                (got[4 * i] as f64 - want).abs() < 1e-4 * want.abs(),
+                "FMA probe with {chains} chains failed validation at {i}"
+            );
+        }
+    }
+    let values: Vec<f32> = (0..4 * 5000).map(|i| i as f32).collect();
+    let src = Tensor::from_slice(&gpu, &[values.len()], &values).expect("upload");
+    for pattern in ops::probe::CopyPattern::all() {
+        let dst = Tensor::zeros(&gpu, &[values.len()]).expect("alloc");
+        ops::probe::copy(&src, &dst, pattern).expect("copy runs");
+        assert_eq!(
+            dst.to_vec().expect("read"),
+            values,
+            "copy probe {pattern:?} failed validation"
         );
     }
-    let (peak_gflops, peak_gbps) = measure_peaks(&gpu).expect("peak probes run");
+    let peaks = measure_peaks(&gpu).expect("peak probes run");
+    let (peak_gflops, peak_gbps) = (peaks.gflops, peaks.gbps);
     let timer = if gpu.has_timestamps() {
         "timestamp queries"
     } else {
@@ -188,12 +226,17 @@ fn main() {
     if json {
         println!(
             "{}",
-            serde_json::json!({"name": "peak", "adapter": gpu.adapter_name(), "peak_gflops": peak_gflops, "peak_gbps": peak_gbps, "timer": timer})
+            serde_json::json!({"name": "peak", "adapter": gpu.adapter_name(), "peak_gflops": peak_gflops, "peak_gbps": peak_gbps, "fma_chains": peaks.chains, "copy_per_invocation": peaks.copy.per_invocation, "copy_strided": peaks.copy.strided, "timer": timer})
         );
     } else {
         println!("adapter: {}", gpu.adapter_name());
         println!("timer:   {timer}");
-        println!("peak:    FMA loop {peak_gflops:.1} GFLOP/s, vec4 copy {peak_gbps:.1} GB/s");
+        println!(
+            "peak:    FMA loop {peak_gflops:.1} GFLOP/s ({} independent vec4 chains), copy {peak_gbps:.1} GB/s ({} vec4 per invocation{})",
+            peaks.chains,
+            peaks.copy.per_invocation,
+            if peaks.copy.strided { ", strided" } else { "" }
+        );
         println!(
             "{:<44} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7}",
             "case", "median ms", "min ms", "max ms", "GFLOP/s", "GB/s", "%FMA", "%copy"

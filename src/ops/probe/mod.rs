@@ -20,11 +20,43 @@ crate::kernel_params! {
     }
 }
 
-/// FLOPs per invocation per loop trip: 8 chains × vec4 × (mul + add).
-pub const FLOPS_PER_TRIP: usize = 8 * 4 * 2;
+/// Independent vec4 chains per invocation the FMA probe supports.
+pub const MAX_CHAINS: usize = 16;
 
-/// Run `iterations` trips of the FMA loop on `invocations` invocations; returns one vec4 each.
-pub fn fma_loop(gpu: &crate::Gpu, invocations: usize, iterations: u32) -> Result<Tensor> {
+/// How the copy probe moves its data: `per_invocation` vec4s per invocation (1 to 8), WG
+/// apart when `strided`, else adjacent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CopyPattern {
+    pub per_invocation: usize,
+    pub strided: bool,
+}
+
+impl CopyPattern {
+    /// Every pattern the benchmark tries.
+    pub fn all() -> Vec<CopyPattern> {
+        let mut all = Vec::new();
+        for per_invocation in [1, 2, 4, 8] {
+            for strided in [false, true] {
+                if per_invocation > 1 || !strided {
+                    all.push(CopyPattern {
+                        per_invocation,
+                        strided,
+                    });
+                }
+            }
+        }
+        all
+    }
+}
+
+/// Run `iterations` trips of the FMA loop with `chains` independent vec4 chains (1 to
+/// [`MAX_CHAINS`]) on `invocations` invocations; returns one vec4 each.
+pub fn fma_loop(gpu: &crate::Gpu, invocations: usize, iterations: u32, chains: usize) -> Result<Tensor> {
+    if !(1..=MAX_CHAINS).contains(&chains) {
+        return Err(Error::InvalidArgument(format!(
+            "the FMA probe runs 1 to {MAX_CHAINS} chains, not {chains}"
+        )));
+    }
     let out = Tensor::empty(gpu, &[invocations, 4], DType::F32)?;
     let params = ProbeParams {
         n: invocations as u32,
@@ -33,7 +65,7 @@ pub fn fma_loop(gpu: &crate::Gpu, invocations: usize, iterations: u32) -> Result
     gpu.launch(
         &KERNEL,
         "fma_loop",
-        &[],
+        &[("CHAINS", chains as f64)],
         &params,
         &[("dst", &out)],
         Grid::Linear(groups_for(invocations, WG)),
@@ -41,15 +73,23 @@ pub fn fma_loop(gpu: &crate::Gpu, invocations: usize, iterations: u32) -> Result
     Ok(out)
 }
 
-pub fn fma_cost(invocations: usize, iterations: u32) -> Cost {
+/// Two FLOPs (a multiply and an add) per component per chain per trip.
+pub fn fma_cost(invocations: usize, iterations: u32, chains: usize) -> Cost {
     Cost {
-        flops: (invocations * iterations as usize * FLOPS_PER_TRIP) as f64,
+        flops: (invocations * iterations as usize * chains * 4 * 2) as f64,
         bytes: 16.0 * invocations as f64,
     }
 }
 
-/// Copy `src` into `dst` with vec4 loads and stores. Both must hold a multiple of 4 floats.
-pub fn copy(src: &Tensor, dst: &Tensor) -> Result<()> {
+/// Copy `src` into `dst` with vec4 loads and stores moved as `pattern` says. Both must hold
+/// a multiple of 4 floats.
+pub fn copy(src: &Tensor, dst: &Tensor, pattern: CopyPattern) -> Result<()> {
+    if !(1..=8).contains(&pattern.per_invocation) {
+        return Err(Error::InvalidArgument(format!(
+            "the copy probe moves 1 to 8 vec4s per invocation, not {}",
+            pattern.per_invocation
+        )));
+    }
     if src.numel() != dst.numel() || src.numel() % 4 != 0 {
         return Err(Error::Shape {
             op: "copy",
@@ -64,13 +104,16 @@ pub fn copy(src: &Tensor, dst: &Tensor) -> Result<()> {
     src.gpu().launch(
         &KERNEL,
         "copy",
-        &[],
+        &[
+            ("PER_INVOCATION", pattern.per_invocation as f64),
+            ("STRIDED", pattern.strided as u32 as f64),
+        ],
         &ProbeParams {
             n: n as u32,
             ..Default::default()
         },
         &[("src", src), ("dst", dst)],
-        Grid::Linear(groups_for(n, WG)),
+        Grid::Linear(groups_for(n, WG * pattern.per_invocation)),
     )
 }
 
