@@ -61,14 +61,14 @@ impl Var {
         let out = elementwise::binary(&self.value, &other.value, op)?;
         let (a, b, y) = (self.value.clone(), other.value.clone(), out.clone());
         let backward: BackwardFn = Box::new(move |dy, needed| {
-            let da = |_: ()| -> Result<Tensor> {
+            let da = || -> Result<Tensor> {
                 match op {
                     BinaryOp::Mul => elementwise::mul(dy, &b),
                     BinaryOp::Div => elementwise::div(dy, &b),
                     _ => Ok(dy.clone()),
                 }
             };
-            let db = |_: ()| -> Result<Tensor> {
+            let db = || -> Result<Tensor> {
                 match op {
                     BinaryOp::Sub => elementwise::neg(dy),
                     BinaryOp::Mul => elementwise::mul(dy, &a),
@@ -78,8 +78,8 @@ impl Var {
                 }
             };
             Ok(vec![
-                needed[0].then(|| sum_to_shape(&da(())?, a.shape())).transpose()?,
-                needed[1].then(|| sum_to_shape(&db(())?, b.shape())).transpose()?,
+                needed[0].then(|| sum_to_shape(&da()?, a.shape())).transpose()?,
+                needed[1].then(|| sum_to_shape(&db()?, b.shape())).transpose()?,
             ])
         });
         Ok(self.tape.record(name, out, &[self, other], backward))

@@ -120,7 +120,7 @@ impl Gpu {
             let (_, tensor) = bindings.iter().find(|(n, _)| *n == b.name).ok_or_else(|| {
                 Error::InvalidArgument(format!("`{}` needs the buffer `{}`", pipeline.label, b.name))
             })?;
-            buffers.push((b.binding, tensor.pooled(), tensor.bytes()));
+            buffers.push((tensor.pooled(), tensor.bytes()));
         }
         self.dispatch(pipeline, bytemuck::bytes_of(params), &buffers, grid)
     }

@@ -101,13 +101,13 @@ pub struct FlushTiming {
 }
 
 impl Gpu {
-    /// Queue one kernel dispatch. `buffers` holds `(binding, buffer, bytes)` for each storage
-    /// binding of the pipeline, in its order; `params` binds to `@binding(0)` as a uniform block.
+    /// Queue one kernel dispatch. `buffers` holds `(buffer, bytes)` for each of the pipeline's
+    /// storage bindings, in their order; `params` binds to `@binding(0)` as a uniform block.
     pub(crate) fn dispatch(
         &self,
         pipeline: Arc<CompiledPipeline>,
         params: &[u8],
-        buffers: &[(u32, &Arc<PooledBuffer>, u64)],
+        buffers: &[(&Arc<PooledBuffer>, u64)],
         grid: Grid,
     ) -> Result<()> {
         let mut rec = self.inner.recorder.lock().unwrap();
@@ -126,7 +126,7 @@ impl Gpu {
         let params_offset = pipeline.params_struct.is_some().then(|| rec.push_params(params));
         let mut bound: Vec<(u32, Arc<PooledBuffer>, u64)> =
             Vec::with_capacity(pipeline.storage_bindings.len());
-        for (slot, &(binding, buf, bytes)) in pipeline.storage_bindings.iter().zip(buffers) {
+        for (slot, &(buf, bytes)) in pipeline.storage_bindings.iter().zip(buffers) {
             let read_only = slot.read_only;
             // A buffer written by a dispatch may not be bound a second time in it: the
             // backends forbid it, and wgpu would report it only as an uncaptured error.
@@ -144,7 +144,7 @@ impl Gpu {
                     pipeline.label
                 )));
             }
-            bound.push((binding, Arc::clone(buf), bytes.max(4)));
+            bound.push((slot.binding, Arc::clone(buf), bytes.max(4)));
         }
         rec.commands.push(Command::Dispatch {
             pipeline,

@@ -73,6 +73,19 @@ pub struct Cost {
     pub bytes: f64,
 }
 
+/// Axes the index-mapping kernels (elementwise broadcasting, layout) take.
+pub const MAX_RANK: usize = 8;
+
+/// Up to [`MAX_RANK`] per-axis values as the WGSL `array<vec4<T>, 2>` of the index-mapping
+/// kernels, innermost last, with `fill` on the axes past the list's end.
+pub(crate) fn pack_axes<T: Copy>(values: impl IntoIterator<Item = T>, fill: T) -> [[T; 4]; 2] {
+    let mut out = [[fill; 4]; 2];
+    for (d, v) in values.into_iter().take(MAX_RANK).enumerate() {
+        out[d / 4][d % 4] = v;
+    }
+    out
+}
+
 /// Row-major strides of a contiguous tensor.
 pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
     let mut strides = vec![1; shape.len()];

@@ -24,7 +24,7 @@ crate::kernel_params! {
 }
 
 /// Largest rank the broadcasting kernel accepts.
-pub const MAX_RANK: usize = 8;
+pub use super::MAX_RANK;
 const WG: usize = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -340,10 +340,9 @@ pub fn unary_backward(x: &Tensor, y: &Tensor, dy: &Tensor, op: UnaryOp) -> Resul
 }
 
 /// Strides of `shape` read as `target` (right-aligned), with 0 on broadcast axes.
-/// Up to [`MAX_RANK`] dimensions as the WGSL `array<vec4<u32>, 2>`, padded with 1.
+/// Sizes or strides as the WGSL `array<vec4<u32>, 2>`, 1 on unused axes.
 fn packed_dims(list: &[usize]) -> [[u32; 4]; 2] {
-    let at = |d: usize| list.get(d).copied().unwrap_or(1) as u32;
-    [[at(0), at(1), at(2), at(3)], [at(4), at(5), at(6), at(7)]]
+    super::pack_axes(list.iter().map(|&v| v as u32), 1)
 }
 
 pub fn broadcast_strides(shape: &[usize], target: &[usize]) -> Vec<usize> {

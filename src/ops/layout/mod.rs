@@ -4,14 +4,14 @@
 pub mod reference;
 
 use crate::gpu::{groups_for, Grid, Kernel};
-use crate::ops::{contiguous_strides, Cost};
+use crate::ops::{contiguous_strides, pack_axes, Cost};
 use crate::tensor::{numel, DType, Tensor};
 use crate::{Error, Result};
 
 pub const KERNEL: Kernel = crate::wgsl_kernel!("layout");
 
 /// Largest rank the layout kernels accept.
-pub const MAX_RANK: usize = 8;
+pub use super::MAX_RANK;
 const WG: usize = 256;
 
 crate::kernel_params! {
@@ -273,17 +273,8 @@ fn layout_params(
     offsets: &[i64],
     value: f32,
 ) -> LayoutParams {
-    let words = |list: &[usize]| {
-        let mut out = [[1u32; 4]; 2];
-        for (d, &v) in list.iter().enumerate().take(MAX_RANK) {
-            out[d / 4][d % 4] = v as u32;
-        }
-        out
-    };
-    let mut offset = [[0i32; 4]; 2];
-    for (d, &v) in offsets.iter().enumerate().take(MAX_RANK) {
-        offset[d / 4][d % 4] = v as i32;
-    }
+    let words = |list: &[usize]| pack_axes(list.iter().map(|&v| v as u32), 1);
+    let offset = pack_axes(offsets.iter().map(|&v| v as i32), 0);
     LayoutParams {
         n: n as u32,
         rank: iter_shape.len() as u32,
