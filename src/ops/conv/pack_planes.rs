@@ -1,7 +1,7 @@
 //! Packing of an image or gradient as zero-padded planes of vec4s of four channels, the
 //! B operand of the implicit GEMM and the weight gradient.
 
-use crate::gpu::{groups_for, Grid, Kernel};
+use crate::gpu::{groups_for, Grid, Kernel, KernelParams};
 use crate::tensor::{DType, Tensor};
 use crate::Result;
 
@@ -38,10 +38,6 @@ pub fn pack_planes(
     let per_group = channels / groups;
     let quads = per_group.div_ceil(4);
     let items = batch * groups * quads * out_size[0] * out_size[1];
-    let out = Tensor::empty(x.gpu(), &[items * 4], DType::F32)?;
-    if items == 0 {
-        return Ok(out);
-    }
     let params = PackPlanesParams {
         items: items as u32,
         groups: groups as u32,
@@ -54,13 +50,28 @@ pub fn pack_planes(
         row_offset: offset[0] as i32,
         col_offset: offset[1] as i32,
     };
-    x.gpu().launch(
-        &KERNEL,
-        "pack_planes",
-        &[("WG", WG as f64)],
-        &params,
-        &[("pack_in", x), ("pack_out", &out)],
-        Grid::Linear(groups_for(items, WG)),
-    )?;
+    packed(&KERNEL, "pack_planes", &params, x, items)
+}
+
+/// Launch `kernel::entry`, one invocation per vec4 of its `items`-vec4 output packed from
+/// `src`; both packing kernels take this shape.
+pub(super) fn packed<P: KernelParams>(
+    kernel: &Kernel,
+    entry: &str,
+    params: &P,
+    src: &Tensor,
+    items: usize,
+) -> Result<Tensor> {
+    let out = Tensor::empty(src.gpu(), &[items * 4], DType::F32)?;
+    if items > 0 {
+        src.gpu().launch(
+            kernel,
+            entry,
+            &[("WG", WG as f64)],
+            params,
+            &[("pack_in", src), ("pack_out", &out)],
+            Grid::Linear(groups_for(items, WG)),
+        )?;
+    }
     Ok(out)
 }

@@ -1,13 +1,12 @@
 //! Packing of a weight tensor as rows of vec4s of four reduction channels, the A operand of
 //! the implicit GEMM.
 
-use crate::gpu::{groups_for, Grid, Kernel};
-use crate::tensor::{DType, Tensor};
+use super::pack_planes::packed;
+use crate::gpu::Kernel;
+use crate::tensor::Tensor;
 use crate::Result;
 
 pub const KERNEL: Kernel = crate::wgsl_kernel!("conv_pack_weights");
-
-const WG: usize = 64;
 
 crate::kernel_params! {
     /// `items` output vec4s of `rows_per_group` rows × `taps` × `quads`; the source's strides.
@@ -35,10 +34,6 @@ pub fn pack_weights(
 ) -> Result<Tensor> {
     let quads = reduction.div_ceil(4);
     let items = rows * taps * quads;
-    let out = Tensor::empty(w.gpu(), &[items * 4], DType::F32)?;
-    if items == 0 {
-        return Ok(out);
-    }
     let params = PackWeightsParams {
         items: items as u32,
         rows_per_group: rows_per_group as u32,
@@ -49,13 +44,5 @@ pub fn pack_weights(
         row_stride: strides[1] as u32,
         reduction_stride: strides[2] as u32,
     };
-    w.gpu().launch(
-        &KERNEL,
-        "pack_weights",
-        &[("WG", WG as f64)],
-        &params,
-        &[("pack_in", w), ("pack_out", &out)],
-        Grid::Linear(groups_for(items, WG)),
-    )?;
-    Ok(out)
+    packed(&KERNEL, "pack_weights", &params, w, items)
 }
