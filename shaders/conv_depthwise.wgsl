@@ -1,4 +1,9 @@
-// Depthwise convolution, NCHW f32: forward (scalar and vec4) and input gradient.
+// Depthwise convolution, NCHW f32: forward (scalar and vec4 rows) and, through the same code,
+// the input gradient. The gradient of a depthwise convolution is a depthwise convolution of
+// dy with the taps flipped (DW_FLIP), dy's rows and columns spread DW_UP apart with zeros
+// between them where the forward had a stride (DW_UP = stride), and the padding mirrored;
+// with a channel multiplier each dx channel sums its DW_FAN dy channels. So the input
+// gradient gets the forward's register-held segments instead of a per-element gather.
 
 override WG: u32 = 64u;
 
@@ -16,15 +21,27 @@ override DW_SW: u32 = 1u;
 override DW_DH: u32 = 1u;
 override DW_DW: u32 = 1u;
 override DW_BLOCK: u32 = 4u;
+// Input-gradient form: flipped taps, zero-spread input, DW_FAN source channels per output.
+override DW_FLIP: bool = false;
+override DW_UP_H: u32 = 1u;
+override DW_UP_W: u32 = 1u;
+override DW_FAN: u32 = 1u;
+// (-pad_left) mod DW_UP_W; the host makes DW_BLOCK a multiple of DW_UP_W so that it holds
+// for every block's first column.
+override DW_COL_PHASE: u32 = 0u;
 // The host keeps (DW_BLOCK - 1) * DW_SW + (DW_KW - 1) * DW_DW + 1 within this.
 const DW_MAX_SEGMENT: u32 = 48u;
 const DW_MAX_BLOCK: u32 = 8u;
 
 struct DepthwiseParams {
     items: u32,              // N * Cout * OH * blocks_per_row
-    channels_in: u32,
+    channels_in: u32,        // of this kernel's input (dy for the input gradient)
     channels_out: u32,
-    multiplier: u32,         // Cout / Cin
+    // Output channel co reads input channels (co / source_divisor) * source_multiplier + f
+    // with the taps of channel co * weight_multiplier + f, for f < DW_FAN.
+    source_divisor: u32,
+    source_multiplier: u32,
+    weight_multiplier: u32,
     in_rows: u32,
     in_cols: u32,
     out_rows: u32,
@@ -74,31 +91,44 @@ fn depthwise_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 
 fn depthwise_block(i: u32, shift: f32) {
     let site = forward_site(i);
-    let ci = site.co / dp.multiplier;
-    let plane = (site.n * dp.channels_in + ci) * dp.in_rows * dp.in_cols;
     let ow0 = site.block * DW_BLOCK;
     let col0 = i32(ow0 * DW_SW) - dp.pad_left;
     let seg_len = (DW_BLOCK - 1u) * DW_SW + (DW_KW - 1u) * DW_DW + 1u;
-    let w0 = site.co * DW_KH * DW_KW;
 
     var acc: array<f32, DW_MAX_BLOCK>;
     for (var j = 0u; j < DW_MAX_BLOCK; j++) {
         acc[j] = 0.0;
     }
-    for (var ky = 0u; ky < DW_KH; ky++) {
-        let row = i32(site.oh * DW_SH + ky * DW_DH) - dp.pad_top;
-        let row_ok = row >= 0 && row < i32(dp.in_rows);
-        let row_base = i32(plane) + row * i32(dp.in_cols);
-        var seg: array<f32, DW_MAX_SEGMENT>;
-        for (var s = 0u; s < seg_len; s++) {
-            let col = col0 + i32(s);
-            let ok = row_ok && col >= 0 && col < i32(dp.in_cols);
-            seg[s] = select(0.0, dw_input[u32(select(0, row_base + col, ok))], ok);
-        }
-        for (var kx = 0u; kx < DW_KW; kx++) {
-            let wv = dw_weight[w0 + ky * DW_KW + kx];
-            for (var j = 0u; j < DW_BLOCK; j++) {
-                acc[j] = fma(wv, seg[j * DW_SW + kx * DW_DW], acc[j]);
+    for (var f = 0u; f < DW_FAN; f++) {
+        let ci = site.co / dp.source_divisor * dp.source_multiplier + f;
+        let plane = (site.n * dp.channels_in + ci) * dp.in_rows * dp.in_cols;
+        let w0 = (site.co * dp.weight_multiplier + f) * DW_KH * DW_KW;
+        for (var ky = 0u; ky < DW_KH; ky++) {
+            // Row and columns of the zero-spread input; only every DW_UP-th one is stored.
+            let vrow = i32(site.oh * DW_SH + ky * DW_DH) - dp.pad_top;
+            let row = vrow / i32(DW_UP_H);
+            if vrow < 0 || vrow % i32(DW_UP_H) != 0 || row >= i32(dp.in_rows) {
+                continue; // a padding row, or one of the zeros between spread rows
+            }
+            let row_base = i32(plane) + row * i32(dp.in_cols);
+            var seg: array<f32, DW_MAX_SEGMENT>;
+            for (var s = 0u; s < seg_len; s++) {
+                // col0 ≡ DW_COL_PHASE (mod DW_UP_W) for every block, so which segment
+                // entries are spread zeros is known when the loop unrolls: no load for them.
+                if (s + DW_COL_PHASE) % DW_UP_W != 0 {
+                    seg[s] = 0.0;
+                    continue;
+                }
+                let vcol = col0 + i32(s);
+                let col = vcol / i32(DW_UP_W);
+                let ok = vcol >= 0 && col < i32(dp.in_cols);
+                seg[s] = select(0.0, dw_input[u32(select(0, row_base + col, ok))], ok);
+            }
+            for (var kx = 0u; kx < DW_KW; kx++) {
+                let wv = dw_weight[w0 + tap(ky, kx)];
+                for (var j = 0u; j < DW_BLOCK; j++) {
+                    acc[j] = fma(wv, seg[j * DW_SW + kx * DW_DW], acc[j]);
+                }
             }
         }
     }
@@ -110,44 +140,16 @@ fn depthwise_block(i: u32, shift: f32) {
     }
 }
 
-// Gradient of the depthwise convolution with respect to its input, as a gather: each dx
-// element sums w·dy over the (output channel, ky, kx) whose window covers it. Stride and
-// dilation are constants, so the divisibility tests fold and the loops unroll.
-@compute @workgroup_size(WG)
-fn depthwise_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
-    if i >= dp.items {
-        return;
+// Index of tap (ky, kx) in one channel's weights, flipped for the input gradient.
+fn tap(ky: u32, kx: u32) -> u32 {
+    if DW_FLIP {
+        return (DW_KH - 1u - ky) * DW_KW + (DW_KW - 1u - kx);
     }
-    let ix = i % dp.in_cols;
-    var rest = i / dp.in_cols;
-    let iy = rest % dp.in_rows;
-    rest = rest / dp.in_rows;
-    let ci = rest % dp.channels_in;
-    let n = rest / dp.channels_in;
-    var acc = 0.0;
-    for (var m = 0u; m < dp.multiplier; m++) {
-        let co = ci * dp.multiplier + m;
-        let dy_plane = (n * dp.channels_out + co) * dp.out_rows * dp.out_cols;
-        for (var ky = 0u; ky < DW_KH; ky++) {
-            let oy_scaled = i32(iy) + dp.pad_top - i32(ky * DW_DH);
-            if oy_scaled < 0 || oy_scaled % i32(DW_SH) != 0 { continue; }
-            let oy = u32(oy_scaled) / DW_SH;
-            if oy >= dp.out_rows { continue; }
-            for (var kx = 0u; kx < DW_KW; kx++) {
-                let ox_scaled = i32(ix) + dp.pad_left - i32(kx * DW_DW);
-                if ox_scaled < 0 || ox_scaled % i32(DW_SW) != 0 { continue; }
-                let ox = u32(ox_scaled) / DW_SW;
-                if ox >= dp.out_cols { continue; }
-                acc = fma(dw_weight[(co * DW_KH + ky) * DW_KW + kx], dw_input[dy_plane + oy * dp.out_cols + ox], acc);
-            }
-        }
-    }
-    dw_out[i] = acc;
+    return ky * DW_KW + kx;
 }
 
 // The same with aligned vec4 loads and stores, for rows whose input and output widths are
-// multiples of 4; DW_BLOCK is 8, two vec4 accumulators (CPU compilers keep arrays that are
+// multiples of 4 and no zero-spreading (DW_UP_W = 1); DW_BLOCK is 8, two vec4 accumulators (CPU compilers keep arrays that are
 // indexed in loops in memory, so accumulators are named vectors): a block's segment starts DW_SHIFT columns
 // into an aligned vec4, and a vec4 lies wholly inside the row or wholly in the padding.
 override DW_SHIFT: u32 = 0u;     // 4 * ceil(pad_left / 4) - pad_left
@@ -175,32 +177,37 @@ fn depthwise_vec4_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
 
 fn depthwise_vec4_block(i: u32, shift: f32) {
     let site = forward_site(i);
-    let ci = site.co / dp.multiplier;
     let row_quads = dp.in_cols / 4u;
-    let plane = (site.n * dp.channels_in + ci) * dp.in_rows * row_quads;
     let ow0 = site.block * DW_BLOCK;
     let quad0 = i32(ow0 * DW_SW / 4u) - i32(DW_PAD_QUADS);
     let seg_len = (DW_BLOCK - 1u) * DW_SW + (DW_KW - 1u) * DW_DW + 1u;
     let quads = (DW_SHIFT + seg_len + 3u) / 4u;
-    let w0 = site.co * DW_KH * DW_KW;
 
     var acc_lo = vec4<f32>(0.0);
     var acc_hi = vec4<f32>(0.0);
-    for (var ky = 0u; ky < DW_KH; ky++) {
-        let row = i32(site.oh * DW_SH + ky * DW_DH) - dp.pad_top;
-        let row_ok = row >= 0 && row < i32(dp.in_rows);
-        let row_base = i32(plane) + row * i32(row_quads);
-        var seg: array<vec4<f32>, DW_MAX_QUADS>;
-        for (var t = 0u; t < quads; t++) {
-            let q = quad0 + i32(t);
-            let ok = row_ok && q >= 0 && q < i32(row_quads);
-            seg[t] = select(vec4<f32>(0.0), dw_input4[u32(select(0, row_base + q, ok))], ok);
-        }
-        for (var kx = 0u; kx < DW_KW; kx++) {
-            let wv = vec4<f32>(dw_weight[w0 + ky * DW_KW + kx]);
-            let c = DW_SHIFT + kx * DW_DW;
-            acc_lo = fma(wv, pick4(seg, c), acc_lo);
-            acc_hi = fma(wv, pick4(seg, c + 4u * DW_SW), acc_hi);
+    for (var f = 0u; f < DW_FAN; f++) {
+        let ci = site.co / dp.source_divisor * dp.source_multiplier + f;
+        let plane = (site.n * dp.channels_in + ci) * dp.in_rows * row_quads;
+        let w0 = (site.co * dp.weight_multiplier + f) * DW_KH * DW_KW;
+        for (var ky = 0u; ky < DW_KH; ky++) {
+            let vrow = i32(site.oh * DW_SH + ky * DW_DH) - dp.pad_top;
+            let row = vrow / i32(DW_UP_H);
+            if vrow < 0 || vrow % i32(DW_UP_H) != 0 || row >= i32(dp.in_rows) {
+                continue;
+            }
+            let row_base = i32(plane) + row * i32(row_quads);
+            var seg: array<vec4<f32>, DW_MAX_QUADS>;
+            for (var t = 0u; t < quads; t++) {
+                let q = quad0 + i32(t);
+                let ok = q >= 0 && q < i32(row_quads);
+                seg[t] = select(vec4<f32>(0.0), dw_input4[u32(select(0, row_base + q, ok))], ok);
+            }
+            for (var kx = 0u; kx < DW_KW; kx++) {
+                let wv = vec4<f32>(dw_weight[w0 + tap(ky, kx)]);
+                let c = DW_SHIFT + kx * DW_DW;
+                acc_lo = fma(wv, pick4(seg, c), acc_lo);
+                acc_hi = fma(wv, pick4(seg, c + 4u * DW_SW), acc_hi);
+            }
         }
     }
     let out_row = (((site.n * dp.channels_out + site.co) * dp.out_rows + site.oh) * dp.out_cols + ow0) / 4u;

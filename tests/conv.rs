@@ -58,7 +58,6 @@ fn every_entry_point_of_the_convolution_kernels_reflects_with_naga() {
                 "depthwise_bias",
                 "depthwise_vec4",
                 "depthwise_vec4_bias",
-                "depthwise_backward_input",
             ],
         ),
         (pack_planes::KERNEL, &["pack_planes"]),
@@ -415,6 +414,61 @@ fn gradients_match_finite_differences_grouped_and_depthwise() {
             })
             .groups(2),
     );
+}
+
+/// The depthwise input gradient runs the forward kernel on dy with flipped taps: each form
+/// it can take (scalar and vec4 rows, dy spread by a stride, cropping where the padding
+/// exceeds the kernel's reach, a channel multiplier summed per dx channel, dilation) and the
+/// GEMM fallback past the register segment.
+#[test]
+fn depthwise_input_gradient_forms_match_finite_differences() {
+    let gpu = gpu();
+    let mut rng = Rng::new(23);
+    let dw = |s: usize, p: Padding, g: usize| Conv2dOptions::new().stride(s, s).padding(p).groups(g);
+    let sym = Padding::symmetric;
+    // Widths 8 → 8: vec4 rows; with a multiplier of 2 and of 3.
+    check_gradients(&gpu, &mut rng, &[2, 3, 5, 8], &[3, 1, 3, 3], &dw(1, sym(1, 1), 3));
+    check_gradients(&gpu, &mut rng, &[1, 2, 4, 8], &[4, 1, 3, 3], &dw(1, sym(1, 1), 2));
+    check_gradients(&gpu, &mut rng, &[1, 2, 3, 12], &[6, 1, 5, 5], &dw(1, sym(2, 2), 2));
+    // vec4 rows with a left padding that is not a multiple of 4 in the mirrored form.
+    check_gradients(&gpu, &mut rng, &[1, 2, 4, 8], &[2, 1, 5, 5], &dw(1, Padding { top: 1, bottom: 3, left: 3, right: 1 }, 2));
+    // Stride 2 (dy spread by 2) on even and odd widths, TF 'SAME' on an even size.
+    check_gradients(&gpu, &mut rng, &[1, 3, 8, 8], &[3, 1, 3, 3], &dw(2, sym(1, 1), 3));
+    check_gradients(&gpu, &mut rng, &[2, 2, 7, 9], &[2, 1, 5, 5], &dw(2, sym(2, 2), 2));
+    let same = Padding::tf_same(8, 8, 3, 3, [2, 2], [1, 1]);
+    check_gradients(&gpu, &mut rng, &[1, 2, 8, 8], &[2, 1, 3, 3], &dw(2, same, 2));
+    // Stride 3 and 2 × 1 strides, with trailing rows the forward never reads.
+    check_gradients(&gpu, &mut rng, &[1, 2, 8, 7], &[2, 1, 2, 2], &dw(3, sym(0, 0), 2));
+    check_gradients(
+        &gpu,
+        &mut rng,
+        &[1, 2, 7, 8],
+        &[2, 1, 3, 3],
+        &Conv2dOptions::new().stride(2, 1).padding(sym(1, 1)).groups(2),
+    );
+    // Padding past the kernel's reach: the mirrored padding is negative (a crop).
+    check_gradients(&gpu, &mut rng, &[1, 2, 4, 8], &[2, 1, 3, 3], &dw(1, sym(3, 3), 2));
+    check_gradients(&gpu, &mut rng, &[1, 2, 4, 5], &[2, 1, 1, 1], &dw(1, sym(1, 1), 2));
+    // Dilation on vec4 rows and with a stride.
+    check_gradients(
+        &gpu,
+        &mut rng,
+        &[1, 2, 6, 8],
+        &[2, 1, 3, 3],
+        &Conv2dOptions::new().dilation(2, 2).padding(sym(2, 2)).groups(2),
+    );
+    check_gradients(
+        &gpu,
+        &mut rng,
+        &[1, 2, 9, 9],
+        &[4, 1, 3, 3],
+        &Conv2dOptions::new().dilation(2, 2).stride(2, 2).padding(sym(1, 2)).groups(2),
+    );
+    // Dilation 16 on a 5-wide kernel is past the register segment: the GEMM form.
+    let wide = Conv2dOptions::new().dilation(1, 16).padding(sym(0, 32)).groups(2);
+    let g = conv::ConvGeometry::new(&[1, 2, 3, 5], &[2, 1, 1, 5], &wide).unwrap();
+    assert!(!conv::depthwise::handles_backward(&g));
+    check_gradients(&gpu, &mut rng, &[1, 2, 3, 5], &[2, 1, 1, 5], &wide);
 }
 
 #[test]

@@ -135,6 +135,17 @@ pub fn fido_step(bench: &mut Bench) {
         total,
         300.0 * total / 1e3
     );
+    if std::env::var_os("FIDO_PROFILE").is_some() {
+        gpu.start_dispatch_profile().unwrap();
+        explainer.step().unwrap();
+        let rows = gpu.finish_dispatch_profile().unwrap();
+        let total: f64 = rows.iter().map(|r| r.ms).sum();
+        let count: usize = rows.iter().map(|r| r.dispatches).sum();
+        println!("{name}: {total:.0} ms over {count} dispatches, each timed alone:");
+        for r in rows.iter().take(24) {
+            println!("  {:>8.1} ms {:>5.1}% {:>5}×  {}", r.ms, 100.0 * r.ms / total, r.dispatches, r.label);
+        }
+    }
     // A whole step submits itself, so time it by the wall clock around a blocking wait.
     let start = std::time::Instant::now();
     explainer.step().unwrap();

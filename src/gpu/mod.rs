@@ -10,7 +10,7 @@ pub use context::{
     BackendSelector, Gpu,
 };
 pub use pipelines::{Kernel, StorageBinding};
-pub use recorder::{fold_grid, FlushTiming, Grid};
+pub use recorder::{fold_grid, DispatchProfile, FlushTiming, Grid};
 
 use crate::tensor::Tensor;
 use crate::{Error, Result};

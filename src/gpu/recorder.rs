@@ -53,6 +53,8 @@ pub struct Recorder {
     max_groups_per_dim: u32,
     dispatches: usize,
     submissions: u64,
+    /// Per-dispatch GPU times by pipeline label, while a dispatch profile is being taken.
+    profile: Option<Vec<(String, f64)>>,
 }
 
 /// Fold a 1-D workgroup count into x and y.
@@ -75,6 +77,7 @@ impl Recorder {
             max_groups_per_dim: limits.max_compute_workgroups_per_dimension,
             dispatches: 0,
             submissions: 0,
+            profile: None,
         }
     }
 
@@ -89,6 +92,15 @@ impl Recorder {
         self.params.resize((offset + self.slot) as usize, 0);
         offset
     }
+}
+
+/// Where the GPU time of a profiled stretch of work went: one row per pipeline
+/// (`family::entry`), slowest first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DispatchProfile {
+    pub label: String,
+    pub dispatches: usize,
+    pub ms: f64,
 }
 
 /// Timing of one flush, for benchmarks.
@@ -123,6 +135,14 @@ impl Gpu {
                 [x.max(1), y.max(1), z.max(1)]
             }
         };
+        let profiling = rec.profile.is_some();
+        if profiling && !rec.commands.is_empty() {
+            // Earlier work must not be counted against this dispatch.
+            drop(rec);
+            self.sync()?;
+            rec = self.inner.recorder.lock().unwrap();
+        }
+        let label = profiling.then(|| pipeline.label.clone());
         let params_offset = pipeline.params_struct.is_some().then(|| rec.push_params(params));
         let mut bound: Vec<(u32, Arc<PooledBuffer>, u64)> =
             Vec::with_capacity(pipeline.storage_bindings.len());
@@ -155,10 +175,42 @@ impl Gpu {
         rec.dispatches += 1;
         let full = rec.dispatches >= AUTO_FLUSH_DISPATCHES;
         drop(rec);
-        if full {
+        if let Some(label) = label {
+            let t = self.flush_timed()?;
+            let ms = t.gpu_ms.unwrap_or(t.wall_ms);
+            if let Some(rows) = self.inner.recorder.lock().unwrap().profile.as_mut() {
+                rows.push((label, ms));
+            }
+        } else if full {
             self.flush();
         }
         Ok(())
+    }
+
+    /// Start timing every dispatch on its own, each in its own submission. Much slower than
+    /// normal running; for finding where a step's time goes.
+    pub fn start_dispatch_profile(&self) -> Result<()> {
+        self.sync()?;
+        self.inner.recorder.lock().unwrap().profile = Some(Vec::new());
+        Ok(())
+    }
+
+    /// Stop profiling and return the time per pipeline, slowest first.
+    pub fn finish_dispatch_profile(&self) -> Result<Vec<DispatchProfile>> {
+        self.sync()?;
+        let rows = self.inner.recorder.lock().unwrap().profile.take().unwrap_or_default();
+        let mut totals: Vec<DispatchProfile> = Vec::new();
+        for (label, ms) in rows {
+            match totals.iter_mut().find(|t| t.label == label) {
+                Some(t) => {
+                    t.dispatches += 1;
+                    t.ms += ms;
+                }
+                None => totals.push(DispatchProfile { label, dispatches: 1, ms }),
+            }
+        }
+        totals.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+        Ok(totals)
     }
 
     pub(crate) fn record(&self, command: Command) {

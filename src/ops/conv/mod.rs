@@ -274,7 +274,7 @@ pub fn conv2d_backward_input(
     if out.numel() == 0 {
         return Ok(out);
     }
-    if g.in_per_group() == 1 {
+    if depthwise::handles_backward(&g) {
         depthwise::backward_input(dy, w, &g, &out)?;
     } else {
         input_gradient_into(dy, w, None, &g, &out)?;
