@@ -7,6 +7,49 @@
 
 override WG: u32 = 64u;
 
+// The activation applied to every value of the forward's input as it is read (the
+// producer's activation, fused into its consumer) (0: none, 1: ReLU, 2: ReLU6).
+override ACT: u32 = 0u;
+
+fn activate4(v: vec4<f32>) -> vec4<f32> {
+    if ACT == 1u {
+        return max(v, vec4<f32>(0.0));
+    }
+    if ACT == 2u {
+        return clamp(v, vec4<f32>(0.0), vec4<f32>(6.0));
+    }
+    return v;
+}
+
+fn slope4(v: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(slope(v.x), slope(v.y), slope(v.z), slope(v.w));
+}
+
+fn activate(v: f32) -> f32 {
+    if ACT == 1u {
+        return max(v, 0.0);
+    }
+    if ACT == 2u {
+        return clamp(v, 0.0, 6.0);
+    }
+    return v;
+}
+
+// The masked entry points' activation (codes as for ACT), whose derivative at the forward's
+// input v multiplies the input gradient in its epilogue.
+override SLOPE_ACT: u32 = 0u;
+
+// The activation's derivative at its input v, for the input gradient's epilogue.
+fn slope(v: f32) -> f32 {
+    if SLOPE_ACT == 1u {
+        return select(0.0, 1.0, v > 0.0);
+    }
+    if SLOPE_ACT == 2u {
+        return select(0.0, 1.0, v > 0.0 && v < 6.0);
+    }
+    return 1.0;
+}
+
 // ---------------------------------------------------------------------------------------
 // Depthwise (one input channel per group, any channel multiplier). Memory bound: each
 // invocation computes DW_BLOCK neighbouring outputs of one row and reads each input row
@@ -56,6 +99,8 @@ struct DepthwiseParams {
 @group(0) @binding(2) var<storage, read> dw_input: array<f32>;
 @group(0) @binding(4) var<storage, read> dw_bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dw_out: array<f32>;
+// The forward's input, for the input gradient through an input activation.
+@group(0) @binding(3) var<storage, read> dw_mask: array<f32>;
 
 // Where invocation i of the forward entry points writes: the block of one output row of
 // one channel of one image.
@@ -72,12 +117,18 @@ fn forward_site(i: u32) -> Site {
     return Site(i % dp.blocks_per_row, rows % dp.out_rows, planes % dp.channels_out, planes / dp.channels_out);
 }
 
-// Each forward kernel has an entry point with a bias and one without, which binds none.
+// Each kernel has an entry point per epilogue: plain, plus a bias, or times the input
+// activation's slope (the input gradient through it). Each binds only what it reads.
 @compute @workgroup_size(WG)
 fn depthwise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
     if i < dp.items {
-        depthwise_block(i, 0.0);
+        let b = depthwise_block(i);
+        for (var j = 0u; j < DW_BLOCK; j++) {
+            if b.ow0 + j < dp.out_cols {
+                dw_out[b.out_row + b.ow0 + j] = b.acc[j];
+            }
+        }
     }
 }
 
@@ -85,11 +136,38 @@ fn depthwise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 fn depthwise_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
     if i < dp.items {
-        depthwise_block(i, dw_bias[forward_site(i).co]);
+        let b = depthwise_block(i);
+        let shift = dw_bias[forward_site(i).co];
+        for (var j = 0u; j < DW_BLOCK; j++) {
+            if b.ow0 + j < dp.out_cols {
+                dw_out[b.out_row + b.ow0 + j] = b.acc[j] + shift;
+            }
+        }
     }
 }
 
-fn depthwise_block(i: u32, shift: f32) {
+@compute @workgroup_size(WG)
+fn depthwise_masked(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if i < dp.items {
+        let b = depthwise_block(i);
+        for (var j = 0u; j < DW_BLOCK; j++) {
+            let o = b.out_row + b.ow0 + j;
+            if b.ow0 + j < dp.out_cols {
+                dw_out[o] = b.acc[j] * slope(dw_mask[o]);
+            }
+        }
+    }
+}
+
+// One invocation's sums and where they go.
+struct Block {
+    acc: array<f32, DW_MAX_BLOCK>,
+    out_row: u32,
+    ow0: u32,
+}
+
+fn depthwise_block(i: u32) -> Block {
     let site = forward_site(i);
     let ow0 = site.block * DW_BLOCK;
     let col0 = i32(ow0 * DW_SW) - dp.pad_left;
@@ -122,7 +200,7 @@ fn depthwise_block(i: u32, shift: f32) {
                 let vcol = col0 + i32(s);
                 let col = vcol / i32(DW_UP_W);
                 let ok = vcol >= 0 && col < i32(dp.in_cols);
-                seg[s] = select(0.0, dw_input[u32(select(0, row_base + col, ok))], ok);
+                seg[s] = activate(select(0.0, dw_input[u32(select(0, row_base + col, ok))], ok));
             }
             for (var kx = 0u; kx < DW_KW; kx++) {
                 let wv = dw_weight[w0 + tap(ky, kx)];
@@ -133,11 +211,7 @@ fn depthwise_block(i: u32, shift: f32) {
         }
     }
     let out_row = ((site.n * dp.channels_out + site.co) * dp.out_rows + site.oh) * dp.out_cols;
-    for (var j = 0u; j < DW_BLOCK; j++) {
-        if ow0 + j < dp.out_cols {
-            dw_out[out_row + ow0 + j] = acc[j] + shift;
-        }
-    }
+    return Block(acc, out_row, ow0);
 }
 
 // Index of tap (ky, kx) in one channel's weights, flipped for the input gradient.
@@ -159,11 +233,17 @@ const DW_MAX_QUADS: u32 = 16u;
 @group(0) @binding(7) var<storage, read> dw_input4: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read_write> dw_out4: array<vec4<f32>>;
 
+@group(0) @binding(9) var<storage, read> dw_mask4: array<vec4<f32>>;
+
 @compute @workgroup_size(WG)
 fn depthwise_vec4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
     if i < dp.items {
-        depthwise_vec4_block(i, 0.0);
+        let b = depthwise_vec4_block(i);
+        dw_out4[b.at] = b.lo;
+        if b.hi_live {
+            dw_out4[b.at + 1u] = b.hi;
+        }
     }
 }
 
@@ -171,11 +251,36 @@ fn depthwise_vec4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 fn depthwise_vec4_bias(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
     if i < dp.items {
-        depthwise_vec4_block(i, dw_bias[forward_site(i).co]);
+        let b = depthwise_vec4_block(i);
+        let shift = dw_bias[forward_site(i).co];
+        dw_out4[b.at] = b.lo + shift;
+        if b.hi_live {
+            dw_out4[b.at + 1u] = b.hi + shift;
+        }
     }
 }
 
-fn depthwise_vec4_block(i: u32, shift: f32) {
+@compute @workgroup_size(WG)
+fn depthwise_vec4_masked(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if i < dp.items {
+        let b = depthwise_vec4_block(i);
+        dw_out4[b.at] = b.lo * slope4(dw_mask4[b.at]);
+        if b.hi_live {
+            dw_out4[b.at + 1u] = b.hi * slope4(dw_mask4[b.at + 1u]);
+        }
+    }
+}
+
+// One invocation's eight sums as two vec4s, and the vec4 index of the first.
+struct Block4 {
+    lo: vec4<f32>,
+    hi: vec4<f32>,
+    at: u32,
+    hi_live: bool,
+}
+
+fn depthwise_vec4_block(i: u32) -> Block4 {
     let site = forward_site(i);
     let row_quads = dp.in_cols / 4u;
     let ow0 = site.block * DW_BLOCK;
@@ -200,7 +305,7 @@ fn depthwise_vec4_block(i: u32, shift: f32) {
             for (var t = 0u; t < quads; t++) {
                 let q = quad0 + i32(t);
                 let ok = q >= 0 && q < i32(row_quads);
-                seg[t] = select(vec4<f32>(0.0), dw_input4[u32(select(0, row_base + q, ok))], ok);
+                seg[t] = activate4(select(vec4<f32>(0.0), dw_input4[u32(select(0, row_base + q, ok))], ok));
             }
             for (var kx = 0u; kx < DW_KW; kx++) {
                 let wv = vec4<f32>(dw_weight[w0 + tap(ky, kx)]);
@@ -211,10 +316,7 @@ fn depthwise_vec4_block(i: u32, shift: f32) {
         }
     }
     let out_row = (((site.n * dp.channels_out + site.co) * dp.out_rows + site.oh) * dp.out_cols + ow0) / 4u;
-    dw_out4[out_row] = acc_lo + shift;
-    if ow0 + 4u < dp.out_cols {
-        dw_out4[out_row + 1u] = acc_hi + shift;
-    }
+    return Block4(acc_lo, acc_hi, out_row, ow0 + 4u < dp.out_cols);
 }
 
 // Segment values c, c + DW_SW, c + 2 DW_SW, c + 3 DW_SW.

@@ -18,6 +18,20 @@ override WG: u32 = 64u;
 // rather than as a loop over an array, which CPU compilers keep in memory.
 override BLOCK: u32 = 8u;
 const PIX: u32 = 4u;
+// The activation the forward applied to its input (0: none, 1: ReLU, 2: ReLU6); the masked
+// entry point multiplies the input gradient by its slope there.
+override SLOPE_ACT: u32 = 0u;
+
+// The activation's derivative at its input v, for the input gradient's epilogue.
+fn slope(v: f32) -> f32 {
+    if SLOPE_ACT == 1u {
+        return select(0.0, 1.0, v > 0.0);
+    }
+    if SLOPE_ACT == 2u {
+        return select(0.0, 1.0, v > 0.0 && v < 6.0);
+    }
+    return 1.0;
+}
 
 // ---------------------------------------------------------------------------------------
 // Implicit GEMM (forward, input gradient, transposed convolution)
@@ -47,6 +61,8 @@ struct GemmParams {
 @group(0) @binding(3) var<storage, read> taps: array<vec2<u32>>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
+// The forward's input, for the input gradient through an input activation.
+@group(0) @binding(6) var<storage, read> gemm_mask: array<f32>;
 
 // Four pixels' vec4s transposed: column i holds reduction channel i of each pixel.
 struct Quad {
@@ -205,4 +221,32 @@ fn gemm_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_in
     if BLOCK > 5u { gemm_store(g, t.m0 + 5u, t.acc5 + row_bias(g, t.m0 + 5u), t.o, t.live); }
     if BLOCK > 6u { gemm_store(g, t.m0 + 6u, t.acc6 + row_bias(g, t.m0 + 6u), t.o, t.live); }
     if BLOCK > 7u { gemm_store(g, t.m0 + 7u, t.acc7 + row_bias(g, t.m0 + 7u), t.o, t.live); }
+}
+
+@compute @workgroup_size(WG)
+fn gemm_masked(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let t = gemm_tile(wid, lid);
+    if !t.valid {
+        return;
+    }
+    gemm_store_masked(t.group, t.m0, t.acc0, t.o, t.live);
+    if BLOCK > 1u { gemm_store_masked(t.group, t.m0 + 1u, t.acc1, t.o, t.live); }
+    if BLOCK > 2u { gemm_store_masked(t.group, t.m0 + 2u, t.acc2, t.o, t.live); }
+    if BLOCK > 3u { gemm_store_masked(t.group, t.m0 + 3u, t.acc3, t.o, t.live); }
+    if BLOCK > 4u { gemm_store_masked(t.group, t.m0 + 4u, t.acc4, t.o, t.live); }
+    if BLOCK > 5u { gemm_store_masked(t.group, t.m0 + 5u, t.acc5, t.o, t.live); }
+    if BLOCK > 6u { gemm_store_masked(t.group, t.m0 + 6u, t.acc6, t.o, t.live); }
+    if BLOCK > 7u { gemm_store_masked(t.group, t.m0 + 7u, t.acc7, t.o, t.live); }
+}
+
+// gemm_store times the slope of the input activation at each output's own input value.
+fn gemm_store_masked(group: u32, m: u32, v: vec4<f32>, o: vec4<u32>, live: vec4<bool>) {
+    if m >= gp.rows_per_group {
+        return;
+    }
+    let off = (group * gp.rows_per_group + m) * gp.out_channel_stride;
+    if live.x { out[o.x + off] = v.x * slope(gemm_mask[o.x + off]); }
+    if live.y { out[o.y + off] = v.y * slope(gemm_mask[o.y + off]); }
+    if live.z { out[o.z + off] = v.z * slope(gemm_mask[o.z + off]); }
+    if live.w { out[o.w + off] = v.w * slope(gemm_mask[o.w + off]); }
 }

@@ -4,6 +4,20 @@
 
 override WG: u32 = 64u;
 
+// The activation applied to every value as it is read: the producer's activation fused
+// into its consumer (0: none, 1: ReLU, 2: ReLU6).
+override ACT: u32 = 0u;
+
+fn activate(v: f32) -> f32 {
+    if ACT == 1u {
+        return max(v, 0.0);
+    }
+    if ACT == 2u {
+        return clamp(v, 0.0, 6.0);
+    }
+    return v;
+}
+
 struct PackParams {
     items: u32,              // output vec4s
     groups: u32,
@@ -44,7 +58,7 @@ fn pack_planes(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     var v = vec4<f32>(0.0);
     for (var e = 0u; e < 4u; e++) {
         if inside && q4 * 4u + e < pk.channels_per_group {
-            v[e] = pack_in[(channel0 + e) * plane + pixel];
+            v[e] = activate(pack_in[(channel0 + e) * plane + pixel]);
         }
     }
     pack_out[i] = v;

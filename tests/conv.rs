@@ -2,7 +2,7 @@ mod common;
 
 use common::{assert_close, fd_scalar, gpu, rand_tensor, to_f64, Rng};
 use fido::gpu::pipelines::{parse_and_validate, reflect_entry};
-use fido::ops::conv::{self, reference, Conv2dOptions, Padding};
+use fido::ops::conv::{self, reference, Activation, Conv2dOptions, Padding};
 use fido::{Gpu, Tensor};
 
 // Forward tolerance: f32 products summed over at most a few hundred terms of size ≤ 1 give
@@ -48,7 +48,7 @@ fn check_forward(
 fn every_entry_point_of_the_convolution_kernels_reflects_with_naga() {
     use conv::{bias_grad, depthwise, gemm, pack_planes, pack_weights, weight_grad};
     let families: [(fido::gpu::Kernel, &[&str]); 6] = [
-        (gemm::KERNEL, &["gemm", "gemm_bias"]),
+        (gemm::KERNEL, &["gemm", "gemm_bias", "gemm_masked"]),
         (weight_grad::KERNEL, &["weight_grad"]),
         (bias_grad::KERNEL, &["bias_grad"]),
         (
@@ -56,8 +56,10 @@ fn every_entry_point_of_the_convolution_kernels_reflects_with_naga() {
             &[
                 "depthwise",
                 "depthwise_bias",
+                "depthwise_masked",
                 "depthwise_vec4",
                 "depthwise_vec4_bias",
+                "depthwise_vec4_masked",
             ],
         ),
         (pack_planes::KERNEL, &["pack_planes"]),
@@ -295,7 +297,11 @@ fn finite_difference(f: impl Fn(&[f64]) -> f64, at: &[f64]) -> Vec<f64> {
 }
 
 fn check_gradients(gpu: &Gpu, rng: &mut Rng, x_shape: &[usize], w_shape: &[usize], opts: &Conv2dOptions) {
-    let (x, xv) = rand_tensor(gpu, rng, x_shape);
+    let (x, xv) = if opts.input_activation == Activation::None {
+        rand_tensor(gpu, rng, x_shape)
+    } else {
+        activation_input(gpu, rng, x_shape)
+    };
     let (w, wv) = rand_tensor(gpu, rng, w_shape);
     let bv = rng.vec(w_shape[0], -1.0, 1.0);
     let y_shape = conv::conv2d_output_shape(x_shape, w_shape, opts).unwrap();
@@ -307,7 +313,11 @@ fn check_gradients(gpu: &Gpu, rng: &mut Rng, x_shape: &[usize], w_shape: &[usize
     };
     let what = format!("{x_shape:?} * {w_shape:?} {opts:?}");
     // Gradients are sums of up to a few hundred f32 products: rtol 1e-3 plus atol 1e-4.
-    let dx = conv::conv2d_backward_input(&dy, &w, opts, x_shape).unwrap();
+    let dx = if opts.input_activation == Activation::None {
+        conv::conv2d_backward_input(&dy, &w, opts, x_shape).unwrap()
+    } else {
+        conv::conv2d_backward_input_activated(&dy, &w, opts, &x).unwrap()
+    };
     assert_eq!(dx.shape(), x_shape);
     let want = finite_difference(|p| loss(p, &w64, &b64), &x64);
     assert_close(&format!("dx {what}"), &dx.to_vec().unwrap(), &want, 1e-4, 1e-3);
@@ -469,6 +479,75 @@ fn depthwise_input_gradient_forms_match_finite_differences() {
     let g = conv::ConvGeometry::new(&[1, 2, 3, 5], &[2, 1, 1, 5], &wide).unwrap();
     assert!(!conv::depthwise::handles_backward(&g));
     check_gradients(&gpu, &mut rng, &[1, 2, 3, 5], &[2, 1, 1, 5], &wide);
+}
+
+/// Inputs for an input activation: spread over [−8, 8] so ReLU6 clamps both ways, and kept
+/// 0.05 from its kinks at 0 and 6 so that central differences with eps 1e-3 stay on one side.
+fn activation_input(gpu: &Gpu, rng: &mut Rng, shape: &[usize]) -> (Tensor, Vec<f32>) {
+    let v: Vec<f32> = rng
+        .vec(shape.iter().product(), -8.0, 8.0)
+        .into_iter()
+        .map(|v| {
+            let nudge = |v: f32, kink: f32| if (v - kink).abs() < 0.05 { kink + 0.1 } else { v };
+            nudge(nudge(v, 0.0), 6.0)
+        })
+        .collect();
+    (Tensor::from_slice(gpu, shape, &v).unwrap(), v)
+}
+
+/// `conv(act(x))` forward on every path that reads the input (the packed GEMM and both
+/// depthwise row kernels) and its gradients, whose dx multiplies by act' in the epilogue of
+/// the GEMM and of both depthwise row kernels.
+#[test]
+fn input_activation_forward_and_gradients() {
+    let gpu = gpu();
+    let mut rng = Rng::new(24);
+    let sym = Padding::symmetric;
+    for act in [Activation::Relu, Activation::Relu6] {
+        let dense = Conv2dOptions::new().padding(sym(1, 1)).input_activation(act);
+        let pointwise = Conv2dOptions::new().input_activation(act);
+        let dw = |s: usize, g: usize| dense.stride(s, s).groups(g);
+        let wide = Conv2dOptions::new().dilation(1, 16).padding(sym(0, 32)).groups(2).input_activation(act);
+        for (x_shape, w_shape, opts) in [
+            (&[2, 3, 5, 7][..], &[4, 3, 3, 3][..], dense),
+            (&[1, 8, 4, 6], &[5, 8, 1, 1], pointwise),
+            (&[2, 3, 5, 7], &[3, 1, 3, 3], dw(1, 3)),
+            (&[2, 3, 5, 8], &[6, 1, 3, 3], dw(1, 3)),
+            (&[1, 2, 8, 8], &[2, 1, 3, 3], dw(2, 2)),
+            (&[1, 2, 3, 5], &[2, 1, 1, 5], wide),
+        ] {
+            for bias in [false, true] {
+                let (x, xv) = activation_input(&gpu, &mut rng, x_shape);
+                let (w, wv) = rand_tensor(&gpu, &mut rng, w_shape);
+                let (b, bv) = rand_tensor(&gpu, &mut rng, &[w_shape[0]]);
+                let y = conv::conv2d(&x, &w, bias.then_some(&b), &opts).unwrap();
+                let b64 = to_f64(&bv);
+                let (_, want) = reference::conv2d(
+                    &to_f64(&xv),
+                    x_shape,
+                    &to_f64(&wv),
+                    w_shape,
+                    bias.then_some(&b64[..]),
+                    &opts,
+                );
+                assert_close(
+                    &format!("conv2d(act(x)) {x_shape:?} * {w_shape:?} {opts:?}"),
+                    &y.to_vec().unwrap(),
+                    &want,
+                    ATOL * 8.0,
+                    RTOL,
+                );
+            }
+            check_gradients(&gpu, &mut rng, x_shape, w_shape, &opts);
+        }
+    }
+    // Without the input, the gradient through an activation cannot be formed.
+    let z = |s: &[usize]| Tensor::zeros(&gpu, s).unwrap();
+    let act = Conv2dOptions::new().input_activation(Activation::Relu);
+    let e = conv::conv2d_backward_input(&z(&[1, 2, 3, 3]), &z(&[2, 2, 1, 1]), &act, &[1, 2, 3, 3])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("conv2d_backward_input_activated"), "{e}");
 }
 
 #[test]

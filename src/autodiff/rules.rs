@@ -402,14 +402,15 @@ fn spatial_size(x: &Tensor) -> (usize, usize) {
 
 /// Convolution and batch norm.
 impl Var {
-    /// `conv2d(self, weight) + bias`, NCHW; see [`conv::conv2d`].
+    /// `conv2d(act(self), weight) + bias`, NCHW, `act` the options' input activation; see
+    /// [`conv::conv2d`].
     pub fn conv2d(&self, weight: &Var, bias: Option<&Var>, opts: &Conv2dOptions) -> Result<Var> {
         let out = conv::conv2d(&self.value, &weight.value, bias.map(|b| &b.value), opts)?;
-        let (x, w, opts) = (self.value.clone(), weight.value.clone(), opts.clone());
+        let (x, w, opts) = (self.value.clone(), weight.value.clone(), *opts);
         let backward: BackwardFn = Box::new(move |dy, needed| {
             let mut grads = vec![
                 needed[0]
-                    .then(|| conv::conv2d_backward_input(dy, &w, &opts, x.shape()))
+                    .then(|| conv::conv2d_backward_input_activated(dy, &w, &opts, &x))
                     .transpose()?,
                 needed[1]
                     .then(|| conv::conv2d_backward_weight(&x, dy, &opts, w.shape()))

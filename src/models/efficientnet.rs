@@ -5,6 +5,7 @@
 use super::layers::{flatten, Conv, ConvSpec, Linear, LinearSpec, Loader, PadMode};
 use super::TensorSpec;
 use crate::autodiff::{Tape, Var};
+use crate::ops::conv::Activation;
 use crate::Result;
 
 const BN_EPS: f32 = 1e-3;
@@ -171,16 +172,28 @@ struct Block {
 
 impl EfficientNet {
     pub fn forward(&self, tape: &Tape, x: &Var) -> Result<Var> {
-        let mut h = self.stem.forward(tape, x)?.relu6()?;
+        // Each ReLU6 that feeds only the next convolution is applied by that convolution as
+        // it reads its input; `pending` is the one still owed by `h`.
+        let mut h = self.stem.forward(tape, x)?;
+        let mut pending = Activation::Relu6;
         for b in &self.blocks {
+            if b.residual && pending != Activation::None {
+                h = h.relu6()?;
+                pending = Activation::None;
+            }
             let mut y = h.clone();
             if let Some(e) = &b.expand {
-                y = e.forward(tape, &y)?.relu6()?;
+                y = e.forward_activated(tape, &y, pending)?;
+                pending = Activation::Relu6;
             }
-            y = b.depthwise.forward(tape, &y)?.relu6()?;
-            y = b.project.forward(tape, &y)?;
+            y = b.depthwise.forward_activated(tape, &y, pending)?;
+            y = b.project.forward_activated(tape, &y, Activation::Relu6)?;
+            pending = Activation::None;
             // Drop-connect is the identity in evaluation.
             h = if b.residual { y.add(&h)? } else { y };
+        }
+        if pending != Activation::None {
+            h = h.relu6()?;
         }
         let h = self.head.forward(tape, &h)?.relu6()?;
         let pooled = flatten(&h.global_avg_pool()?)?;

@@ -5,7 +5,7 @@
 use super::{TensorSpec, WeightSource};
 use crate::autodiff::{Tape, Var};
 use crate::gpu::Gpu;
-use crate::ops::conv::{Conv2dOptions, Padding};
+use crate::ops::conv::{Activation, Conv2dOptions, Padding};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -158,6 +158,12 @@ pub(crate) struct Conv {
 
 impl Conv {
     pub fn forward(&self, tape: &Tape, x: &Var) -> Result<Var> {
+        self.forward_activated(tape, x, Activation::None)
+    }
+
+    /// `conv(act(x))`: the producer's activation fused into this layer, for an `x` that
+    /// nothing else reads after the activation.
+    pub fn forward_activated(&self, tape: &Tape, x: &Var, act: Activation) -> Result<Var> {
         let s = x.shape();
         let padding = match self.padding {
             PadMode::Symmetric(p) => Padding::symmetric(p, p),
@@ -173,7 +179,8 @@ impl Conv {
         let opts = Conv2dOptions::new()
             .stride(self.stride, self.stride)
             .padding(padding)
-            .groups(self.groups);
+            .groups(self.groups)
+            .input_activation(act);
         let w = tape.constant(self.weight.clone());
         let b = tape.constant(self.bias.clone());
         x.conv2d(&w, Some(&b), &opts)

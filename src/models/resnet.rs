@@ -3,6 +3,7 @@
 use super::layers::{flatten, Conv, ConvSpec, Linear, LinearSpec, Loader, PadMode};
 use super::{ModelKind, TensorSpec};
 use crate::autodiff::{Tape, Var};
+use crate::ops::conv::Activation;
 use crate::Result;
 
 const BN_EPS: f32 = 1e-5;
@@ -138,13 +139,12 @@ impl ResNet {
                 Some(d) => d.forward(tape, &h)?,
                 None => h.clone(),
             };
-            let last = block.convs.len() - 1;
+            // The ReLU between two convolutions of the branch is applied by the second as it
+            // reads its input.
             let mut branch = h;
             for (i, conv) in block.convs.iter().enumerate() {
-                branch = conv.forward(tape, &branch)?;
-                if i < last {
-                    branch = branch.relu()?;
-                }
+                let act = if i == 0 { Activation::None } else { Activation::Relu };
+                branch = conv.forward_activated(tape, &branch, act)?;
             }
             h = branch.add(&identity)?.relu()?;
         }

@@ -4,7 +4,7 @@
 //! kernel as a forward convolution of dy (flipped taps, dy spread by the stride, mirrored
 //! padding), so it gets the same segment reuse.
 
-use super::ConvGeometry;
+use super::{Activation, ConvGeometry, Epilogue};
 use crate::gpu::{groups_for, Grid, Kernel};
 use crate::tensor::Tensor;
 use crate::Result;
@@ -54,14 +54,16 @@ pub fn handles_backward(g: &ConvGeometry) -> bool {
     g.in_per_group() == 1 && plan.scalar_block() <= MAX_BLOCK && plan.segment(plan.scalar_block()) <= MAX_SEGMENT
 }
 
-/// `out = depthwise(x, w) + bias`.
+/// `out = depthwise(act(x), w) + bias`, `act` the options' input activation.
 pub fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &ConvGeometry, out: &Tensor) -> Result<()> {
-    Plan::forward(g).launch(x, w, bias, out)
+    let epilogue = bias.map_or(Epilogue::Plain, Epilogue::Bias);
+    Plan::forward(g).launch(x, w, epilogue, out)
 }
 
-/// `dx` of `depthwise(x, w)` from `dy`: the forward kernel on dy with flipped taps.
-pub fn backward_input(dy: &Tensor, w: &Tensor, g: &ConvGeometry, dx: &Tensor) -> Result<()> {
-    Plan::backward_input(g).launch(dy, w, None, dx)
+/// `dx` of `depthwise(x, w)` from `dy`: the forward kernel on dy with flipped taps, its
+/// sums times the input activation's slope when `epilogue` masks.
+pub fn backward_input(dy: &Tensor, w: &Tensor, g: &ConvGeometry, epilogue: Epilogue, dx: &Tensor) -> Result<()> {
+    Plan::backward_input(g).launch(dy, w, epilogue, dx)
 }
 
 /// One launch of the kernel, in the kernel's own terms: its input and output planes, and
@@ -80,6 +82,8 @@ struct Plan {
     /// Zero-spreading of the input (the forward's stride, for the input gradient).
     up: [usize; 2],
     flip: bool,
+    /// Applied to every input value as it is loaded.
+    activation: Activation,
     /// Input channels summed per output channel.
     fan: usize,
     source_divisor: usize,
@@ -102,6 +106,7 @@ impl Plan {
             pad: [o.padding.top as i64, o.padding.left as i64],
             up: [1, 1],
             flip: false,
+            activation: o.input_activation,
             fan: 1,
             source_divisor: g.out_channels / g.in_channels,
             source_multiplier: 1,
@@ -130,6 +135,7 @@ impl Plan {
             ],
             up: o.stride,
             flip: true,
+            activation: Activation::None,
             fan: multiplier,
             source_divisor: 1,
             source_multiplier: multiplier,
@@ -152,7 +158,7 @@ impl Plan {
         (block - 1) * self.stride[1] + (self.kernel[1] - 1) * self.dilation[1] + 1
     }
 
-    fn launch(&self, input: &Tensor, w: &Tensor, bias: Option<&Tensor>, out: &Tensor) -> Result<()> {
+    fn launch(&self, input: &Tensor, w: &Tensor, epilogue: Epilogue, out: &Tensor) -> Result<()> {
         // Aligned rows allow vec4 loads and stores; a wider block amortises the weight loads.
         let pad_left = self.pad[1];
         let pad_quads = (pad_left.max(0) as usize).div_ceil(4) as i64;
@@ -188,12 +194,9 @@ impl Plan {
             constants.push(("DW_SHIFT", shift as f64));
             constants.push(("DW_PAD_QUADS", pad_quads as f64));
         }
-        let entry = match (vec4, bias.is_some()) {
-            (false, false) => "depthwise",
-            (false, true) => "depthwise_bias",
-            (true, false) => "depthwise_vec4",
-            (true, true) => "depthwise_vec4_bias",
-        };
+        if self.activation != Activation::None {
+            constants.push(("ACT", self.activation.code()));
+        }
         let mut buffers = vec![
             ("dw_weight", w),
             ("dw_input", input),
@@ -201,7 +204,19 @@ impl Plan {
             ("dw_input4", input),
             ("dw_out4", out),
         ];
-        buffers.extend(bias.map(|b| ("dw_bias", b)));
+        let epilogue_name = match epilogue {
+            Epilogue::Plain => "",
+            Epilogue::Bias(bias) => {
+                buffers.push(("dw_bias", bias));
+                "_bias"
+            }
+            Epilogue::Masked(x, activation) => {
+                buffers.extend([("dw_mask", x), ("dw_mask4", x)]);
+                constants.push(("SLOPE_ACT", activation.code()));
+                "_masked"
+            }
+        };
+        let entry = format!("depthwise{}{epilogue_name}", if vec4 { "_vec4" } else { "" });
         let params = DepthwiseParams {
             items: items as u32,
             channels_in: self.channels_in as u32,
@@ -219,7 +234,7 @@ impl Plan {
         };
         input.gpu().launch(
             &KERNEL,
-            entry,
+            &entry,
             &constants,
             &params,
             &buffers,

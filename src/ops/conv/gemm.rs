@@ -2,6 +2,7 @@
 //! convolution: `out[m, p] = Σ_k dot(A[row(m) + tap(k).x], B[base(p) + tap(k).y])` over
 //! packed operands and a host-built tap table (see `shaders/conv_gemm.wgsl`).
 
+use super::Epilogue;
 use crate::gpu::{groups_for, Grid, Kernel};
 use crate::tensor::Tensor;
 use crate::Result;
@@ -54,12 +55,13 @@ pub struct GemmSpec {
     pub max_phase_pixels: usize,
 }
 
-/// Run the GEMM of packed weights `a` and packed planes `b` with the tap `table` into `out`.
+/// Run the GEMM of packed weights `a` and packed planes `b` with the tap `table` into `out`,
+/// finishing each sum with `epilogue`.
 pub fn launch_gemm(
     a: &Tensor,
     b: &Tensor,
     table: &[[u32; 2]],
-    bias: Option<&Tensor>,
+    epilogue: Epilogue,
     out: &Tensor,
     spec: &GemmSpec,
 ) -> Result<()> {
@@ -89,14 +91,19 @@ pub fn launch_gemm(
         spec.phases as u32,
     );
     let mut buffers = vec![("mat_a", a), ("mat_b", b), ("taps", &taps), ("out", out)];
-    let entry = match bias {
-        Some(bias) => {
+    let mut constants = vec![("WG", WG as f64), ("BLOCK", block as f64)];
+    let entry = match epilogue {
+        Epilogue::Plain => "gemm",
+        Epilogue::Bias(bias) => {
             buffers.push(("bias", bias));
             "gemm_bias"
         }
-        None => "gemm",
+        Epilogue::Masked(x, activation) => {
+            buffers.push(("gemm_mask", x));
+            constants.push(("SLOPE_ACT", activation.code()));
+            "gemm_masked"
+        }
     };
-    let constants = [("WG", WG as f64), ("BLOCK", block as f64)];
     gpu.launch(&KERNEL, entry, &constants, &params, &buffers, grid)
 }
 

@@ -21,6 +21,17 @@ use crate::ops::Cost;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 use gemm::{launch_gemm, GemmSpec};
+
+/// What a kernel does to its sums before storing them.
+#[derive(Clone, Copy)]
+pub enum Epilogue<'a> {
+    Plain,
+    /// Add a per-output-channel bias.
+    Bias(&'a Tensor),
+    /// Multiply by the activation's slope at the same element of this tensor (the forward's
+    /// input, for an input gradient through an input activation).
+    Masked(&'a Tensor, Activation),
+}
 use pack_planes::pack_planes;
 use pack_weights::pack_weights;
 
@@ -72,7 +83,35 @@ impl Padding {
     }
 }
 
-/// Stride, padding, dilation and groups of a convolution, as in PyTorch's `Conv2d`.
+/// An activation a convolution applies to its input as it reads it: `conv(act(x))`.
+///
+/// This is how a producer's activation is fused: the producer writes its pre-activation
+/// output once, each consumer activates values as it loads them (free: no extra load), and
+/// the input gradient multiplies by the activation's slope in its epilogue, one load per dx
+/// element. Done the other way round (masking dy in the input gradient's prologue), every
+/// block of output channels would reload the mask with dy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Activation {
+    #[default]
+    None,
+    Relu,
+    /// `min(max(x, 0), 6)`
+    Relu6,
+}
+
+impl Activation {
+    /// The kernels' `ACT` override.
+    pub fn code(self) -> f64 {
+        match self {
+            Activation::None => 0.0,
+            Activation::Relu => 1.0,
+            Activation::Relu6 => 2.0,
+        }
+    }
+}
+
+/// Stride, padding, dilation and groups of a convolution, as in PyTorch's `Conv2d`, plus an
+/// optional activation of its input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Conv2dOptions {
     /// (vertical, horizontal)
@@ -81,6 +120,7 @@ pub struct Conv2dOptions {
     /// (vertical, horizontal)
     pub dilation: [usize; 2],
     pub groups: usize,
+    pub input_activation: Activation,
 }
 
 impl Default for Conv2dOptions {
@@ -90,6 +130,7 @@ impl Default for Conv2dOptions {
             padding: Padding::default(),
             dilation: [1, 1],
             groups: 1,
+            input_activation: Activation::None,
         }
     }
 }
@@ -112,6 +153,10 @@ impl Conv2dOptions {
     }
     pub fn groups(mut self, groups: usize) -> Self {
         self.groups = groups;
+        self
+    }
+    pub fn input_activation(mut self, activation: Activation) -> Self {
+        self.input_activation = activation;
         self
     }
 }
@@ -185,7 +230,8 @@ pub fn conv2d_cost(x_shape: &[usize], w_shape: &[usize], opts: &Conv2dOptions) -
     })
 }
 
-/// `conv2d(x, w) + bias`, with `x: [N, Cin, H, W]`, `w: [Cout, Cin/groups, KH, KW]`, `bias: [Cout]`.
+/// `conv2d(act(x), w) + bias`, with `x: [N, Cin, H, W]`, `w: [Cout, Cin/groups, KH, KW]`,
+/// `bias: [Cout]` and `act` the options' input activation.
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOptions) -> Result<Tensor> {
     const OP: &str = "conv2d";
     check_tensors(OP, &[Some(x), Some(w), bias])?;
@@ -212,6 +258,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOption
         [g.in_h, g.in_w],
         [hp, wp],
         [-(opts.padding.top as i64), -(opts.padding.left as i64)],
+        opts.input_activation,
     )?;
     let packed_w = pack_weights(
         w,
@@ -254,12 +301,14 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOption
         phases: 1,
         max_phase_pixels: g.batch * g.out_h * g.out_w,
     };
-    launch_gemm(&packed_w, &packed_x, &table, bias, &out, &spec)?;
+    let epilogue = bias.map_or(Epilogue::Plain, Epilogue::Bias);
+    launch_gemm(&packed_w, &packed_x, &table, epilogue, &out, &spec)?;
     Ok(out)
 }
 
 /// Gradient of `conv2d` with respect to its input: a transposed convolution of `dy`, computed
-/// as a gather (every dx element sums the (ky, kx, cout) that reach it).
+/// as a gather (every dx element sums the (ky, kx, cout) that reach it). For options with an
+/// input activation, use [`conv2d_backward_input_activated`], which needs the input itself.
 pub fn conv2d_backward_input(
     dy: &Tensor,
     w: &Tensor,
@@ -267,17 +316,51 @@ pub fn conv2d_backward_input(
     input_shape: &[usize],
 ) -> Result<Tensor> {
     const OP: &str = "conv2d_backward_input";
-    check_tensors(OP, &[Some(dy), Some(w)])?;
-    let g = geometry(OP, input_shape, w.shape(), opts)?;
-    check_grad_shape(OP, dy.shape(), &g)?;
+    if opts.input_activation != Activation::None {
+        return Err(Error::InvalidArgument(format!(
+            "{OP}: a convolution with input activation {:?} needs its input; use conv2d_backward_input_activated",
+            opts.input_activation
+        )));
+    }
+    input_gradient(OP, dy, w, opts, input_shape, None)
+}
+
+/// Gradient of `conv2d(act(x), w)` with respect to `x`: the input gradient times `act'(x)`,
+/// applied in the kernels' epilogue.
+pub fn conv2d_backward_input_activated(
+    dy: &Tensor,
+    w: &Tensor,
+    opts: &Conv2dOptions,
+    x: &Tensor,
+) -> Result<Tensor> {
+    const OP: &str = "conv2d_backward_input_activated";
+    check_tensors(OP, &[Some(x)])?;
+    input_gradient(OP, dy, w, opts, x.shape(), Some(x))
+}
+
+fn input_gradient(
+    op: &'static str,
+    dy: &Tensor,
+    w: &Tensor,
+    opts: &Conv2dOptions,
+    input_shape: &[usize],
+    x: Option<&Tensor>,
+) -> Result<Tensor> {
+    check_tensors(op, &[Some(dy), Some(w), x])?;
+    let g = geometry(op, input_shape, w.shape(), opts)?;
+    check_grad_shape(op, dy.shape(), &g)?;
     let out = Tensor::empty(dy.gpu(), &g.input_shape(), DType::F32)?;
     if out.numel() == 0 {
         return Ok(out);
     }
+    let epilogue = match x {
+        Some(x) if opts.input_activation != Activation::None => Epilogue::Masked(x, opts.input_activation),
+        _ => Epilogue::Plain,
+    };
     if depthwise::handles_backward(&g) {
-        depthwise::backward_input(dy, w, &g, &out)?;
+        depthwise::backward_input(dy, w, &g, epilogue, &out)?;
     } else {
-        input_gradient_into(dy, w, None, &g, &out)?;
+        input_gradient_into(dy, w, epilogue, &g, &out)?;
     }
     Ok(out)
 }
@@ -308,6 +391,7 @@ pub fn conv2d_backward_weight(
         [g.in_h, g.in_w],
         [hp, wp],
         [-(opts.padding.top as i64), -(opts.padding.left as i64)],
+        opts.input_activation,
     )?;
     weight_grad::launch(dy, &packed_x, &g, [hp, wp], &out)?;
     Ok(out)
@@ -353,6 +437,7 @@ pub fn conv_transpose2d(
         padding: Padding::symmetric(padding[0], padding[1]),
         dilation,
         groups: 1,
+        input_activation: Activation::None,
     };
     // The transposed convolution of x is the input gradient of the convolution whose output
     // is x and whose weight is w ([Cin_t, Cout_t, KH, KW] read as [Cout, Cin, KH, KW]).
@@ -362,7 +447,7 @@ pub fn conv_transpose2d(
     if out.numel() == 0 {
         return Ok(out);
     }
-    input_gradient_into(x, w, bias, &g, &out)?;
+    input_gradient_into(x, w, bias.map_or(Epilogue::Plain, Epilogue::Bias), &g, &out)?;
     Ok(out)
 }
 
@@ -525,7 +610,7 @@ fn check_tensors(op: &'static str, tensors: &[Option<&Tensor>]) -> Result<()> {
 fn input_gradient_into(
     dy: &Tensor,
     w: &Tensor,
-    bias: Option<&Tensor>,
+    epilogue: Epilogue,
     g: &ConvGeometry,
     out: &Tensor,
 ) -> Result<()> {
@@ -558,6 +643,7 @@ fn input_gradient_into(
         [g.out_h, g.out_w],
         [hd, wd],
         [rows.low, cols.low],
+        Activation::None,
     )?;
     let packed_w = pack_weights(
         w,
@@ -606,7 +692,7 @@ fn input_gradient_into(
         phases,
         max_phase_pixels: max_pixels,
     };
-    launch_gemm(&packed_w, &packed_dy, &table, bias, out, &spec)
+    launch_gemm(&packed_w, &packed_dy, &table, epilogue, out, &spec)
 }
 
 /// One axis of the input-gradient gather. Input pixel `i = phase + stride·t` receives from

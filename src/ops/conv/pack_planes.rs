@@ -1,6 +1,7 @@
 //! Packing of an image or gradient as zero-padded planes of vec4s of four channels, the
 //! B operand of the implicit GEMM and the weight gradient.
 
+use super::Activation;
 use crate::gpu::{groups_for, Grid, Kernel, KernelParams};
 use crate::tensor::{DType, Tensor};
 use crate::Result;
@@ -27,13 +28,15 @@ crate::kernel_params! {
 }
 
 /// Pack `x: [N, C, H, W]` as `[N, groups, ceil(C/groups/4), rows, cols]` vec4s of four
-/// channels, with `packed[.., r, c] = x[.., r + offset[0], c + offset[1]]` and zeros outside.
+/// channels, with `packed[.., r, c] = act(x[.., r + offset[0], c + offset[1]])` and zeros
+/// outside.
 pub fn pack_planes(
     x: &Tensor,
     [batch, channels, groups]: [usize; 3],
     in_size: [usize; 2],
     out_size: [usize; 2],
     offset: [i64; 2],
+    activation: Activation,
 ) -> Result<Tensor> {
     let per_group = channels / groups;
     let quads = per_group.div_ceil(4);
@@ -50,7 +53,7 @@ pub fn pack_planes(
         row_offset: offset[0] as i32,
         col_offset: offset[1] as i32,
     };
-    packed(&KERNEL, "pack_planes", &params, x, items)
+    packed(&KERNEL, "pack_planes", &[("ACT", activation.code())], &params, x, items)
 }
 
 /// Launch `kernel::entry`, one invocation per vec4 of its `items`-vec4 output packed from
@@ -58,6 +61,7 @@ pub fn pack_planes(
 pub(super) fn packed<P: KernelParams>(
     kernel: &Kernel,
     entry: &str,
+    constants: &[(&str, f64)],
     params: &P,
     src: &Tensor,
     items: usize,
@@ -67,7 +71,7 @@ pub(super) fn packed<P: KernelParams>(
         src.gpu().launch(
             kernel,
             entry,
-            &[("WG", WG as f64)],
+            &[&[("WG", WG as f64)], constants].concat(),
             params,
             &[("pack_in", src), ("pack_out", &out)],
             Grid::Linear(groups_for(items, WG)),

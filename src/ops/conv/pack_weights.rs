@@ -44,5 +44,5 @@ pub fn pack_weights(
         row_stride: strides[1] as u32,
         reduction_stride: strides[2] as u32,
     };
-    packed(&KERNEL, "pack_weights", &params, w, items)
+    packed(&KERNEL, "pack_weights", &[], &params, w, items)
 }

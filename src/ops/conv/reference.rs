@@ -2,10 +2,19 @@
 //! (direct loops, scatter for the transposed convolution) so it shares no index algebra
 //! with the GPU kernels.
 
-use super::{Conv2dOptions, ConvGeometry};
+use super::{Activation, Conv2dOptions, ConvGeometry};
 
-/// Forward convolution; `x: [N, Cin, H, W]`, `w: [Cout, Cin/groups, KH, KW]`. Returns the
-/// output shape and values.
+/// The activation's definition.
+pub fn activate(activation: Activation, v: f64) -> f64 {
+    match activation {
+        Activation::None => v,
+        Activation::Relu => v.max(0.0),
+        Activation::Relu6 => v.clamp(0.0, 6.0),
+    }
+}
+
+/// Forward convolution of `act(x)`, `act` the options' input activation; `x: [N, Cin, H, W]`,
+/// `w: [Cout, Cin/groups, KH, KW]`. Returns the output shape and values.
 pub fn conv2d(
     x: &[f64],
     x_shape: &[usize],
@@ -40,7 +49,7 @@ pub fn conv2d(
                                 if iw < 0 || iw >= wd as i64 {
                                     continue;
                                 }
-                                sum += x[((b * cin + c) * h + ih as usize) * wd + iw as usize]
+                                sum += activate(opts.input_activation, x[((b * cin + c) * h + ih as usize) * wd + iw as usize])
                                     * w[((co * cin_g + ci) * kh + ky) * kw + kx];
                             }
                         }
