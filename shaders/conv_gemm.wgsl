@@ -47,6 +47,7 @@ struct GemmParams {
     b_image_stride: u32,
     b_row_stride: u32,       // B offset per pixel row of the phase
     b_col_stride: u32,       // B offset per pixel column of the phase
+    b_channel_stride: u32,   // DIRECT only: scalar offset from one channel to the next
     out_image_stride: u32,   // scalar units
     out_channel_stride: u32,
     out_row_stride: u32,
@@ -61,6 +62,33 @@ struct GemmParams {
 @group(0) @binding(3) var<storage, read> taps: array<vec2<u32>>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
+// With DIRECT, B is the NCHW tensor itself (1×1 convolutions with no padding, channels per
+// group a multiple of 4) and its strides are in scalars: four scalar loads per pixel and
+// tap replace one vec4 load from a packed copy. CPU adapters issue the same number of
+// load instructions either way (a vec4 load is four lanes' gathers), so the packing pass is
+// saved outright; GPUs may prefer the packed vec4s. The launcher binds the tensor to both
+// names, as both are statically used.
+override DIRECT: bool = false;
+@group(0) @binding(7) var<storage, read> mat_b_direct: array<f32>;
+// The activation DIRECT applies to B as it reads it (0: none, 1: ReLU, 2: ReLU6); the
+// packed form is activated by its packing pass.
+override ACT: u32 = 0u;
+
+fn activate(v: f32) -> f32 {
+    if ACT == 1u {
+        return max(v, 0.0);
+    }
+    if ACT == 2u {
+        return clamp(v, 0.0, 6.0);
+    }
+    return v;
+}
+
+// Channel `offset` of the four pixels at `at`.
+fn direct4(at: vec4<u32>, offset: u32) -> vec4<f32> {
+    return vec4<f32>(activate(mat_b_direct[at.x + offset]), activate(mat_b_direct[at.y + offset]),
+        activate(mat_b_direct[at.z + offset]), activate(mat_b_direct[at.w + offset]));
+}
 // The forward's input, for the input gradient through an input activation.
 @group(0) @binding(6) var<storage, read> gemm_mask: array<f32>;
 
@@ -124,19 +152,22 @@ struct Tile {
     valid: bool,
 }
 
+// The grid is (row blocks, pixel blocks, phases) with row blocks fastest: workgroups that run
+// one after another share their B pixels, which stay in cache, where the opposite order
+// streams all of B from memory once per row block.
 fn gemm_tile(wid: vec3<u32>, lid: u32) -> Tile {
     let head = taps[3u * wid.z];
     let extent = taps[3u * wid.z + 1u];
     let origin = taps[3u * wid.z + 2u].x;
     let per_image = extent.x * extent.y;
     let total = per_image * gp.images;
-    let first_pixel = wid.x * WG * PIX;
+    let first_pixel = wid.y * WG * PIX;
     if first_pixel >= total {
         let z = vec4<f32>(0.0);
         return Tile(z, z, z, z, z, z, z, z, vec4<u32>(0u), vec4<bool>(false), 0u, 0u, false);
     }
-    let group = wid.y / gp.blocks_per_group;
-    let m0 = (wid.y % gp.blocks_per_group) * BLOCK;
+    let group = wid.x / gp.blocks_per_group;
+    let m0 = (wid.x % gp.blocks_per_group) * BLOCK;
 
     let pix = vec4<u32>(first_pixel + lid) + vec4<u32>(0u, 1u, 2u, 3u) * WG;
     let live = pix < vec4<u32>(total);
@@ -174,7 +205,13 @@ fn gemm_tile(wid: vec3<u32>, lid: u32) -> Tile {
     let k_end = head.x + head.y;
     for (var k = head.x; k < k_end; k++) {
         let t = taps[k];
-        let q = quad(mat_b[b.x + t.y], mat_b[b.y + t.y], mat_b[b.z + t.y], mat_b[b.w + t.y]);
+        var q: Quad;
+        if DIRECT {
+            let cs = gp.b_channel_stride;
+            q = Quad(direct4(b, t.y), direct4(b, t.y + cs), direct4(b, t.y + 2u * cs), direct4(b, t.y + 3u * cs));
+        } else {
+            q = quad(mat_b[b.x + t.y], mat_b[b.y + t.y], mat_b[b.z + t.y], mat_b[b.w + t.y]);
+        }
         acc0 = quad_fma(acc0, mat_a[r0 + t.x], q);
         if BLOCK > 1u { acc1 = quad_fma(acc1, mat_a[r1 + t.x], q); }
         if BLOCK > 2u { acc2 = quad_fma(acc2, mat_a[r2 + t.x], q); }

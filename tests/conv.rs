@@ -1,6 +1,6 @@
 mod common;
 
-use common::{assert_close, fd_scalar, gpu, rand_tensor, to_f64, Rng};
+use common::{assert_close, fd_scalar, for_each_profile, rand_tensor, to_f64, Rng};
 use fido::gpu::pipelines::{parse_and_validate, reflect_entry};
 use fido::ops::conv::{self, reference, Activation, Conv2dOptions, Padding};
 use fido::{Gpu, Tensor};
@@ -20,7 +20,11 @@ fn check_forward(
     with_bias: bool,
     opts: &Conv2dOptions,
 ) {
-    let (x, xv) = rand_tensor(gpu, rng, x_shape);
+    let (x, xv) = if opts.input_activation == Activation::None {
+        rand_tensor(gpu, rng, x_shape)
+    } else {
+        activation_input(gpu, rng, x_shape)
+    };
     let (w, wv) = rand_tensor(gpu, rng, w_shape);
     let (b, bv) = rand_tensor(gpu, rng, &[w_shape[0]]);
     let bias = with_bias.then_some(&b);
@@ -35,11 +39,13 @@ fn check_forward(
         opts,
     );
     assert_eq!(y.shape(), &shape[..], "{x_shape:?} * {w_shape:?} {opts:?}");
+    // Activated inputs reach 6 rather than 1.
+    let atol = if opts.input_activation == Activation::None { ATOL } else { 6.0 * ATOL };
     assert_close(
         &format!("conv2d {x_shape:?} * {w_shape:?} bias={with_bias} {opts:?}"),
         &y.to_vec().unwrap(),
         &want,
-        ATOL,
+        atol,
         RTOL,
     );
 }
@@ -85,205 +91,209 @@ fn every_entry_point_of_the_convolution_kernels_reflects_with_naga() {
 
 #[test]
 fn forward_matches_reference_across_strides_groups_and_bias() {
-    let gpu = gpu();
-    let mut rng = Rng::new(11);
-    let sym = |s: usize, p: usize| {
-        Conv2dOptions::new()
-            .stride(s, s)
-            .padding(Padding::symmetric(p, p))
-    };
-    // Stride 2 on odd sizes, batch > 1, Cout not a multiple of the row block.
-    check_forward(&gpu, &mut rng, &[2, 3, 9, 11], &[5, 3, 3, 3], true, &sym(2, 1));
-    check_forward(&gpu, &mut rng, &[2, 3, 9, 11], &[13, 3, 3, 3], false, &sym(1, 1));
-    // Enough pixels and channels for several workgroups along both grid axes.
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[2, 16, 19, 21],
-        &[24, 16, 3, 3],
-        true,
-        &sym(1, 1),
-    );
-    // 1x1, with and without stride.
-    check_forward(&gpu, &mut rng, &[3, 16, 5, 7], &[9, 16, 1, 1], true, &sym(1, 0));
-    check_forward(&gpu, &mut rng, &[3, 16, 5, 7], &[9, 16, 1, 1], false, &sym(2, 0));
-    // 7x7 stride 2 pad 3 (ResNet stem).
-    check_forward(&gpu, &mut rng, &[1, 3, 17, 19], &[10, 3, 7, 7], false, &sym(2, 3));
-    // Length-1 axes.
-    check_forward(&gpu, &mut rng, &[1, 1, 1, 1], &[1, 1, 1, 1], true, &sym(1, 0));
-    check_forward(&gpu, &mut rng, &[1, 2, 1, 5], &[3, 2, 1, 3], true, &sym(1, 0));
-    // Non-square kernel and stride.
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[2, 3, 10, 9],
-        &[4, 3, 2, 3],
-        true,
-        &Conv2dOptions::new()
-            .stride(2, 1)
-            .padding(Padding::symmetric(1, 0)),
-    );
+    for_each_profile(|gpu| {
+        let mut rng = Rng::new(11);
+        let sym = |s: usize, p: usize| {
+            Conv2dOptions::new()
+                .stride(s, s)
+                .padding(Padding::symmetric(p, p))
+        };
+        // Stride 2 on odd sizes, batch > 1, Cout not a multiple of the row block.
+        check_forward(&gpu, &mut rng, &[2, 3, 9, 11], &[5, 3, 3, 3], true, &sym(2, 1));
+        check_forward(&gpu, &mut rng, &[2, 3, 9, 11], &[13, 3, 3, 3], false, &sym(1, 1));
+        // Enough pixels and channels for several workgroups along both grid axes.
+        check_forward(
+            &gpu,
+            &mut rng,
+            &[2, 16, 19, 21],
+            &[24, 16, 3, 3],
+            true,
+            &sym(1, 1),
+        );
+        // 1x1, with and without stride.
+        check_forward(&gpu, &mut rng, &[3, 16, 5, 7], &[9, 16, 1, 1], true, &sym(1, 0));
+        check_forward(&gpu, &mut rng, &[3, 16, 5, 7], &[9, 16, 1, 1], false, &sym(2, 0));
+        // 7x7 stride 2 pad 3 (ResNet stem).
+        check_forward(&gpu, &mut rng, &[1, 3, 17, 19], &[10, 3, 7, 7], false, &sym(2, 3));
+        // Length-1 axes.
+        check_forward(&gpu, &mut rng, &[1, 1, 1, 1], &[1, 1, 1, 1], true, &sym(1, 0));
+        check_forward(&gpu, &mut rng, &[1, 2, 1, 5], &[3, 2, 1, 3], true, &sym(1, 0));
+        // Non-square kernel and stride.
+        check_forward(
+            &gpu,
+            &mut rng,
+            &[2, 3, 10, 9],
+            &[4, 3, 2, 3],
+            true,
+            &Conv2dOptions::new()
+                .stride(2, 1)
+                .padding(Padding::symmetric(1, 0)),
+        );
+    });
 }
 
 #[test]
 fn grouped_and_depthwise_forward() {
-    let gpu = gpu();
-    let mut rng = Rng::new(12);
-    let opts = |s: usize, p: usize, g: usize| {
-        Conv2dOptions::new()
-            .stride(s, s)
-            .padding(Padding::symmetric(p, p))
-            .groups(g)
-    };
-    // groups = 2 with Cin = 4.
-    check_forward(&gpu, &mut rng, &[2, 4, 7, 9], &[6, 2, 3, 3], true, &opts(1, 1, 2));
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[2, 4, 7, 9],
-        &[4, 2, 3, 3],
-        false,
-        &opts(2, 1, 2),
-    );
-    // Depthwise 3x3 and 5x5 stride 2, with a channel multiplier of 1 and 2.
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[2, 8, 13, 11],
-        &[8, 1, 3, 3],
-        true,
-        &opts(1, 1, 8),
-    );
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[2, 6, 14, 15],
-        &[6, 1, 5, 5],
-        false,
-        &opts(2, 2, 6),
-    );
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[1, 5, 9, 7],
-        &[10, 1, 3, 3],
-        true,
-        &opts(1, 1, 5),
-    );
-    // Widths that are multiples of 4 take the aligned vec4 kernel: block tails, left padding
-    // of 1, 2 and 5 (shifts within the first vec4), stride 2, dilation and a multiplier.
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[2, 8, 6, 16],
-        &[8, 1, 3, 3],
-        true,
-        &opts(1, 1, 8),
-    );
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[1, 6, 12, 24],
-        &[6, 1, 5, 5],
-        true,
-        &opts(2, 2, 6),
-    );
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[1, 3, 5, 12],
-        &[6, 1, 3, 3],
-        false,
-        &opts(1, 1, 3),
-    );
-    check_forward(&gpu, &mut rng, &[1, 2, 9, 4], &[2, 1, 3, 3], true, &opts(1, 1, 2));
-    let wide_pad = Conv2dOptions::new()
-        .padding(Padding {
-            top: 1,
-            bottom: 0,
-            left: 5,
-            right: 3,
-        })
-        .dilation(2, 2)
-        .groups(4);
-    check_forward(&gpu, &mut rng, &[2, 4, 7, 8], &[4, 1, 3, 5], true, &wide_pad);
-    // One input channel, groups = 1, is the depthwise case with multiplier Cout.
-    check_forward(&gpu, &mut rng, &[2, 1, 6, 7], &[3, 1, 3, 3], true, &opts(1, 0, 1));
+    for_each_profile(|gpu| {
+        let mut rng = Rng::new(12);
+        let opts = |s: usize, p: usize, g: usize| {
+            Conv2dOptions::new()
+                .stride(s, s)
+                .padding(Padding::symmetric(p, p))
+                .groups(g)
+        };
+        // groups = 2 with Cin = 4.
+        check_forward(&gpu, &mut rng, &[2, 4, 7, 9], &[6, 2, 3, 3], true, &opts(1, 1, 2));
+        check_forward(
+            &gpu,
+            &mut rng,
+            &[2, 4, 7, 9],
+            &[4, 2, 3, 3],
+            false,
+            &opts(2, 1, 2),
+        );
+        // Depthwise 3x3 and 5x5 stride 2, with a channel multiplier of 1 and 2.
+        check_forward(
+            &gpu,
+            &mut rng,
+            &[2, 8, 13, 11],
+            &[8, 1, 3, 3],
+            true,
+            &opts(1, 1, 8),
+        );
+        check_forward(
+            &gpu,
+            &mut rng,
+            &[2, 6, 14, 15],
+            &[6, 1, 5, 5],
+            false,
+            &opts(2, 2, 6),
+        );
+        check_forward(
+            &gpu,
+            &mut rng,
+            &[1, 5, 9, 7],
+            &[10, 1, 3, 3],
+            true,
+            &opts(1, 1, 5),
+        );
+        // Widths that are multiples of 4 take the aligned vec4 kernel: block tails, left padding
+        // of 1, 2 and 5 (shifts within the first vec4), stride 2, dilation and a multiplier.
+        check_forward(
+            &gpu,
+            &mut rng,
+            &[2, 8, 6, 16],
+            &[8, 1, 3, 3],
+            true,
+            &opts(1, 1, 8),
+        );
+        check_forward(
+            &gpu,
+            &mut rng,
+            &[1, 6, 12, 24],
+            &[6, 1, 5, 5],
+            true,
+            &opts(2, 2, 6),
+        );
+        check_forward(
+            &gpu,
+            &mut rng,
+            &[1, 3, 5, 12],
+            &[6, 1, 3, 3],
+            false,
+            &opts(1, 1, 3),
+        );
+        check_forward(&gpu, &mut rng, &[1, 2, 9, 4], &[2, 1, 3, 3], true, &opts(1, 1, 2));
+        let wide_pad = Conv2dOptions::new()
+            .padding(Padding {
+                top: 1,
+                bottom: 0,
+                left: 5,
+                right: 3,
+            })
+            .dilation(2, 2)
+            .groups(4);
+        check_forward(&gpu, &mut rng, &[2, 4, 7, 8], &[4, 1, 3, 5], true, &wide_pad);
+        // One input channel, groups = 1, is the depthwise case with multiplier Cout.
+        check_forward(&gpu, &mut rng, &[2, 1, 6, 7], &[3, 1, 3, 3], true, &opts(1, 0, 1));
+    });
 }
 
 #[test]
 fn dilated_forward_up_to_16() {
-    let gpu = gpu();
-    let mut rng = Rng::new(13);
-    for d in [2usize, 4, 8, 16] {
-        let dense = Conv2dOptions::new()
-            .dilation(d, d)
-            .padding(Padding::symmetric(d, d));
-        check_forward(&gpu, &mut rng, &[2, 3, 5, 6], &[4, 3, 3, 3], true, &dense);
-        let strided = dense.stride(2, 2);
-        check_forward(&gpu, &mut rng, &[1, 3, 7, 5], &[4, 3, 3, 3], false, &strided);
-        let depthwise = dense.groups(3);
-        check_forward(&gpu, &mut rng, &[2, 3, 5, 6], &[3, 1, 3, 3], true, &depthwise);
-        // 5-wide depthwise with dilation 16 is past the register segment: the GEMM fallback.
-        let wide = Conv2dOptions::new()
-            .dilation(d, d)
-            .padding(Padding::symmetric(2 * d, 2 * d))
-            .groups(3);
-        check_forward(&gpu, &mut rng, &[1, 3, 4, 5], &[3, 1, 5, 5], true, &wide);
-    }
+    for_each_profile(|gpu| {
+        let mut rng = Rng::new(13);
+        for d in [2usize, 4, 8, 16] {
+            let dense = Conv2dOptions::new()
+                .dilation(d, d)
+                .padding(Padding::symmetric(d, d));
+            check_forward(&gpu, &mut rng, &[2, 3, 5, 6], &[4, 3, 3, 3], true, &dense);
+            let strided = dense.stride(2, 2);
+            check_forward(&gpu, &mut rng, &[1, 3, 7, 5], &[4, 3, 3, 3], false, &strided);
+            let depthwise = dense.groups(3);
+            check_forward(&gpu, &mut rng, &[2, 3, 5, 6], &[3, 1, 3, 3], true, &depthwise);
+            // 5-wide depthwise with dilation 16 is past the register segment: the GEMM fallback.
+            let wide = Conv2dOptions::new()
+                .dilation(d, d)
+                .padding(Padding::symmetric(2 * d, 2 * d))
+                .groups(3);
+            check_forward(&gpu, &mut rng, &[1, 3, 4, 5], &[3, 1, 5, 5], true, &wide);
+        }
+    });
 }
 
 #[test]
 fn asymmetric_and_tf_same_padding() {
-    let gpu = gpu();
-    let mut rng = Rng::new(14);
-    let pad = Padding {
-        top: 0,
-        bottom: 2,
-        left: 1,
-        right: 0,
-    };
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[2, 3, 7, 8],
-        &[5, 3, 3, 3],
-        true,
-        &Conv2dOptions::new().padding(pad),
-    );
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[2, 4, 7, 8],
-        &[4, 1, 3, 3],
-        false,
-        &Conv2dOptions::new().padding(pad).groups(4),
-    );
-    // TF 'SAME', stride 2 on an even size: the extra row and column go after.
-    let same = Padding::tf_same(8, 8, 3, 3, [2, 2], [1, 1]);
-    assert_eq!((same.top, same.bottom, same.left, same.right), (0, 1, 0, 1));
-    let opts = Conv2dOptions::new().stride(2, 2).padding(same);
-    assert_eq!(
-        conv::conv2d_output_shape(&[2, 4, 8, 8], &[6, 4, 3, 3], &opts).unwrap(),
-        [2, 6, 4, 4]
-    );
-    check_forward(&gpu, &mut rng, &[2, 4, 8, 8], &[6, 4, 3, 3], true, &opts);
-    check_forward(
-        &gpu,
-        &mut rng,
-        &[2, 4, 8, 8],
-        &[4, 1, 3, 3],
-        true,
-        &opts.groups(4),
-    );
-    // Odd size and 5x5 stride 2: ceil(n / s) outputs.
-    for (n, k) in [(9usize, 5usize), (7, 3), (10, 5), (5, 1)] {
-        let p = Padding::tf_same(n, n, k, k, [2, 2], [1, 1]);
-        let opts = Conv2dOptions::new().stride(2, 2).padding(p);
-        let shape = conv::conv2d_output_shape(&[1, 2, n, n], &[3, 2, k, k], &opts).unwrap();
-        assert_eq!(shape[2], n.div_ceil(2), "tf_same n={n} k={k}");
-        check_forward(&gpu, &mut rng, &[1, 2, n, n], &[3, 2, k, k], true, &opts);
-    }
+    for_each_profile(|gpu| {
+        let mut rng = Rng::new(14);
+        let pad = Padding {
+            top: 0,
+            bottom: 2,
+            left: 1,
+            right: 0,
+        };
+        check_forward(
+            &gpu,
+            &mut rng,
+            &[2, 3, 7, 8],
+            &[5, 3, 3, 3],
+            true,
+            &Conv2dOptions::new().padding(pad),
+        );
+        check_forward(
+            &gpu,
+            &mut rng,
+            &[2, 4, 7, 8],
+            &[4, 1, 3, 3],
+            false,
+            &Conv2dOptions::new().padding(pad).groups(4),
+        );
+        // TF 'SAME', stride 2 on an even size: the extra row and column go after.
+        let same = Padding::tf_same(8, 8, 3, 3, [2, 2], [1, 1]);
+        assert_eq!((same.top, same.bottom, same.left, same.right), (0, 1, 0, 1));
+        let opts = Conv2dOptions::new().stride(2, 2).padding(same);
+        assert_eq!(
+            conv::conv2d_output_shape(&[2, 4, 8, 8], &[6, 4, 3, 3], &opts).unwrap(),
+            [2, 6, 4, 4]
+        );
+        check_forward(&gpu, &mut rng, &[2, 4, 8, 8], &[6, 4, 3, 3], true, &opts);
+        check_forward(
+            &gpu,
+            &mut rng,
+            &[2, 4, 8, 8],
+            &[4, 1, 3, 3],
+            true,
+            &opts.groups(4),
+        );
+        // Odd size and 5x5 stride 2: ceil(n / s) outputs.
+        for (n, k) in [(9usize, 5usize), (7, 3), (10, 5), (5, 1)] {
+            let p = Padding::tf_same(n, n, k, k, [2, 2], [1, 1]);
+            let opts = Conv2dOptions::new().stride(2, 2).padding(p);
+            let shape = conv::conv2d_output_shape(&[1, 2, n, n], &[3, 2, k, k], &opts).unwrap();
+            assert_eq!(shape[2], n.div_ceil(2), "tf_same n={n} k={k}");
+            check_forward(&gpu, &mut rng, &[1, 2, n, n], &[3, 2, k, k], true, &opts);
+        }
+    });
 }
 
 // ------------------------------------------------------------------------------------------
@@ -335,95 +345,97 @@ fn check_gradients(gpu: &Gpu, rng: &mut Rng, x_shape: &[usize], w_shape: &[usize
 
 #[test]
 fn gradients_match_finite_differences_dense() {
-    let gpu = gpu();
-    let mut rng = Rng::new(21);
-    let sym = |s: usize, p: usize| {
-        Conv2dOptions::new()
-            .stride(s, s)
-            .padding(Padding::symmetric(p, p))
-    };
-    check_gradients(&gpu, &mut rng, &[2, 3, 6, 7], &[4, 3, 3, 3], &sym(1, 1));
-    // Stride 2 on odd sizes: dx pixels fall into four phases with different tap sets.
-    check_gradients(&gpu, &mut rng, &[2, 3, 7, 9], &[5, 3, 3, 3], &sym(2, 1));
-    // 1x1 stride 2: odd dx pixels receive nothing.
-    check_gradients(&gpu, &mut rng, &[1, 4, 5, 6], &[3, 4, 1, 1], &sym(2, 0));
-    // Stride 3 with a 2x2 kernel, no padding: trailing rows are never read.
-    check_gradients(&gpu, &mut rng, &[1, 2, 8, 7], &[3, 2, 2, 2], &sym(3, 0));
-    // Dilation, with and without stride.
-    check_gradients(
-        &gpu,
-        &mut rng,
-        &[1, 2, 7, 6],
-        &[3, 2, 3, 3],
-        &Conv2dOptions::new()
-            .dilation(2, 2)
-            .padding(Padding::symmetric(2, 2)),
-    );
-    check_gradients(
-        &gpu,
-        &mut rng,
-        &[1, 2, 9, 8],
-        &[3, 2, 3, 2],
-        &Conv2dOptions::new()
-            .dilation(2, 3)
-            .stride(2, 2)
-            .padding(Padding::symmetric(1, 2)),
-    );
-    // Asymmetric padding, including TF 'SAME' stride 2 on an even size.
-    let pad = Padding {
-        top: 2,
-        bottom: 0,
-        left: 0,
-        right: 1,
-    };
-    check_gradients(
-        &gpu,
-        &mut rng,
-        &[2, 2, 5, 6],
-        &[3, 2, 3, 3],
-        &Conv2dOptions::new().padding(pad),
-    );
-    let same = Padding::tf_same(8, 6, 3, 3, [2, 2], [1, 1]);
-    check_gradients(
-        &gpu,
-        &mut rng,
-        &[1, 3, 8, 6],
-        &[2, 3, 3, 3],
-        &Conv2dOptions::new().stride(2, 2).padding(same),
-    );
-    // Padding larger than the kernel reach: some dy pixels see only padding.
-    check_gradients(&gpu, &mut rng, &[1, 2, 3, 4], &[2, 2, 2, 2], &sym(1, 3));
+    for_each_profile(|gpu| {
+        let mut rng = Rng::new(21);
+        let sym = |s: usize, p: usize| {
+            Conv2dOptions::new()
+                .stride(s, s)
+                .padding(Padding::symmetric(p, p))
+        };
+        check_gradients(&gpu, &mut rng, &[2, 3, 6, 7], &[4, 3, 3, 3], &sym(1, 1));
+        // Stride 2 on odd sizes: dx pixels fall into four phases with different tap sets.
+        check_gradients(&gpu, &mut rng, &[2, 3, 7, 9], &[5, 3, 3, 3], &sym(2, 1));
+        // 1x1 stride 2: odd dx pixels receive nothing.
+        check_gradients(&gpu, &mut rng, &[1, 4, 5, 6], &[3, 4, 1, 1], &sym(2, 0));
+        // Stride 3 with a 2x2 kernel, no padding: trailing rows are never read.
+        check_gradients(&gpu, &mut rng, &[1, 2, 8, 7], &[3, 2, 2, 2], &sym(3, 0));
+        // Dilation, with and without stride.
+        check_gradients(
+            &gpu,
+            &mut rng,
+            &[1, 2, 7, 6],
+            &[3, 2, 3, 3],
+            &Conv2dOptions::new()
+                .dilation(2, 2)
+                .padding(Padding::symmetric(2, 2)),
+        );
+        check_gradients(
+            &gpu,
+            &mut rng,
+            &[1, 2, 9, 8],
+            &[3, 2, 3, 2],
+            &Conv2dOptions::new()
+                .dilation(2, 3)
+                .stride(2, 2)
+                .padding(Padding::symmetric(1, 2)),
+        );
+        // Asymmetric padding, including TF 'SAME' stride 2 on an even size.
+        let pad = Padding {
+            top: 2,
+            bottom: 0,
+            left: 0,
+            right: 1,
+        };
+        check_gradients(
+            &gpu,
+            &mut rng,
+            &[2, 2, 5, 6],
+            &[3, 2, 3, 3],
+            &Conv2dOptions::new().padding(pad),
+        );
+        let same = Padding::tf_same(8, 6, 3, 3, [2, 2], [1, 1]);
+        check_gradients(
+            &gpu,
+            &mut rng,
+            &[1, 3, 8, 6],
+            &[2, 3, 3, 3],
+            &Conv2dOptions::new().stride(2, 2).padding(same),
+        );
+        // Padding larger than the kernel reach: some dy pixels see only padding.
+        check_gradients(&gpu, &mut rng, &[1, 2, 3, 4], &[2, 2, 2, 2], &sym(1, 3));
+    });
 }
 
 #[test]
 fn gradients_match_finite_differences_grouped_and_depthwise() {
-    let gpu = gpu();
-    let mut rng = Rng::new(22);
-    let opts = |s: usize, p: usize, g: usize| {
-        Conv2dOptions::new()
-            .stride(s, s)
-            .padding(Padding::symmetric(p, p))
-            .groups(g)
-    };
-    check_gradients(&gpu, &mut rng, &[2, 4, 5, 6], &[6, 2, 3, 3], &opts(1, 1, 2));
-    check_gradients(&gpu, &mut rng, &[1, 4, 7, 7], &[4, 2, 3, 3], &opts(2, 1, 2));
-    check_gradients(&gpu, &mut rng, &[2, 3, 6, 5], &[3, 1, 3, 3], &opts(1, 1, 3));
-    check_gradients(&gpu, &mut rng, &[1, 3, 9, 8], &[6, 1, 5, 5], &opts(2, 2, 3));
-    check_gradients(
-        &gpu,
-        &mut rng,
-        &[1, 2, 6, 7],
-        &[2, 1, 3, 3],
-        &Conv2dOptions::new()
-            .dilation(2, 2)
-            .padding(Padding {
-                top: 1,
-                bottom: 3,
-                left: 2,
-                right: 0,
-            })
-            .groups(2),
-    );
+    for_each_profile(|gpu| {
+        let mut rng = Rng::new(22);
+        let opts = |s: usize, p: usize, g: usize| {
+            Conv2dOptions::new()
+                .stride(s, s)
+                .padding(Padding::symmetric(p, p))
+                .groups(g)
+        };
+        check_gradients(&gpu, &mut rng, &[2, 4, 5, 6], &[6, 2, 3, 3], &opts(1, 1, 2));
+        check_gradients(&gpu, &mut rng, &[1, 4, 7, 7], &[4, 2, 3, 3], &opts(2, 1, 2));
+        check_gradients(&gpu, &mut rng, &[2, 3, 6, 5], &[3, 1, 3, 3], &opts(1, 1, 3));
+        check_gradients(&gpu, &mut rng, &[1, 3, 9, 8], &[6, 1, 5, 5], &opts(2, 2, 3));
+        check_gradients(
+            &gpu,
+            &mut rng,
+            &[1, 2, 6, 7],
+            &[2, 1, 3, 3],
+            &Conv2dOptions::new()
+                .dilation(2, 2)
+                .padding(Padding {
+                    top: 1,
+                    bottom: 3,
+                    left: 2,
+                    right: 0,
+                })
+                .groups(2),
+        );
+    });
 }
 
 /// The depthwise input gradient runs the forward kernel on dy with flipped taps: each form
@@ -432,53 +444,54 @@ fn gradients_match_finite_differences_grouped_and_depthwise() {
 /// GEMM fallback past the register segment.
 #[test]
 fn depthwise_input_gradient_forms_match_finite_differences() {
-    let gpu = gpu();
-    let mut rng = Rng::new(23);
-    let dw = |s: usize, p: Padding, g: usize| Conv2dOptions::new().stride(s, s).padding(p).groups(g);
-    let sym = Padding::symmetric;
-    // Widths 8 → 8: vec4 rows; with a multiplier of 2 and of 3.
-    check_gradients(&gpu, &mut rng, &[2, 3, 5, 8], &[3, 1, 3, 3], &dw(1, sym(1, 1), 3));
-    check_gradients(&gpu, &mut rng, &[1, 2, 4, 8], &[4, 1, 3, 3], &dw(1, sym(1, 1), 2));
-    check_gradients(&gpu, &mut rng, &[1, 2, 3, 12], &[6, 1, 5, 5], &dw(1, sym(2, 2), 2));
-    // vec4 rows with a left padding that is not a multiple of 4 in the mirrored form.
-    check_gradients(&gpu, &mut rng, &[1, 2, 4, 8], &[2, 1, 5, 5], &dw(1, Padding { top: 1, bottom: 3, left: 3, right: 1 }, 2));
-    // Stride 2 (dy spread by 2) on even and odd widths, TF 'SAME' on an even size.
-    check_gradients(&gpu, &mut rng, &[1, 3, 8, 8], &[3, 1, 3, 3], &dw(2, sym(1, 1), 3));
-    check_gradients(&gpu, &mut rng, &[2, 2, 7, 9], &[2, 1, 5, 5], &dw(2, sym(2, 2), 2));
-    let same = Padding::tf_same(8, 8, 3, 3, [2, 2], [1, 1]);
-    check_gradients(&gpu, &mut rng, &[1, 2, 8, 8], &[2, 1, 3, 3], &dw(2, same, 2));
-    // Stride 3 and 2 × 1 strides, with trailing rows the forward never reads.
-    check_gradients(&gpu, &mut rng, &[1, 2, 8, 7], &[2, 1, 2, 2], &dw(3, sym(0, 0), 2));
-    check_gradients(
-        &gpu,
-        &mut rng,
-        &[1, 2, 7, 8],
-        &[2, 1, 3, 3],
-        &Conv2dOptions::new().stride(2, 1).padding(sym(1, 1)).groups(2),
-    );
-    // Padding past the kernel's reach: the mirrored padding is negative (a crop).
-    check_gradients(&gpu, &mut rng, &[1, 2, 4, 8], &[2, 1, 3, 3], &dw(1, sym(3, 3), 2));
-    check_gradients(&gpu, &mut rng, &[1, 2, 4, 5], &[2, 1, 1, 1], &dw(1, sym(1, 1), 2));
-    // Dilation on vec4 rows and with a stride.
-    check_gradients(
-        &gpu,
-        &mut rng,
-        &[1, 2, 6, 8],
-        &[2, 1, 3, 3],
-        &Conv2dOptions::new().dilation(2, 2).padding(sym(2, 2)).groups(2),
-    );
-    check_gradients(
-        &gpu,
-        &mut rng,
-        &[1, 2, 9, 9],
-        &[4, 1, 3, 3],
-        &Conv2dOptions::new().dilation(2, 2).stride(2, 2).padding(sym(1, 2)).groups(2),
-    );
-    // Dilation 16 on a 5-wide kernel is past the register segment: the GEMM form.
-    let wide = Conv2dOptions::new().dilation(1, 16).padding(sym(0, 32)).groups(2);
-    let g = conv::ConvGeometry::new(&[1, 2, 3, 5], &[2, 1, 1, 5], &wide).unwrap();
-    assert!(!conv::depthwise::handles_backward(&g));
-    check_gradients(&gpu, &mut rng, &[1, 2, 3, 5], &[2, 1, 1, 5], &wide);
+    for_each_profile(|gpu| {
+        let mut rng = Rng::new(23);
+        let dw = |s: usize, p: Padding, g: usize| Conv2dOptions::new().stride(s, s).padding(p).groups(g);
+        let sym = Padding::symmetric;
+        // Widths 8 → 8: vec4 rows; with a multiplier of 2 and of 3.
+        check_gradients(&gpu, &mut rng, &[2, 3, 5, 8], &[3, 1, 3, 3], &dw(1, sym(1, 1), 3));
+        check_gradients(&gpu, &mut rng, &[1, 2, 4, 8], &[4, 1, 3, 3], &dw(1, sym(1, 1), 2));
+        check_gradients(&gpu, &mut rng, &[1, 2, 3, 12], &[6, 1, 5, 5], &dw(1, sym(2, 2), 2));
+        // vec4 rows with a left padding that is not a multiple of 4 in the mirrored form.
+        check_gradients(&gpu, &mut rng, &[1, 2, 4, 8], &[2, 1, 5, 5], &dw(1, Padding { top: 1, bottom: 3, left: 3, right: 1 }, 2));
+        // Stride 2 (dy spread by 2) on even and odd widths, TF 'SAME' on an even size.
+        check_gradients(&gpu, &mut rng, &[1, 3, 8, 8], &[3, 1, 3, 3], &dw(2, sym(1, 1), 3));
+        check_gradients(&gpu, &mut rng, &[2, 2, 7, 9], &[2, 1, 5, 5], &dw(2, sym(2, 2), 2));
+        let same = Padding::tf_same(8, 8, 3, 3, [2, 2], [1, 1]);
+        check_gradients(&gpu, &mut rng, &[1, 2, 8, 8], &[2, 1, 3, 3], &dw(2, same, 2));
+        // Stride 3 and 2 × 1 strides, with trailing rows the forward never reads.
+        check_gradients(&gpu, &mut rng, &[1, 2, 8, 7], &[2, 1, 2, 2], &dw(3, sym(0, 0), 2));
+        check_gradients(
+            &gpu,
+            &mut rng,
+            &[1, 2, 7, 8],
+            &[2, 1, 3, 3],
+            &Conv2dOptions::new().stride(2, 1).padding(sym(1, 1)).groups(2),
+        );
+        // Padding past the kernel's reach: the mirrored padding is negative (a crop).
+        check_gradients(&gpu, &mut rng, &[1, 2, 4, 8], &[2, 1, 3, 3], &dw(1, sym(3, 3), 2));
+        check_gradients(&gpu, &mut rng, &[1, 2, 4, 5], &[2, 1, 1, 1], &dw(1, sym(1, 1), 2));
+        // Dilation on vec4 rows and with a stride.
+        check_gradients(
+            &gpu,
+            &mut rng,
+            &[1, 2, 6, 8],
+            &[2, 1, 3, 3],
+            &Conv2dOptions::new().dilation(2, 2).padding(sym(2, 2)).groups(2),
+        );
+        check_gradients(
+            &gpu,
+            &mut rng,
+            &[1, 2, 9, 9],
+            &[4, 1, 3, 3],
+            &Conv2dOptions::new().dilation(2, 2).stride(2, 2).padding(sym(1, 2)).groups(2),
+        );
+        // Dilation 16 on a 5-wide kernel is past the register segment: the GEMM form.
+        let wide = Conv2dOptions::new().dilation(1, 16).padding(sym(0, 32)).groups(2);
+        let g = conv::ConvGeometry::new(&[1, 2, 3, 5], &[2, 1, 1, 5], &wide).unwrap();
+        assert!(!conv::depthwise::handles_backward(&g));
+        check_gradients(&gpu, &mut rng, &[1, 2, 3, 5], &[2, 1, 1, 5], &wide);
+    });
 }
 
 /// Inputs for an input activation: spread over [−8, 8] so ReLU6 clamps both ways, and kept
@@ -500,92 +513,117 @@ fn activation_input(gpu: &Gpu, rng: &mut Rng, shape: &[usize]) -> (Tensor, Vec<f
 /// the GEMM and of both depthwise row kernels.
 #[test]
 fn input_activation_forward_and_gradients() {
-    let gpu = gpu();
-    let mut rng = Rng::new(24);
-    let sym = Padding::symmetric;
-    for act in [Activation::Relu, Activation::Relu6] {
-        let dense = Conv2dOptions::new().padding(sym(1, 1)).input_activation(act);
-        let pointwise = Conv2dOptions::new().input_activation(act);
-        let dw = |s: usize, g: usize| dense.stride(s, s).groups(g);
-        let wide = Conv2dOptions::new().dilation(1, 16).padding(sym(0, 32)).groups(2).input_activation(act);
+    for_each_profile(|gpu| {
+        let mut rng = Rng::new(24);
+        let sym = Padding::symmetric;
+        for act in [Activation::Relu, Activation::Relu6] {
+            let dense = Conv2dOptions::new().padding(sym(1, 1)).input_activation(act);
+            let pointwise = Conv2dOptions::new().input_activation(act);
+            let dw = |s: usize, g: usize| dense.stride(s, s).groups(g);
+            let wide = Conv2dOptions::new().dilation(1, 16).padding(sym(0, 32)).groups(2).input_activation(act);
+            for (x_shape, w_shape, opts) in [
+                (&[2, 3, 5, 7][..], &[4, 3, 3, 3][..], dense),
+                (&[1, 8, 4, 6], &[5, 8, 1, 1], pointwise),
+                (&[2, 3, 5, 7], &[3, 1, 3, 3], dw(1, 3)),
+                (&[2, 3, 5, 8], &[6, 1, 3, 3], dw(1, 3)),
+                (&[1, 2, 8, 8], &[2, 1, 3, 3], dw(2, 2)),
+                (&[1, 2, 3, 5], &[2, 1, 1, 5], wide),
+            ] {
+                for bias in [false, true] {
+                    let (x, xv) = activation_input(&gpu, &mut rng, x_shape);
+                    let (w, wv) = rand_tensor(&gpu, &mut rng, w_shape);
+                    let (b, bv) = rand_tensor(&gpu, &mut rng, &[w_shape[0]]);
+                    let y = conv::conv2d(&x, &w, bias.then_some(&b), &opts).unwrap();
+                    let b64 = to_f64(&bv);
+                    let (_, want) = reference::conv2d(
+                        &to_f64(&xv),
+                        x_shape,
+                        &to_f64(&wv),
+                        w_shape,
+                        bias.then_some(&b64[..]),
+                        &opts,
+                    );
+                    assert_close(
+                        &format!("conv2d(act(x)) {x_shape:?} * {w_shape:?} {opts:?}"),
+                        &y.to_vec().unwrap(),
+                        &want,
+                        ATOL * 8.0,
+                        RTOL,
+                    );
+                }
+                check_gradients(&gpu, &mut rng, x_shape, w_shape, &opts);
+            }
+        }
+        // Without the input, the gradient through an activation cannot be formed.
+        let z = |s: &[usize]| Tensor::zeros(&gpu, s).unwrap();
+        let act = Conv2dOptions::new().input_activation(Activation::Relu);
+        let e = conv::conv2d_backward_input(&z(&[1, 2, 3, 3]), &z(&[2, 2, 1, 1]), &act, &[1, 2, 3, 3])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("conv2d_backward_input_activated"), "{e}");
+    });
+}
+
+/// 1×1 convolutions with whole channel quads read their input (or dy) straight from the
+/// NCHW tensor: forward with and without a bias, strides, groups and an input activation,
+/// and the stride-1 input gradient, plain and masked; odd pixel counts leave idle lanes.
+#[test]
+fn pointwise_convolutions_read_nchw_directly() {
+    for_each_profile(|gpu| {
+        let mut rng = Rng::new(25);
+        let one = Conv2dOptions::new();
         for (x_shape, w_shape, opts) in [
-            (&[2, 3, 5, 7][..], &[4, 3, 3, 3][..], dense),
-            (&[1, 8, 4, 6], &[5, 8, 1, 1], pointwise),
-            (&[2, 3, 5, 7], &[3, 1, 3, 3], dw(1, 3)),
-            (&[2, 3, 5, 8], &[6, 1, 3, 3], dw(1, 3)),
-            (&[1, 2, 8, 8], &[2, 1, 3, 3], dw(2, 2)),
-            (&[1, 2, 3, 5], &[2, 1, 1, 5], wide),
+            (&[2, 8, 5, 7][..], &[12, 8, 1, 1][..], one),
+            (&[1, 4, 7, 9], &[8, 4, 1, 1], one.stride(2, 2)),
+            (&[2, 8, 3, 5], &[8, 4, 1, 1], one.groups(2)),
+            (&[1, 12, 5, 3], &[4, 12, 1, 1], one.input_activation(Activation::Relu6)),
+            (&[1, 8, 3, 7], &[16, 4, 1, 1], one.groups(2).input_activation(Activation::Relu)),
         ] {
             for bias in [false, true] {
-                let (x, xv) = activation_input(&gpu, &mut rng, x_shape);
-                let (w, wv) = rand_tensor(&gpu, &mut rng, w_shape);
-                let (b, bv) = rand_tensor(&gpu, &mut rng, &[w_shape[0]]);
-                let y = conv::conv2d(&x, &w, bias.then_some(&b), &opts).unwrap();
-                let b64 = to_f64(&bv);
-                let (_, want) = reference::conv2d(
-                    &to_f64(&xv),
-                    x_shape,
-                    &to_f64(&wv),
-                    w_shape,
-                    bias.then_some(&b64[..]),
-                    &opts,
-                );
-                assert_close(
-                    &format!("conv2d(act(x)) {x_shape:?} * {w_shape:?} {opts:?}"),
-                    &y.to_vec().unwrap(),
-                    &want,
-                    ATOL * 8.0,
-                    RTOL,
-                );
+                check_forward(&gpu, &mut rng, x_shape, w_shape, bias, &opts);
             }
             check_gradients(&gpu, &mut rng, x_shape, w_shape, &opts);
         }
-    }
-    // Without the input, the gradient through an activation cannot be formed.
-    let z = |s: &[usize]| Tensor::zeros(&gpu, s).unwrap();
-    let act = Conv2dOptions::new().input_activation(Activation::Relu);
-    let e = conv::conv2d_backward_input(&z(&[1, 2, 3, 3]), &z(&[2, 2, 1, 1]), &act, &[1, 2, 3, 3])
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("conv2d_backward_input_activated"), "{e}");
+    });
 }
 
 #[test]
 fn backward_input_on_a_larger_shape_matches_sampled_differences() {
     // Enough rows and pixels for several workgroups and full row blocks; check a sample.
-    let gpu = gpu();
-    let mut rng = Rng::new(23);
-    let (x_shape, w_shape) = ([2usize, 16, 12, 13], [20usize, 16, 3, 3]);
-    let opts = Conv2dOptions::new()
-        .stride(2, 2)
-        .padding(Padding::symmetric(1, 1));
-    let y_shape = conv::conv2d_output_shape(&x_shape, &w_shape, &opts).unwrap();
-    let (w, wv) = rand_tensor(&gpu, &mut rng, &w_shape);
-    let (dy, rv) = rand_tensor(&gpu, &mut rng, &y_shape);
-    let xv = rng.vec(x_shape.iter().product(), -1.0, 1.0);
-    let dx = conv::conv2d_backward_input(&dy, &w, &opts, &x_shape)
-        .unwrap()
-        .to_vec()
-        .unwrap();
-    let (x64, w64, r64) = (to_f64(&xv), to_f64(&wv), to_f64(&rv));
-    let loss = |x: &[f64]| -> f64 {
-        let (_, y) = reference::conv2d(x, &x_shape, &w64, &w_shape, None, &opts);
-        y.iter().zip(&r64).map(|(a, r)| a * r).sum()
-    };
-    let mut got = Vec::new();
-    let mut want = Vec::new();
-    let mut p = x64.clone();
-    for _ in 0..40 {
-        let i = rng.below(x64.len());
-        p[i] = x64[i] + 1e-3;
-        let up = loss(&p);
-        p[i] = x64[i] - 1e-3;
-        let down = loss(&p);
-        p[i] = x64[i];
-        got.push(dx[i]);
-        want.push((up - down) / 2e-3);
-    }
-    assert_close("dx sampled", &got, &want, 1e-4, 1e-3);
+    for_each_profile(|gpu| {
+        let mut rng = Rng::new(23);
+        let (x_shape, w_shape) = ([2usize, 16, 12, 13], [20usize, 16, 3, 3]);
+        let opts = Conv2dOptions::new()
+            .stride(2, 2)
+            .padding(Padding::symmetric(1, 1));
+        let y_shape = conv::conv2d_output_shape(&x_shape, &w_shape, &opts).unwrap();
+        let (w, wv) = rand_tensor(&gpu, &mut rng, &w_shape);
+        let (dy, rv) = rand_tensor(&gpu, &mut rng, &y_shape);
+        let xv = rng.vec(x_shape.iter().product(), -1.0, 1.0);
+        let dx = conv::conv2d_backward_input(&dy, &w, &opts, &x_shape)
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        let (x64, w64, r64) = (to_f64(&xv), to_f64(&wv), to_f64(&rv));
+        let loss = |x: &[f64]| -> f64 {
+            let (_, y) = reference::conv2d(x, &x_shape, &w64, &w_shape, None, &opts);
+            y.iter().zip(&r64).map(|(a, r)| a * r).sum()
+        };
+        let mut got = Vec::new();
+        let mut want = Vec::new();
+        let mut p = x64.clone();
+        for _ in 0..40 {
+            let i = rng.below(x64.len());
+            p[i] = x64[i] + 1e-3;
+            let up = loss(&p);
+            p[i] = x64[i] - 1e-3;
+            let down = loss(&p);
+            p[i] = x64[i];
+            got.push(dx[i]);
+            want.push((up - down) / 2e-3);
+        }
+        assert_close("dx sampled", &got, &want, 1e-4, 1e-3);
+    });
 }
 
 // ------------------------------------------------------------------------------------------
@@ -594,61 +632,62 @@ fn backward_input_on_a_larger_shape_matches_sampled_differences() {
 
 #[test]
 fn conv_transpose2d_matches_scatter_reference() {
-    let gpu = gpu();
-    let mut rng = Rng::new(31);
-    type Case = (
-        [usize; 4],
-        [usize; 4],
-        [usize; 2],
-        [usize; 2],
-        [usize; 2],
-        [usize; 2],
-        bool,
-    );
-    let cases: &[Case] = &[
-        ([2, 3, 5, 6], [3, 4, 3, 3], [2, 2], [1, 1], [1, 1], [1, 1], true),
-        ([1, 4, 4, 3], [4, 2, 4, 4], [2, 2], [1, 1], [0, 0], [1, 1], false),
-        ([2, 2, 5, 5], [2, 3, 3, 3], [1, 1], [0, 0], [0, 0], [2, 2], true),
-        ([1, 3, 3, 4], [3, 5, 3, 2], [3, 2], [1, 0], [2, 1], [1, 1], true),
-        ([1, 9, 6, 7], [9, 10, 1, 1], [1, 1], [0, 0], [0, 0], [1, 1], false),
-    ];
-    for &(xs, ws, stride, padding, output_padding, dilation, with_bias) in cases {
-        let (x, xv) = rand_tensor(&gpu, &mut rng, &xs);
-        let (w, wv) = rand_tensor(&gpu, &mut rng, &ws);
-        let (b, bv) = rand_tensor(&gpu, &mut rng, &[ws[1]]);
-        let y = conv::conv_transpose2d(
-            &x,
-            &w,
-            with_bias.then_some(&b),
-            stride,
-            padding,
-            output_padding,
-            dilation,
-        )
-        .unwrap();
-        let b64 = to_f64(&bv);
-        let (shape, want) = reference::conv_transpose2d(
-            &to_f64(&xv),
-            &xs,
-            &to_f64(&wv),
-            &ws,
-            with_bias.then_some(&b64[..]),
-            stride,
-            padding,
-            output_padding,
-            dilation,
+    for_each_profile(|gpu| {
+        let mut rng = Rng::new(31);
+        type Case = (
+            [usize; 4],
+            [usize; 4],
+            [usize; 2],
+            [usize; 2],
+            [usize; 2],
+            [usize; 2],
+            bool,
         );
-        assert_eq!(y.shape(), &shape[..]);
-        assert_close(
-            &format!(
-                "conv_transpose2d {xs:?} {ws:?} s{stride:?} p{padding:?} op{output_padding:?} d{dilation:?}"
-            ),
-            &y.to_vec().unwrap(),
-            &want,
-            ATOL,
-            RTOL,
-        );
-    }
+        let cases: &[Case] = &[
+            ([2, 3, 5, 6], [3, 4, 3, 3], [2, 2], [1, 1], [1, 1], [1, 1], true),
+            ([1, 4, 4, 3], [4, 2, 4, 4], [2, 2], [1, 1], [0, 0], [1, 1], false),
+            ([2, 2, 5, 5], [2, 3, 3, 3], [1, 1], [0, 0], [0, 0], [2, 2], true),
+            ([1, 3, 3, 4], [3, 5, 3, 2], [3, 2], [1, 0], [2, 1], [1, 1], true),
+            ([1, 9, 6, 7], [9, 10, 1, 1], [1, 1], [0, 0], [0, 0], [1, 1], false),
+        ];
+        for &(xs, ws, stride, padding, output_padding, dilation, with_bias) in cases {
+            let (x, xv) = rand_tensor(&gpu, &mut rng, &xs);
+            let (w, wv) = rand_tensor(&gpu, &mut rng, &ws);
+            let (b, bv) = rand_tensor(&gpu, &mut rng, &[ws[1]]);
+            let y = conv::conv_transpose2d(
+                &x,
+                &w,
+                with_bias.then_some(&b),
+                stride,
+                padding,
+                output_padding,
+                dilation,
+            )
+            .unwrap();
+            let b64 = to_f64(&bv);
+            let (shape, want) = reference::conv_transpose2d(
+                &to_f64(&xv),
+                &xs,
+                &to_f64(&wv),
+                &ws,
+                with_bias.then_some(&b64[..]),
+                stride,
+                padding,
+                output_padding,
+                dilation,
+            );
+            assert_eq!(y.shape(), &shape[..]);
+            assert_close(
+                &format!(
+                    "conv_transpose2d {xs:?} {ws:?} s{stride:?} p{padding:?} op{output_padding:?} d{dilation:?}"
+                ),
+                &y.to_vec().unwrap(),
+                &want,
+                ATOL,
+                RTOL,
+            );
+        }
+    });
 }
 
 // ------------------------------------------------------------------------------------------
@@ -657,72 +696,73 @@ fn conv_transpose2d_matches_scatter_reference() {
 
 #[test]
 fn bad_shapes_are_errors_not_panics() {
-    let gpu = gpu();
-    let z = |s: &[usize]| Tensor::zeros(&gpu, s).unwrap();
-    let pad1 = Conv2dOptions::new().padding(Padding::symmetric(1, 1));
-    let msg = |r: fido::Result<Tensor>| r.unwrap_err().to_string();
-    // Mismatched Cin.
-    let e = msg(conv::conv2d(&z(&[1, 3, 8, 8]), &z(&[4, 2, 3, 3]), None, &pad1));
-    assert!(e.contains("[1, 3, 8, 8]") && e.contains("[4, 2, 3, 3]"), "{e}");
-    // Groups that do not divide the channels.
-    let e = msg(conv::conv2d(
-        &z(&[1, 4, 8, 8]),
-        &z(&[6, 1, 3, 3]),
-        None,
-        &pad1.groups(3),
-    ));
-    assert!(e.contains("groups"), "{e}");
-    let e = msg(conv::conv2d(
-        &z(&[1, 4, 8, 8]),
-        &z(&[5, 2, 3, 3]),
-        None,
-        &pad1.groups(2),
-    ));
-    assert!(e.contains("groups"), "{e}");
-    // Kernel larger than the padded input.
-    let e = msg(conv::conv2d(
-        &z(&[1, 2, 3, 3]),
-        &z(&[2, 2, 5, 5]),
-        None,
-        &Conv2dOptions::new(),
-    ));
-    assert!(e.contains("larger than the padded input"), "{e}");
-    let dil = Conv2dOptions::new()
-        .dilation(4, 4)
-        .padding(Padding::symmetric(1, 1));
-    assert!(conv::conv2d(&z(&[1, 2, 5, 5]), &z(&[2, 2, 3, 3]), None, &dil).is_err());
-    // Zero stride or groups, wrong ranks, wrong bias.
-    assert!(conv::conv2d(&z(&[1, 2, 5, 5]), &z(&[2, 2, 3, 3]), None, &pad1.stride(0, 1)).is_err());
-    assert!(conv::conv2d(&z(&[1, 2, 5, 5]), &z(&[2, 2, 3, 3]), None, &pad1.groups(0)).is_err());
-    assert!(conv::conv2d(&z(&[2, 5, 5]), &z(&[2, 2, 3, 3]), None, &pad1).is_err());
-    assert!(conv::conv2d(&z(&[1, 2, 5, 5]), &z(&[2, 2, 3, 3]), Some(&z(&[3])), &pad1).is_err());
-    // Gradients whose dy does not match the convolution output.
-    assert!(conv::conv2d_backward_input(&z(&[1, 2, 4, 5]), &z(&[2, 2, 3, 3]), &pad1, &[1, 2, 5, 5]).is_err());
-    assert!(
-        conv::conv2d_backward_weight(&z(&[1, 2, 5, 5]), &z(&[1, 3, 5, 5]), &pad1, &[2, 2, 3, 3]).is_err()
-    );
-    assert!(conv::conv2d_backward_bias(&z(&[2, 5, 5])).is_err());
-    // Transposed convolution: channel mismatch and too large an output padding.
-    assert!(conv::conv_transpose2d(
-        &z(&[1, 2, 4, 4]),
-        &z(&[3, 2, 3, 3]),
-        None,
-        [2, 2],
-        [1, 1],
-        [0, 0],
-        [1, 1]
-    )
-    .is_err());
-    assert!(conv::conv_transpose2d(
-        &z(&[1, 2, 4, 4]),
-        &z(&[2, 2, 3, 3]),
-        None,
-        [2, 2],
-        [1, 1],
-        [2, 0],
-        [1, 1]
-    )
-    .is_err());
+    for_each_profile(|gpu| {
+        let z = |s: &[usize]| Tensor::zeros(&gpu, s).unwrap();
+        let pad1 = Conv2dOptions::new().padding(Padding::symmetric(1, 1));
+        let msg = |r: fido::Result<Tensor>| r.unwrap_err().to_string();
+        // Mismatched Cin.
+        let e = msg(conv::conv2d(&z(&[1, 3, 8, 8]), &z(&[4, 2, 3, 3]), None, &pad1));
+        assert!(e.contains("[1, 3, 8, 8]") && e.contains("[4, 2, 3, 3]"), "{e}");
+        // Groups that do not divide the channels.
+        let e = msg(conv::conv2d(
+            &z(&[1, 4, 8, 8]),
+            &z(&[6, 1, 3, 3]),
+            None,
+            &pad1.groups(3),
+        ));
+        assert!(e.contains("groups"), "{e}");
+        let e = msg(conv::conv2d(
+            &z(&[1, 4, 8, 8]),
+            &z(&[5, 2, 3, 3]),
+            None,
+            &pad1.groups(2),
+        ));
+        assert!(e.contains("groups"), "{e}");
+        // Kernel larger than the padded input.
+        let e = msg(conv::conv2d(
+            &z(&[1, 2, 3, 3]),
+            &z(&[2, 2, 5, 5]),
+            None,
+            &Conv2dOptions::new(),
+        ));
+        assert!(e.contains("larger than the padded input"), "{e}");
+        let dil = Conv2dOptions::new()
+            .dilation(4, 4)
+            .padding(Padding::symmetric(1, 1));
+        assert!(conv::conv2d(&z(&[1, 2, 5, 5]), &z(&[2, 2, 3, 3]), None, &dil).is_err());
+        // Zero stride or groups, wrong ranks, wrong bias.
+        assert!(conv::conv2d(&z(&[1, 2, 5, 5]), &z(&[2, 2, 3, 3]), None, &pad1.stride(0, 1)).is_err());
+        assert!(conv::conv2d(&z(&[1, 2, 5, 5]), &z(&[2, 2, 3, 3]), None, &pad1.groups(0)).is_err());
+        assert!(conv::conv2d(&z(&[2, 5, 5]), &z(&[2, 2, 3, 3]), None, &pad1).is_err());
+        assert!(conv::conv2d(&z(&[1, 2, 5, 5]), &z(&[2, 2, 3, 3]), Some(&z(&[3])), &pad1).is_err());
+        // Gradients whose dy does not match the convolution output.
+        assert!(conv::conv2d_backward_input(&z(&[1, 2, 4, 5]), &z(&[2, 2, 3, 3]), &pad1, &[1, 2, 5, 5]).is_err());
+        assert!(
+            conv::conv2d_backward_weight(&z(&[1, 2, 5, 5]), &z(&[1, 3, 5, 5]), &pad1, &[2, 2, 3, 3]).is_err()
+        );
+        assert!(conv::conv2d_backward_bias(&z(&[2, 5, 5])).is_err());
+        // Transposed convolution: channel mismatch and too large an output padding.
+        assert!(conv::conv_transpose2d(
+            &z(&[1, 2, 4, 4]),
+            &z(&[3, 2, 3, 3]),
+            None,
+            [2, 2],
+            [1, 1],
+            [0, 0],
+            [1, 1]
+        )
+        .is_err());
+        assert!(conv::conv_transpose2d(
+            &z(&[1, 2, 4, 4]),
+            &z(&[2, 2, 3, 3]),
+            None,
+            [2, 2],
+            [1, 1],
+            [2, 0],
+            [1, 1]
+        )
+        .is_err());
+    });
 }
 
 #[test]
@@ -738,22 +778,23 @@ fn cost_counts_multiply_adds() {
 /// scalar and vec4 depthwise rows) against the reference.
 #[test]
 fn every_forward_entry_point_matches_reference() {
-    let gpu = gpu();
-    let mut rng = Rng::new(19);
-    let pad = Padding::symmetric(1, 1);
-    for bias in [false, true] {
-        // Widths 8 → 8 take the vec4 depthwise rows; 7 → 7 the scalar ones.
-        for width in [8usize, 7] {
-            let depthwise = Conv2dOptions::new().padding(pad).groups(3);
-            check_forward(&gpu, &mut rng, &[2, 3, 5, width], &[6, 1, 3, 3], bias, &depthwise);
+    for_each_profile(|gpu| {
+        let mut rng = Rng::new(19);
+        let pad = Padding::symmetric(1, 1);
+        for bias in [false, true] {
+            // Widths 8 → 8 take the vec4 depthwise rows; 7 → 7 the scalar ones.
+            for width in [8usize, 7] {
+                let depthwise = Conv2dOptions::new().padding(pad).groups(3);
+                check_forward(&gpu, &mut rng, &[2, 3, 5, width], &[6, 1, 3, 3], bias, &depthwise);
+            }
+            check_forward(
+                &gpu,
+                &mut rng,
+                &[1, 5, 6, 7],
+                &[3, 5, 3, 3],
+                bias,
+                &Conv2dOptions::new().padding(pad),
+            );
         }
-        check_forward(
-            &gpu,
-            &mut rng,
-            &[1, 5, 6, 7],
-            &[3, 5, 3, 3],
-            bias,
-            &Conv2dOptions::new().padding(pad),
-        );
-    }
+    });
 }

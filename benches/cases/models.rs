@@ -136,13 +136,24 @@ pub fn fido_step(bench: &mut Bench) {
         300.0 * total / 1e3
     );
     if std::env::var_os("FIDO_PROFILE").is_some() {
-        gpu.start_dispatch_profile().unwrap();
-        explainer.step().unwrap();
-        let rows = gpu.finish_dispatch_profile().unwrap();
-        let total: f64 = rows.iter().map(|r| r.ms).sum();
-        let count: usize = rows.iter().map(|r| r.dispatches).sum();
-        println!("{name}: {total:.0} ms over {count} dispatches, each timed alone:");
-        for r in rows.iter().take(24) {
+        // Each pipeline's best total over three steps: this machine's timings swing by tens
+        // of percent from one run to the next.
+        let mut best: Vec<fido::gpu::DispatchProfile> = Vec::new();
+        for _ in 0..3 {
+            gpu.start_dispatch_profile().unwrap();
+            explainer.step().unwrap();
+            for row in gpu.finish_dispatch_profile().unwrap() {
+                match best.iter_mut().find(|b| b.label == row.label) {
+                    Some(b) => b.ms = b.ms.min(row.ms),
+                    None => best.push(row),
+                }
+            }
+        }
+        best.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+        let total: f64 = best.iter().map(|r| r.ms).sum();
+        let count: usize = best.iter().map(|r| r.dispatches).sum();
+        println!("{name}: {total:.0} ms over {count} dispatches, each timed alone (best of 3 steps):");
+        for r in best.iter().take(24) {
             println!("  {:>8.1} ms {:>5.1}% {:>5}×  {}", r.ms, 100.0 * r.ms / total, r.dispatches, r.label);
         }
     }

@@ -94,6 +94,59 @@ impl BackendSelector {
     }
 }
 
+/// Which shape of kernels to run: software adapters and GPUs want different ones (see
+/// `docs/ARCHITECTURE.md`, "Kernel profiles"). Chosen from the adapter's device type;
+/// `FIDO_KERNELS=cpu|gpu` forces one, and so does [`Gpu::set_kernel_profile`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KernelProfile {
+    Cpu,
+    Gpu,
+}
+
+impl KernelProfile {
+    /// The name `FIDO_KERNELS` and `fido info` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelProfile::Cpu => "cpu",
+            KernelProfile::Gpu => "gpu",
+        }
+    }
+
+    /// The profile for an adapter: `cpu` for software adapters, `gpu` for the rest.
+    pub fn for_adapter(info: &wgpu::AdapterInfo) -> KernelProfile {
+        if is_software(info) {
+            KernelProfile::Cpu
+        } else {
+            KernelProfile::Gpu
+        }
+    }
+
+    /// `FIDO_KERNELS`, if set.
+    pub fn from_env() -> Result<Option<KernelProfile>> {
+        match std::env::var("FIDO_KERNELS") {
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Ok(v) if v.is_empty() => Ok(None),
+            Ok(v) => v.parse().map(Some),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(Error::InvalidArgument("FIDO_KERNELS must be `cpu` or `gpu`".into()))
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for KernelProfile {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cpu" => Ok(KernelProfile::Cpu),
+            "gpu" => Ok(KernelProfile::Gpu),
+            other => Err(Error::InvalidArgument(format!(
+                "FIDO_KERNELS is `{other}`; it must be `cpu` or `gpu`"
+            ))),
+        }
+    }
+}
+
 /// A handle to the device and the engine state on it. Cheap to clone; all clones share state.
 #[derive(Clone)]
 pub struct Gpu {
@@ -109,6 +162,7 @@ pub(crate) struct GpuInner {
     pub pool: Mutex<BufferPool>,
     pub pipelines: Mutex<PipelineCache>,
     pub recorder: Mutex<Recorder>,
+    pub kernel_profile: Mutex<KernelProfile>,
     /// Device errors nobody captured, surfaced at the next sync or readback. Only collected
     /// on devices fido created; a host's device keeps the host's own error handler.
     pub uncaptured: Arc<Mutex<Vec<String>>>,
@@ -123,6 +177,7 @@ const WANTED_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
 impl Gpu {
     /// Choose an adapter and create fido's own device on it, with the adapter's real limits.
     pub fn new(choice: &AdapterChoice) -> Result<Gpu> {
+        let forced = KernelProfile::from_env()?;
         let instance = new_instance(choice.backend);
         let adapters = pollster::block_on(instance.enumerate_adapters(choice.backend.backends()));
         if adapters.is_empty() && choice.backend != BackendSelector::Auto {
@@ -146,21 +201,31 @@ impl Gpu {
             adapter: info.name.clone(),
             reason: e.to_string(),
         })?;
-        Ok(Self::assemble(device, queue, info))
+        let gpu = Self::assemble(device, queue, info);
+        if let Some(profile) = forced {
+            gpu.set_kernel_profile(profile);
+        }
+        Ok(gpu)
     }
 
     /// Run on a device that a host application created and keeps using.
     ///
     /// `info` describes the adapter for reports; pass `adapter.get_info()` when you have it.
     /// Limits and features are read from the device, so fido never exceeds what the host asked for.
+    /// The kernel profile follows `info` (a valid `FIDO_KERNELS` wins); a host can set it.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Gpu {
-        Self::assemble(device, queue, info)
+        let gpu = Self::assemble(device, queue, info);
+        if let Ok(Some(profile)) = KernelProfile::from_env() {
+            gpu.set_kernel_profile(profile);
+        }
+        gpu
     }
 
     fn assemble(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Gpu {
         let limits = device.limits();
         let features = device.features();
         let recorder = Recorder::new(&limits);
+        let kernel_profile = Mutex::new(KernelProfile::for_adapter(&info));
         Gpu {
             inner: Arc::new(GpuInner {
                 device,
@@ -171,6 +236,7 @@ impl Gpu {
                 pool: Mutex::new(BufferPool::default()),
                 pipelines: Mutex::new(PipelineCache::default()),
                 recorder: Mutex::new(recorder),
+                kernel_profile,
                 uncaptured: Arc::new(Mutex::new(Vec::new())),
             }),
         }
@@ -190,6 +256,14 @@ impl Gpu {
     }
     pub fn features(&self) -> wgpu::Features {
         self.inner.features
+    }
+    /// The shape of kernels launches choose.
+    pub fn kernel_profile(&self) -> KernelProfile {
+        *self.inner.kernel_profile.lock().unwrap()
+    }
+    /// Choose the kernel profile from here on (tests run every variant on one adapter).
+    pub fn set_kernel_profile(&self, profile: KernelProfile) {
+        *self.inner.kernel_profile.lock().unwrap() = profile;
     }
     pub fn has_timestamps(&self) -> bool {
         self.inner.features.contains(wgpu::Features::TIMESTAMP_QUERY)

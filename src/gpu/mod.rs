@@ -7,7 +7,7 @@ pub mod recorder;
 
 pub use context::{
     describe, driver_version, list_adapters, mesa_version, upgrade_advice, AdapterChoice, AdapterSelector,
-    BackendSelector, Gpu,
+    BackendSelector, Gpu, KernelProfile,
 };
 pub use pipelines::{Kernel, StorageBinding};
 pub use recorder::{fold_grid, DispatchProfile, FlushTiming, Grid};

@@ -10,6 +10,18 @@ pub fn gpu() -> Gpu {
     Gpu::new(&AdapterChoice::default()).expect("a GPU adapter (install mesa-vulkan-drivers for lavapipe)")
 }
 
+/// Run `f` under each kernel profile on one adapter, so both shapes of every kernel are
+/// checked here on lavapipe. A failure message follows the profile's name on stderr.
+#[allow(dead_code)]
+pub fn for_each_profile(mut f: impl FnMut(&Gpu)) {
+    let gpu = gpu();
+    for profile in [fido::gpu::KernelProfile::Cpu, fido::gpu::KernelProfile::Gpu] {
+        eprintln!("kernel profile: {}", profile.name());
+        gpu.set_kernel_profile(profile);
+        f(&gpu);
+    }
+}
+
 /// A small xorshift generator so tests need no extra crate and are reproducible.
 pub struct Rng(u64);
 

@@ -2,7 +2,7 @@
 //! convolution: `out[m, p] = Σ_k dot(A[row(m) + tap(k).x], B[base(p) + tap(k).y])` over
 //! packed operands and a host-built tap table (see `shaders/conv_gemm.wgsl`).
 
-use super::Epilogue;
+use super::{Activation, Epilogue};
 use crate::gpu::{groups_for, Grid, Kernel};
 use crate::tensor::Tensor;
 use crate::Result;
@@ -28,6 +28,7 @@ crate::kernel_params! {
         b_image_stride: u32,
         b_row_stride: u32,
         b_col_stride: u32,
+        b_channel_stride: u32,
         out_image_stride: u32,
         out_channel_stride: u32,
         out_row_stride: u32,
@@ -47,6 +48,9 @@ pub struct GemmSpec {
     pub b_image_stride: usize,
     pub b_row_stride: usize,
     pub b_col_stride: usize,
+    /// `Some(channel stride)` when B is the NCHW tensor itself, read with `activation`;
+    /// all B strides are then in scalars.
+    pub direct: Option<(usize, Activation)>,
     pub out_image_stride: usize,
     pub out_channel_stride: usize,
     pub out_row_stride: usize,
@@ -80,18 +84,23 @@ pub fn launch_gemm(
         b_image_stride: spec.b_image_stride as u32,
         b_row_stride: spec.b_row_stride as u32,
         b_col_stride: spec.b_col_stride as u32,
+        b_channel_stride: spec.direct.map_or(0, |(stride, _)| stride) as u32,
         out_image_stride: spec.out_image_stride as u32,
         out_channel_stride: spec.out_channel_stride as u32,
         out_row_stride: spec.out_row_stride as u32,
         out_col_stride: spec.out_col_stride as u32,
     };
     let grid = Grid::Xyz(
-        groups_for(spec.max_phase_pixels, WG * PIX),
         (spec.groups * blocks_per_group) as u32,
+        groups_for(spec.max_phase_pixels, WG * PIX),
         spec.phases as u32,
     );
-    let mut buffers = vec![("mat_a", a), ("mat_b", b), ("taps", &taps), ("out", out)];
+    // Both forms of B are statically used, so both names are bound, to the same buffer.
+    let mut buffers = vec![("mat_a", a), ("mat_b", b), ("mat_b_direct", b), ("taps", &taps), ("out", out)];
     let mut constants = vec![("WG", WG as f64), ("BLOCK", block as f64)];
+    if let Some((_, activation)) = spec.direct {
+        constants.extend([("DIRECT", 1.0), ("ACT", activation.code())]);
+    }
     let entry = match epilogue {
         Epilogue::Plain => "gemm",
         Epilogue::Bias(bias) => {

@@ -17,6 +17,7 @@ pub mod pack_planes;
 pub mod pack_weights;
 pub mod weight_grad;
 
+use crate::gpu::KernelProfile;
 use crate::ops::Cost;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -245,6 +246,11 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOption
         depthwise::forward(x, w, bias, &g, &out)?;
         return Ok(out);
     }
+    let epilogue = bias.map_or(Epilogue::Plain, Epilogue::Bias);
+    if reads_directly(x, &g, g.in_per_group()) {
+        Pointwise::forward(&g).launch(x, w, epilogue, &out)?;
+        return Ok(out);
+    }
     let (kh, kw) = (g.kernel_h, g.kernel_w);
     let (hp, wp) = (g.padded_h(), g.padded_w());
     let [sh, sw] = opts.stride;
@@ -294,6 +300,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOption
         b_image_stride: g.groups * quads * hp * wp,
         b_row_stride: sh * wp,
         b_col_stride: sw,
+        direct: None,
         out_image_stride: g.out_channels * g.out_h * g.out_w,
         out_channel_stride: g.out_h * g.out_w,
         out_row_stride: g.out_w,
@@ -301,7 +308,6 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOption
         phases: 1,
         max_phase_pixels: g.batch * g.out_h * g.out_w,
     };
-    let epilogue = bias.map_or(Epilogue::Plain, Epilogue::Bias);
     launch_gemm(&packed_w, &packed_x, &table, epilogue, &out, &spec)?;
     Ok(out)
 }
@@ -359,6 +365,8 @@ fn input_gradient(
     };
     if depthwise::handles_backward(&g) {
         depthwise::backward_input(dy, w, &g, epilogue, &out)?;
+    } else if opts.stride == [1, 1] && reads_directly(dy, &g, g.out_per_group()) {
+        Pointwise::input_gradient(&g).launch(dy, w, epilogue, &out)?;
     } else {
         input_gradient_into(dy, w, epilogue, &g, &out)?;
     }
@@ -605,6 +613,102 @@ fn check_tensors(op: &'static str, tensors: &[Option<&Tensor>]) -> Result<()> {
     Ok(())
 }
 
+/// Whether the GEMM reads B straight from the NCHW tensor: under the `gpu` kernel profile,
+/// for a 1×1 kernel with no padding (every pixel it reads exists) and whole quads of
+/// `channels` (the reduction's channels per group). On lavapipe the packed copy wins: a vec4
+/// load there costs one per-lane branch for four values (Mesa 25.0) or the same four gathers
+/// (Mesa 26), and the Lite0 FIDO step measured slower reading directly (RESULTS.md).
+fn reads_directly(x: &Tensor, g: &ConvGeometry, channels: usize) -> bool {
+    x.gpu().kernel_profile() == KernelProfile::Gpu
+        && g.kernel_h == 1
+        && g.kernel_w == 1
+        && g.opts.padding == Padding::default()
+        && channels % 4 == 0
+}
+
+/// One 1×1 convolution as a GEMM over its input tensor itself, with no packing pass: the
+/// forward, or the input gradient of a stride-1 one (dy as input, the weight transposed).
+struct Pointwise {
+    batch: usize,
+    groups: usize,
+    /// Reduction channels per group (a multiple of 4) and outputs per group.
+    channels: usize,
+    rows: usize,
+    in_size: [usize; 2],
+    out_size: [usize; 2],
+    stride: [usize; 2],
+    /// Weight element strides per group, output row and reduction channel.
+    weight_strides: [usize; 3],
+    activation: Activation,
+}
+
+impl Pointwise {
+    fn forward(g: &ConvGeometry) -> Self {
+        let (cin_g, cout_g) = (g.in_per_group(), g.out_per_group());
+        Pointwise {
+            batch: g.batch,
+            groups: g.groups,
+            channels: cin_g,
+            rows: cout_g,
+            in_size: [g.in_h, g.in_w],
+            out_size: [g.out_h, g.out_w],
+            stride: g.opts.stride,
+            weight_strides: [cout_g * cin_g, cin_g, 1],
+            activation: g.opts.input_activation,
+        }
+    }
+
+    fn input_gradient(g: &ConvGeometry) -> Self {
+        let (cin_g, cout_g) = (g.in_per_group(), g.out_per_group());
+        Pointwise {
+            batch: g.batch,
+            groups: g.groups,
+            channels: cout_g,
+            rows: cin_g,
+            in_size: [g.out_h, g.out_w],
+            out_size: [g.in_h, g.in_w],
+            stride: [1, 1],
+            weight_strides: [cout_g * cin_g, 1, cin_g],
+            activation: Activation::None,
+        }
+    }
+
+    fn launch(&self, x: &Tensor, w: &Tensor, epilogue: Epilogue, out: &Tensor) -> Result<()> {
+        let quads = self.channels / 4;
+        let plane = self.in_size[0] * self.in_size[1];
+        let out_plane = self.out_size[0] * self.out_size[1];
+        let packed_w = pack_weights(
+            w,
+            self.groups * self.rows,
+            self.rows,
+            1,
+            self.channels,
+            self.weight_strides,
+        )?;
+        let mut table = vec![[3, quads as u32], [self.out_size[0] as u32, self.out_size[1] as u32], [0, 0]];
+        table.extend((0..quads).map(|q| [q as u32, (4 * q * plane) as u32]));
+        let spec = GemmSpec {
+            images: self.batch,
+            groups: self.groups,
+            rows_per_group: self.rows,
+            a_group_stride: self.rows * quads,
+            a_row_stride: quads,
+            b_group_stride: self.channels * plane,
+            b_image_stride: self.groups * self.channels * plane,
+            b_row_stride: self.stride[0] * self.in_size[1],
+            b_col_stride: self.stride[1],
+            direct: Some((plane, self.activation)),
+            out_image_stride: self.groups * self.rows * out_plane,
+            out_channel_stride: out_plane,
+            out_row_stride: self.out_size[1],
+            out_col_stride: 1,
+            phases: 1,
+            max_phase_pixels: self.batch * out_plane,
+        };
+        launch_gemm(&packed_w, x, &table, epilogue, out, &spec)
+    }
+}
+
 /// dx (or a transposed convolution's output) into `out: [N, Cin, H, W]` from
 /// `dy: [N, Cout, OH, OW]`, one GEMM phase per (ih mod stride_h, iw mod stride_w).
 fn input_gradient_into(
@@ -685,6 +789,7 @@ fn input_gradient_into(
         b_image_stride: g.groups * quads * hd * wd,
         b_row_stride: wd,
         b_col_stride: 1,
+        direct: None,
         out_image_stride: g.in_channels * g.in_h * g.in_w,
         out_channel_stride: g.in_h * g.in_w,
         out_row_stride: opts.stride[0] * g.in_w,
