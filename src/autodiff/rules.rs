@@ -10,7 +10,7 @@ use crate::ops::matmul;
 use crate::ops::reduce::{self, Reduction};
 use crate::ops::resize::{self, NearestMode};
 use crate::ops::softmax::{self, SoftmaxKind};
-use crate::ops::{batchnorm, layout, pool, random};
+use crate::ops::{batchnorm, layout, mix, pool, random};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -398,6 +398,19 @@ impl Var {
 fn spatial_size(x: &Tensor) -> (usize, usize) {
     let s = x.shape();
     (s[s.len() - 2], s[s.len() - 1])
+}
+
+/// The FIDO mix.
+impl Var {
+    /// `background + self·(image − background)` with `self` the keep mask `[B, 1, H, W]`;
+    /// only the mask is differentiable (the in-filler is not, by the method's definition).
+    pub fn mix(&self, image: &Tensor, background: &Tensor) -> Result<Var> {
+        let out = mix::mix(&self.value, image, background)?;
+        let (keep, image, background) = (self.value.clone(), image.clone(), background.clone());
+        Ok(self.record_unary("mix", out, move |dy| {
+            mix::mix_backward(dy, &keep, &image, &background)
+        }))
+    }
 }
 
 /// Convolution and batch norm.

@@ -283,7 +283,7 @@ impl<'m> Explainer<'m> {
             &hard_keep,
             c.seed.wrapping_mul(0x9E37_79B9).wrapping_add(self.step as u64),
         )?;
-        let mixed = self.mix(&tape, &keep, background)?;
+        let mixed = self.mix(&keep, background)?;
         self.phase_done()?;
         let score = self
             .model
@@ -319,7 +319,7 @@ impl<'m> Explainer<'m> {
         let reference = self
             .infiller
             .fill(&ones, self.config.seed.wrapping_add(self.step as u64))?;
-        let mixed = self.mix(&tape, &keep, reference)?;
+        let mixed = self.mix(&keep, reference)?;
         self.phase_done()?;
         let score = self
             .model
@@ -344,10 +344,8 @@ impl<'m> Explainer<'m> {
 
     /// `x·keep + (1−keep)·background = background + keep·(x − background)`; only `keep` is
     /// differentiable.
-    fn mix(&self, tape: &Tape, keep: &Var, background: Tensor) -> Result<Var> {
-        let difference = elementwise::sub(&self.image, &background)?;
-        tape.constant(background)
-            .add(&keep.mul(&tape.constant(difference))?)
+    fn mix(&self, keep: &Var, background: Tensor) -> Result<Var> {
+        keep.mix(&self.image, &background)
     }
 
     /// The loss and its gradient with respect to the mask parameters at the current step,
@@ -426,7 +424,7 @@ impl<'m> Explainer<'m> {
         };
         let background = self.infiller.fill(&keep, self.config.seed ^ 0x5EED)?;
         let tape = Tape::new();
-        let mixed = tape.no_grad(|| self.mix(&tape, &tape.constant(keep.clone()), background))?;
+        let mixed = tape.no_grad(|| self.mix(&tape.constant(keep.clone()), background))?;
         let logits = tape.no_grad_forward(self.model, mixed.value())?;
         let prob_with_map = softmax::softmax(&logits)?.to_vec()?[self.target];
         Ok(Explanation {

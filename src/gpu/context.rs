@@ -261,6 +261,14 @@ impl Gpu {
     pub fn kernel_profile(&self) -> KernelProfile {
         *self.inner.kernel_profile.lock().unwrap()
     }
+    /// Whether storage loads run as a per-lane loop (lavapipe before Mesa 25.1; see
+    /// `LAVAPIPE.md`). There a vec4 load costs one lane branch for four values, so packed
+    /// vec4 operands beat scalar reads even counting the packing pass; from Mesa 25.1 on a
+    /// vec4 load is four gathers and the packing pass is pure cost.
+    pub fn per_lane_loads(&self) -> bool {
+        let info = &self.inner.info;
+        is_software(info) && mesa_version(&info.driver_info).is_none_or(|v| v < (25, 1, 0))
+    }
     /// Choose the kernel profile from here on (tests run every variant on one adapter).
     pub fn set_kernel_profile(&self, profile: KernelProfile) {
         *self.inner.kernel_profile.lock().unwrap() = profile;

@@ -8,6 +8,7 @@ pub mod elementwise;
 pub mod filter;
 pub mod layout;
 pub mod matmul;
+pub mod mix;
 pub mod optim;
 pub mod pool;
 pub mod probe;
@@ -32,6 +33,7 @@ pub const ALL_KERNELS: &[Kernel] = &[
     filter::KERNEL,
     layout::KERNEL,
     matmul::KERNEL,
+    mix::KERNEL,
     optim::KERNEL,
     pool::KERNEL,
     probe::KERNEL,
@@ -63,6 +65,7 @@ pub fn all_params() -> Vec<ParamsLayout> {
         ParamsLayout::of::<random::RandomParams>(random::KERNEL),
         ParamsLayout::of::<resize::ResizeParams>(resize::KERNEL),
         ParamsLayout::of::<attention::AttentionParams>(attention::KERNEL),
+        ParamsLayout::of::<mix::MixParams>(mix::KERNEL),
     ]
 }
 

@@ -613,13 +613,15 @@ fn check_tensors(op: &'static str, tensors: &[Option<&Tensor>]) -> Result<()> {
     Ok(())
 }
 
-/// Whether the GEMM reads B straight from the NCHW tensor: under the `gpu` kernel profile,
-/// for a 1×1 kernel with no padding (every pixel it reads exists) and whole quads of
-/// `channels` (the reduction's channels per group). On lavapipe the packed copy wins: a vec4
-/// load there costs one per-lane branch for four values (Mesa 25.0) or the same four gathers
-/// (Mesa 26), and the Lite0 FIDO step measured slower reading directly (RESULTS.md).
+/// Whether the GEMM reads B straight from the NCHW tensor: a 1×1 kernel with no padding
+/// (every pixel it reads exists) and whole quads of `channels` (the reduction's channels per
+/// group), on any adapter but lavapipe before Mesa 25.1 under the `cpu` profile. There a
+/// packed vec4 costs one per-lane branch for four values, and the packed Lite0 FIDO step
+/// measured faster counting the packing pass; on Mesa 26 the direct one is faster
+/// (RESULTS.md). The `gpu` profile reads directly everywhere, so CI tests both forms.
 fn reads_directly(x: &Tensor, g: &ConvGeometry, channels: usize) -> bool {
-    x.gpu().kernel_profile() == KernelProfile::Gpu
+    let gpu = x.gpu();
+    (gpu.kernel_profile() == KernelProfile::Gpu || !gpu.per_lane_loads())
         && g.kernel_h == 1
         && g.kernel_w == 1
         && g.opts.padding == Padding::default()
