@@ -7,6 +7,7 @@ mod cli;
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    cli::LAUNCHED.get_or_init(std::time::Instant::now);
     // Mesa warns on every device creation when this is unset; the warning is harmless.
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
         std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());

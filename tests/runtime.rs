@@ -33,6 +33,32 @@ fn buffers_return_to_the_pool_and_are_reused() {
     assert!(after.reused > before.reused);
 }
 
+/// A size nobody asks for again is released after MAX_IDLE_FLUSHES submissions, while the
+/// sizes a loop reuses every submission stay.
+#[test]
+fn idle_buffers_are_released_and_busy_ones_kept() {
+    let gpu = gpu();
+    let x = Tensor::from_slice(&gpu, &[1000], &vec![1.0; 1000]).unwrap();
+    let one_off = Tensor::zeros(&gpu, &[123_457]).unwrap();
+    drop(one_off);
+    gpu.sync().unwrap();
+    let idle = gpu.pool_stats().bytes_idle;
+    assert!(idle >= 4 * 123_457, "the one-off buffer waits in the pool: {idle}");
+    let mut warm = None;
+    for round in 0..=fido::gpu::pool::MAX_IDLE_FLUSHES + 2 {
+        let y = ew::exp(&x).unwrap();
+        drop(y);
+        gpu.sync().unwrap();
+        if round == 0 {
+            warm = Some(gpu.pool_stats());
+        }
+    }
+    let (warm, after) = (warm.unwrap(), gpu.pool_stats());
+    assert_eq!(after.created, warm.created, "the loop's own buffer is kept: {warm:?} -> {after:?}");
+    assert!(after.released > warm.released, "the idle one is released: {warm:?} -> {after:?}");
+    assert!(after.bytes_idle < 4 * 123_457, "{after:?}");
+}
+
 #[test]
 fn pipelines_are_compiled_once() {
     let gpu = gpu();

@@ -95,12 +95,20 @@ pub fn run(bench: &mut Bench) {
     }
 }
 
-/// One FIDO step on EfficientNet-Lite0 at B = 8 with the Blur in-filler, and where its time goes.
+/// One FIDO step on EfficientNet-Lite0 at B = 8 with the Blur in-filler and with Local (the
+/// CLI's default), and where its time goes.
 pub fn fido_step(bench: &mut Bench) {
-    let name = "fido step lite0 b8 blur";
-    if !bench.wants(name) {
-        return;
+    for (name, infill) in [
+        ("fido step lite0 b8 blur", fido::explain::InfillKind::Blur),
+        ("fido step lite0 b8 local", fido::explain::InfillKind::Local),
+    ] {
+        if bench.wants(name) {
+            fido_step_with(bench, name, infill);
+        }
     }
+}
+
+fn fido_step_with(bench: &mut Bench, name: &str, infill: fido::explain::InfillKind) {
     let gpu = bench.gpu.clone();
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -114,7 +122,7 @@ pub fn fido_step(bench: &mut Bench) {
     let classifier = Classifier::load(&gpu, kind, &file).expect("EfficientNet-Lite0 loads");
     let x = Tensor::from_slice(&gpu, &[1, 3, 224, 224], &pseudo_random(3 * 224 * 224, 41)).unwrap();
     let config = fido::explain::ExplainConfig {
-        infill: fido::explain::InfillKind::Blur,
+        infill,
         steps: 1000,
         ..fido::explain::ExplainConfig::paper(fido::explain::Method::Fido)
     };

@@ -82,7 +82,9 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
         } else {
             String::new()
         };
-        let summary = explain_one(&gpu, &loaded, job, &dir, config.clone(), ca.as_ref(), &label)?;
+        // The first image's set-up counts from launch: adapter, weights and all.
+        let since = if i == 0 { *super::LAUNCHED.get().unwrap_or(&Instant::now()) } else { Instant::now() };
+        let summary = explain_one(&gpu, &loaded, job, &dir, config.clone(), ca.as_ref(), &label, since)?;
         if args.json && !batch_mode {
             println!(
                 "{}",
@@ -104,6 +106,7 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn explain_one(
     gpu: &Gpu,
     loaded: &LoadedModel,
@@ -112,6 +115,7 @@ fn explain_one(
     config: ExplainConfig,
     ca: Option<&CaSetup>,
     prefix: &str,
+    since: Instant,
 ) -> Result<serde_json::Value> {
     let started = Instant::now();
     let prepared = loaded.prepare_image(&job.path)?;
@@ -144,6 +148,7 @@ fn explain_one(
     ));
     // Reading the score back waits for the GPU, so do it only every few steps.
     let every = (steps / 60).clamp(1, 10);
+    let setup_seconds = since.elapsed().as_secs_f64();
     explainer.run(every, |p| {
         bar.set_position(p.step as u64);
         bar.set_message(format!("log-odds {:+.2}", p.score));
@@ -159,6 +164,7 @@ fn explain_one(
     };
     let mut summary = report::write(dir, &explanation, &prepared.picture, &info)?;
     summary["wall_seconds"] = json!(started.elapsed().as_secs_f64());
+    summary["setup_seconds"] = json!(setup_seconds);
     std::fs::write(
         dir.join("summary.json"),
         serde_json::to_string_pretty(&summary).expect("JSON"),

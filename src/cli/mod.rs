@@ -11,6 +11,8 @@ pub mod info;
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::OnceLock;
+use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -107,6 +109,9 @@ impl ModelArgs {
 
 /// A value parser for any of the library's `FromStr` types, reporting the library's message
 /// without the "invalid argument" prefix (clap adds its own).
+/// When the process started, for the start-up time the summaries report.
+pub static LAUNCHED: OnceLock<Instant> = OnceLock::new();
+
 pub fn parsed<T: FromStr<Err = Error>>(text: &str) -> std::result::Result<T, String> {
     text.parse::<T>().map_err(|e| match e {
         Error::InvalidArgument(message) => message,

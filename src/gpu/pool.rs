@@ -3,7 +3,9 @@
 //! Creating a buffer and binding it for the first time is expensive on every backend, and an
 //! optimisation loop asks for the same sizes step after step. Buffers are rounded up to a size
 //! class (four classes per octave, so at most 19% waste) and returned to a free list when the
-//! last tensor using them is dropped.
+//! last tensor using them is dropped. A buffer that stays idle for [`MAX_IDLE_FLUSHES`]
+//! submissions is released: a loop's own sizes come back every step and are kept, while
+//! one-off sizes (set-up passes, a different batch) stop holding memory.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -37,11 +39,19 @@ pub struct PoolStats {
     pub created: u64,
     pub reused: u64,
     pub bytes_created: u64,
+    /// Bytes held in free lists now.
+    pub bytes_idle: u64,
+    pub released: u64,
 }
+
+/// Submissions a free buffer may sit unused before the pool releases it.
+pub const MAX_IDLE_FLUSHES: u64 = 4;
 
 #[derive(Default)]
 pub struct BufferPool {
-    free: HashMap<(BufferKind, u64), Vec<wgpu::Buffer>>,
+    /// Free buffers by (kind, size class), each with the flush count when it came back.
+    free: HashMap<(BufferKind, u64), Vec<(wgpu::Buffer, u64)>>,
+    flushes: u64,
     stats: PoolStats,
 }
 
@@ -65,8 +75,9 @@ impl BufferPool {
 
     pub(crate) fn take(&mut self, device: &wgpu::Device, kind: BufferKind, bytes: u64) -> wgpu::Buffer {
         let class = size_class(bytes);
-        if let Some(buffer) = self.free.get_mut(&(kind, class)).and_then(Vec::pop) {
+        if let Some((buffer, _)) = self.free.get_mut(&(kind, class)).and_then(Vec::pop) {
             self.stats.reused += 1;
+            self.stats.bytes_idle -= class;
             return buffer;
         }
         self.stats.created += 1;
@@ -84,11 +95,35 @@ impl BufferPool {
     }
 
     pub(crate) fn give_back(&mut self, kind: BufferKind, buffer: wgpu::Buffer) {
-        self.free.entry((kind, buffer.size())).or_default().push(buffer);
+        self.stats.bytes_idle += buffer.size();
+        self.free
+            .entry((kind, buffer.size()))
+            .or_default()
+            .push((buffer, self.flushes));
+    }
+
+    /// One more submission: release what has been idle too long.
+    pub(crate) fn end_flush(&mut self) {
+        self.flushes += 1;
+        let oldest = self.flushes.saturating_sub(MAX_IDLE_FLUSHES);
+        let mut released = (0u64, 0u64);
+        for list in self.free.values_mut() {
+            // Lists are in return order, and `take` pops the newest, so the stale ones lead.
+            let stale = list.iter().take_while(|(_, at)| *at < oldest).count();
+            for (buffer, _) in list.drain(..stale) {
+                released.0 += 1;
+                released.1 += buffer.size();
+            }
+        }
+        self.free.retain(|_, list| !list.is_empty());
+        self.stats.released += released.0;
+        self.stats.bytes_idle -= released.1;
     }
 
     /// Drop every idle buffer, for hosts that want their memory back between jobs.
     pub fn trim(&mut self) {
+        self.stats.released += self.free.values().map(Vec::len).sum::<usize>() as u64;
+        self.stats.bytes_idle = 0;
         self.free.clear();
     }
 }

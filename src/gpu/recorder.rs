@@ -451,5 +451,6 @@ fn flush_inner(
     // queue run after this one, so reusing them is safe.
     drop(commands);
     drop(params_buffer);
+    inner.pool.lock().unwrap().end_flush();
     Some(index)
 }
