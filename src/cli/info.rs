@@ -55,6 +55,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
             "adapters": list,
             "chosen": adapter_json(gpu.info()),
             "driver_version": driver_version(gpu.info()),
+            "kernel_profile": gpu.kernel_profile().name(),
             "upgrade_advice": upgrade_advice(gpu.info()),
             "limits": limit_rows.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "features": features,
@@ -73,6 +74,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     println!("Chosen: {}", describe(info));
     println!("  driver: {} {}", info.driver, info.driver_info);
     println!("  driver version: {}", driver_version(info));
+    println!("  kernel profile: {} (FIDO_KERNELS=cpu|gpu to force)", gpu.kernel_profile().name());
     if let Some(advice) = upgrade_advice(info) {
         println!("  note: {advice}");
     }
