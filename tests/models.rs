@@ -13,6 +13,7 @@ use common::{assert_close, fd_gradient, gpu, to_f64, Rng};
 use fido::models::synthetic::{self, SyntheticWeights};
 use fido::models::{log_odds, Classifier, ModelKind};
 use fido::ops::pool::{self, reference as pool_ref};
+use fido::gpu::KernelProfile;
 use fido::weights::WeightFile;
 use fido::{Gpu, Tape, Tensor, Var};
 use safetensors::{Dtype, SafeTensors};
@@ -207,7 +208,12 @@ fn golden_test(kind: ModelKind, check: Check) {
         weights.parameter_count(),
         start.elapsed().as_secs_f64()
     );
-    check_against_golden(kind, &classifier, &gpu, &f, check);
+    // Both kernel profiles on one device: the `gpu` one reads 1×1 inputs directly.
+    for profile in [KernelProfile::Cpu, KernelProfile::Gpu] {
+        eprintln!("{kind}: kernel profile {}", profile.name());
+        gpu.set_kernel_profile(profile);
+        check_against_golden(kind, &classifier, &gpu, &f, check);
+    }
 }
 
 /// ResNet-18 goes through a real safetensors file, the path `fido classify` takes, and also
@@ -346,35 +352,39 @@ fn efficientnet_lite0_real_weights_match_pytorch() {
     let classifier = Classifier::load(&gpu, kind, &WeightFile::open(&weights_path).unwrap()).unwrap();
     assert_eq!(classifier.num_classes(), 1000);
 
-    let start = Instant::now();
-    let tape = Tape::new();
-    let x = tape.param(f.tensor(&gpu, "input"));
-    let logits = classifier.forward(&tape, &x).unwrap();
-    let score = log_odds(&logits, &f.labels).unwrap().sum().unwrap();
-    let got_logits = logits.value().to_vec().unwrap();
-    let grad = tape.backward(&score).unwrap().get(&x).unwrap().to_vec().unwrap();
-    let elapsed = start.elapsed().as_secs_f64();
+    for profile in [KernelProfile::Cpu, KernelProfile::Gpu] {
+        eprintln!("{kind}: kernel profile {}", profile.name());
+        gpu.set_kernel_profile(profile);
+        let start = Instant::now();
+        let tape = Tape::new();
+        let x = tape.param(f.tensor(&gpu, "input"));
+        let logits = classifier.forward(&tape, &x).unwrap();
+        let score = log_odds(&logits, &f.labels).unwrap().sum().unwrap();
+        let got_logits = logits.value().to_vec().unwrap();
+        let grad = tape.backward(&score).unwrap().get(&x).unwrap().to_vec().unwrap();
+        let elapsed = start.elapsed().as_secs_f64();
 
-    let (want_logits, want_grad) = (f.get("logits"), f.get("grad_input_log_odds"));
-    let (logit_err, _) = errors(&got_logits, want_logits);
-    let (grad_err, grad_rel) = errors(&grad, want_grad);
-    let scale = max_abs(want_logits);
-    eprintln!(
-        "{kind}: forward+backward {elapsed:.2}s; logits max err {logit_err:.2e} (max|logit| {scale:.2}); \
-         grad max err {grad_err:.2e} (max|grad| {:.2e}), rel L2 {grad_rel:.2e}",
-        max_abs(want_grad)
-    );
-    // Real weights, 224×224, 4 images: the golden is f32 PyTorch, so both sides carry f32
-    // rounding through 50 layers; see check_against_golden for the bounds.
-    assert!(
-        logit_err <= 1e-3 * scale,
-        "logits differ by {logit_err} > 1e-3·{scale}"
-    );
-    assert!(grad_rel <= 1e-3, "input gradient relative error {grad_rel}");
-    // The model agrees with the golden on every image's top class.
-    for (row, (got, want)) in got_logits.chunks(1000).zip(want_logits.chunks(1000)).enumerate() {
-        let argmax = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
-        assert_eq!(argmax(got), argmax(want), "image {row}");
+        let (want_logits, want_grad) = (f.get("logits"), f.get("grad_input_log_odds"));
+        let (logit_err, _) = errors(&got_logits, want_logits);
+        let (grad_err, grad_rel) = errors(&grad, want_grad);
+        let scale = max_abs(want_logits);
+        eprintln!(
+            "{kind}: forward+backward {elapsed:.2}s; logits max err {logit_err:.2e} (max|logit| {scale:.2}); \
+             grad max err {grad_err:.2e} (max|grad| {:.2e}), rel L2 {grad_rel:.2e}",
+            max_abs(want_grad)
+        );
+        // Real weights, 224×224, 4 images: the golden is f32 PyTorch, so both sides carry f32
+        // rounding through 50 layers; see check_against_golden for the bounds.
+        assert!(
+            logit_err <= 1e-3 * scale,
+            "logits differ by {logit_err} > 1e-3·{scale}"
+        );
+        assert!(grad_rel <= 1e-3, "input gradient relative error {grad_rel}");
+        // The model agrees with the golden on every image's top class.
+        for (row, (got, want)) in got_logits.chunks(1000).zip(want_logits.chunks(1000)).enumerate() {
+            let argmax = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
+            assert_eq!(argmax(got), argmax(want), "image {row}");
+        }
     }
 }
 
