@@ -11,26 +11,22 @@ override WG: u32 = 64u;
 // producer's activation, fused into its consumer) (0: none, 1: ReLU, 2: ReLU6).
 override ACT: u32 = 0u;
 
-fn activate4(v: vec4<f32>) -> vec4<f32> {
-    if ACT == 1u {
-        return max(v, vec4<f32>(0.0));
-    }
-    if ACT == 2u {
-        return clamp(v, vec4<f32>(0.0), vec4<f32>(6.0));
-    }
-    return v;
-}
-
-fn slope4(v: vec4<f32>) -> vec4<f32> {
-    return vec4<f32>(slope(v.x), slope(v.y), slope(v.z), slope(v.w));
-}
-
 fn activate(v: f32) -> f32 {
     if ACT == 1u {
         return max(v, 0.0);
     }
     if ACT == 2u {
         return clamp(v, 0.0, 6.0);
+    }
+    return v;
+}
+
+fn activate4(v: vec4<f32>) -> vec4<f32> {
+    if ACT == 1u {
+        return max(v, vec4<f32>(0.0));
+    }
+    if ACT == 2u {
+        return clamp(v, vec4<f32>(0.0), vec4<f32>(6.0));
     }
     return v;
 }
@@ -48,6 +44,10 @@ fn slope(v: f32) -> f32 {
         return select(0.0, 1.0, v > 0.0 && v < 6.0);
     }
     return 1.0;
+}
+
+fn slope4(v: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(slope(v.x), slope(v.y), slope(v.z), slope(v.w));
 }
 
 // ---------------------------------------------------------------------------------------

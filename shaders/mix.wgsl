@@ -30,21 +30,35 @@ struct MixParams {
 @group(0) @binding(5) var<storage, read> mixed_grad: array<f32>;
 @group(0) @binding(6) var<storage, read_write> keep_grad: array<f32>;
 
+// Channel 0 of invocation i's pixel (sample b, pixel p) in the output (and dy), the image
+// and the background.
+struct MixSite {
+    out: u32,
+    image: u32,
+    background: u32,
+}
+
+fn mix_site(i: u32) -> MixSite {
+    let b = i / mp.pixels;
+    let p = i - b * mp.pixels;
+    return MixSite(
+        b * mp.channels * mp.pixels + p,
+        b * mp.image_stride + p,
+        b * mp.background_sample_stride + p * mp.background_pixel_stride,
+    );
+}
+
 @compute @workgroup_size(WG)
 fn mix(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * WG;
     if i >= mp.items {
         return;
     }
-    let b = i / mp.pixels;
-    let p = i - b * mp.pixels;
     let k = keep[i];
-    let first = b * mp.channels * mp.pixels + p;
-    let first_image = b * mp.image_stride + p;
-    let first_background = b * mp.background_sample_stride + p * mp.background_pixel_stride;
+    let at = mix_site(i);
     for (var c = 0u; c < mp.channels; c++) {
-        let bg = background[first_background + c * mp.background_channel_stride];
-        mixed[first + c * mp.pixels] = fma(k, image[first_image + c * mp.pixels] - bg, bg);
+        let bg = background[at.background + c * mp.background_channel_stride];
+        mixed[at.out + c * mp.pixels] = fma(k, image[at.image + c * mp.pixels] - bg, bg);
     }
 }
 
@@ -54,15 +68,11 @@ fn mix_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     if i >= mp.items {
         return;
     }
-    let b = i / mp.pixels;
-    let p = i - b * mp.pixels;
-    let first = b * mp.channels * mp.pixels + p;
-    let first_image = b * mp.image_stride + p;
-    let first_background = b * mp.background_sample_stride + p * mp.background_pixel_stride;
+    let at = mix_site(i);
     var sum = 0.0;
     for (var c = 0u; c < mp.channels; c++) {
-        let bg = background[first_background + c * mp.background_channel_stride];
-        sum = fma(mixed_grad[first + c * mp.pixels], image[first_image + c * mp.pixels] - bg, sum);
+        let bg = background[at.background + c * mp.background_channel_stride];
+        sum = fma(mixed_grad[at.out + c * mp.pixels], image[at.image + c * mp.pixels] - bg, sum);
     }
     keep_grad[i] = sum;
 }

@@ -283,7 +283,8 @@ impl<'m> Explainer<'m> {
             &hard_keep,
             c.seed.wrapping_mul(0x9E37_79B9).wrapping_add(self.step as u64),
         )?;
-        let mixed = self.mix(&keep, background)?;
+        // x·keep + (1−keep)·background; only `keep` is differentiable.
+        let mixed = keep.mix(&self.image, &background)?;
         self.phase_done()?;
         let score = self
             .model
@@ -319,7 +320,7 @@ impl<'m> Explainer<'m> {
         let reference = self
             .infiller
             .fill(&ones, self.config.seed.wrapping_add(self.step as u64))?;
-        let mixed = self.mix(&keep, reference)?;
+        let mixed = keep.mix(&self.image, &reference)?;
         self.phase_done()?;
         let score = self
             .model
@@ -340,12 +341,6 @@ impl<'m> Explainer<'m> {
             .take(&mask)
             .ok_or_else(|| Error::Gpu("no gradient reached the mask".into()))?;
         Ok((loss.into_value(), score.into_value(), grad))
-    }
-
-    /// `x·keep + (1−keep)·background = background + keep·(x − background)`; only `keep` is
-    /// differentiable.
-    fn mix(&self, keep: &Var, background: Tensor) -> Result<Var> {
-        keep.mix(&self.image, &background)
     }
 
     /// The loss and its gradient with respect to the mask parameters at the current step,
@@ -424,7 +419,7 @@ impl<'m> Explainer<'m> {
         };
         let background = self.infiller.fill(&keep, self.config.seed ^ 0x5EED)?;
         let tape = Tape::new();
-        let mixed = tape.no_grad(|| self.mix(&tape.constant(keep.clone()), background))?;
+        let mixed = tape.no_grad(|| tape.constant(keep.clone()).mix(&self.image, &background))?;
         let logits = tape.no_grad_forward(self.model, mixed.value())?;
         let prob_with_map = softmax::softmax(&logits)?.to_vec()?[self.target];
         Ok(Explanation {

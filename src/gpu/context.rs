@@ -127,9 +127,9 @@ impl KernelProfile {
             Err(std::env::VarError::NotPresent) => Ok(None),
             Ok(v) if v.is_empty() => Ok(None),
             Ok(v) => v.parse().map(Some),
-            Err(std::env::VarError::NotUnicode(_)) => {
-                Err(Error::InvalidArgument("FIDO_KERNELS must be `cpu` or `gpu`".into()))
-            }
+            Err(std::env::VarError::NotUnicode(_)) => Err(Error::InvalidArgument(
+                "FIDO_KERNELS must be `cpu` or `gpu`".into(),
+            )),
         }
     }
 }
@@ -201,11 +201,7 @@ impl Gpu {
             adapter: info.name.clone(),
             reason: e.to_string(),
         })?;
-        let gpu = Self::assemble(device, queue, info);
-        if let Some(profile) = forced {
-            gpu.set_kernel_profile(profile);
-        }
-        Ok(gpu)
+        Ok(Self::assemble(device, queue, info, forced))
     }
 
     /// Run on a device that a host application created and keeps using.
@@ -214,18 +210,20 @@ impl Gpu {
     /// Limits and features are read from the device, so fido never exceeds what the host asked for.
     /// The kernel profile follows `info` (a valid `FIDO_KERNELS` wins); a host can set it.
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Gpu {
-        let gpu = Self::assemble(device, queue, info);
-        if let Ok(Some(profile)) = KernelProfile::from_env() {
-            gpu.set_kernel_profile(profile);
-        }
-        gpu
+        Self::assemble(device, queue, info, KernelProfile::from_env().ok().flatten())
     }
 
-    fn assemble(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Gpu {
+    /// `forced` is the kernel profile `FIDO_KERNELS` asks for, if any.
+    fn assemble(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+        forced: Option<KernelProfile>,
+    ) -> Gpu {
         let limits = device.limits();
         let features = device.features();
         let recorder = Recorder::new(&limits);
-        let kernel_profile = Mutex::new(KernelProfile::for_adapter(&info));
+        let kernel_profile = Mutex::new(forced.unwrap_or_else(|| KernelProfile::for_adapter(&info)));
         Gpu {
             inner: Arc::new(GpuInner {
                 device,

@@ -51,18 +51,26 @@ pub fn handles(g: &ConvGeometry) -> bool {
 /// longer of the two).
 pub fn handles_backward(g: &ConvGeometry) -> bool {
     let plan = Plan::backward_input(g);
-    g.in_per_group() == 1 && plan.scalar_block() <= MAX_BLOCK && plan.segment(plan.scalar_block()) <= MAX_SEGMENT
+    g.in_per_group() == 1
+        && plan.scalar_block() <= MAX_BLOCK
+        && plan.segment(plan.scalar_block()) <= MAX_SEGMENT
 }
 
-/// `out = depthwise(act(x), w) + bias`, `act` the options' input activation.
-pub fn forward(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, g: &ConvGeometry, out: &Tensor) -> Result<()> {
-    let epilogue = bias.map_or(Epilogue::Plain, Epilogue::Bias);
+/// `out = depthwise(act(x), w)` finished by `epilogue` (plain or plus a bias), `act` the
+/// options' input activation.
+pub fn forward(x: &Tensor, w: &Tensor, epilogue: Epilogue, g: &ConvGeometry, out: &Tensor) -> Result<()> {
     Plan::forward(g).launch(x, w, epilogue, out)
 }
 
 /// `dx` of `depthwise(x, w)` from `dy`: the forward kernel on dy with flipped taps, its
 /// sums times the input activation's slope when `epilogue` masks.
-pub fn backward_input(dy: &Tensor, w: &Tensor, g: &ConvGeometry, epilogue: Epilogue, dx: &Tensor) -> Result<()> {
+pub fn backward_input(
+    dy: &Tensor,
+    w: &Tensor,
+    g: &ConvGeometry,
+    epilogue: Epilogue,
+    dx: &Tensor,
+) -> Result<()> {
     Plan::backward_input(g).launch(dy, w, epilogue, dx)
 }
 

@@ -23,6 +23,9 @@ use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
 use gemm::{launch_gemm, GemmSpec};
 
+use pack_planes::pack_planes;
+use pack_weights::pack_weights;
+
 /// What a kernel does to its sums before storing them.
 #[derive(Clone, Copy)]
 pub enum Epilogue<'a> {
@@ -33,8 +36,6 @@ pub enum Epilogue<'a> {
     /// input, for an input gradient through an input activation).
     Masked(&'a Tensor, Activation),
 }
-use pack_planes::pack_planes;
-use pack_weights::pack_weights;
 
 /// Zero padding on each side of the image.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -242,11 +243,11 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, opts: &Conv2dOption
     if out.numel() == 0 {
         return Ok(out);
     }
+    let epilogue = bias.map_or(Epilogue::Plain, Epilogue::Bias);
     if depthwise::handles(&g) {
-        depthwise::forward(x, w, bias, &g, &out)?;
+        depthwise::forward(x, w, epilogue, &g, &out)?;
         return Ok(out);
     }
-    let epilogue = bias.map_or(Epilogue::Plain, Epilogue::Bias);
     if reads_directly(x, &g, g.in_per_group()) {
         Pointwise::forward(&g).launch(x, w, epilogue, &out)?;
         return Ok(out);
@@ -687,7 +688,11 @@ impl Pointwise {
             self.channels,
             self.weight_strides,
         )?;
-        let mut table = vec![[3, quads as u32], [self.out_size[0] as u32, self.out_size[1] as u32], [0, 0]];
+        let mut table = vec![
+            [3, quads as u32],
+            [self.out_size[0] as u32, self.out_size[1] as u32],
+            [0, 0],
+        ];
         table.extend((0..quads).map(|q| [q as u32, (4 * q * plane) as u32]));
         let spec = GemmSpec {
             images: self.batch,
