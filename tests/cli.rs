@@ -473,7 +473,8 @@ fn infill_fills_the_mask_and_rejects_bad_masks() {
 fn info_reports_the_kernel_profile_and_fido_kernels_forces_it() {
     let info = |profile: Option<&str>| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_fido"));
-        cmd.args(["info", "--json"]).env("XDG_RUNTIME_DIR", std::env::temp_dir());
+        cmd.args(["info", "--json"])
+            .env("XDG_RUNTIME_DIR", std::env::temp_dir());
         match profile {
             Some(p) => cmd.env("FIDO_KERNELS", p),
             None => cmd.env_remove("FIDO_KERNELS"),
@@ -481,14 +482,25 @@ fn info_reports_the_kernel_profile_and_fido_kernels_forces_it() {
         cmd.output().unwrap()
     };
     let default = info(None);
-    assert!(default.status.success(), "{}", String::from_utf8_lossy(&default.stderr));
+    assert!(
+        default.status.success(),
+        "{}",
+        String::from_utf8_lossy(&default.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&default.stdout).unwrap();
     let software = json["chosen"].to_string().to_lowercase().contains("cpu");
-    assert_eq!(json["kernel_profile"], if software { "cpu" } else { "gpu" }, "{json}");
+    assert_eq!(
+        json["kernel_profile"],
+        if software { "cpu" } else { "gpu" },
+        "{json}"
+    );
     for forced in ["cpu", "gpu"] {
         let out = info(Some(forced));
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(json["kernel_profile"], forced);
     }
-    fails_with(&info(Some("tpu")), "FIDO_KERNELS is `tpu`; it must be `cpu` or `gpu`");
+    fails_with(
+        &info(Some("tpu")),
+        "FIDO_KERNELS is `tpu`; it must be `cpu` or `gpu`",
+    );
 }

@@ -40,7 +40,11 @@ fn check_forward(
     );
     assert_eq!(y.shape(), &shape[..], "{x_shape:?} * {w_shape:?} {opts:?}");
     // Activated inputs reach 6 rather than 1.
-    let atol = if opts.input_activation == Activation::None { ATOL } else { 6.0 * ATOL };
+    let atol = if opts.input_activation == Activation::None {
+        ATOL
+    } else {
+        6.0 * ATOL
+    };
     assert_close(
         &format!("conv2d {x_shape:?} * {w_shape:?} bias={with_bias} {opts:?}"),
         &y.to_vec().unwrap(),
@@ -451,9 +455,30 @@ fn depthwise_input_gradient_forms_match_finite_differences() {
         // Widths 8 → 8: vec4 rows; with a multiplier of 2 and of 3.
         check_gradients(&gpu, &mut rng, &[2, 3, 5, 8], &[3, 1, 3, 3], &dw(1, sym(1, 1), 3));
         check_gradients(&gpu, &mut rng, &[1, 2, 4, 8], &[4, 1, 3, 3], &dw(1, sym(1, 1), 2));
-        check_gradients(&gpu, &mut rng, &[1, 2, 3, 12], &[6, 1, 5, 5], &dw(1, sym(2, 2), 2));
+        check_gradients(
+            &gpu,
+            &mut rng,
+            &[1, 2, 3, 12],
+            &[6, 1, 5, 5],
+            &dw(1, sym(2, 2), 2),
+        );
         // vec4 rows with a left padding that is not a multiple of 4 in the mirrored form.
-        check_gradients(&gpu, &mut rng, &[1, 2, 4, 8], &[2, 1, 5, 5], &dw(1, Padding { top: 1, bottom: 3, left: 3, right: 1 }, 2));
+        check_gradients(
+            &gpu,
+            &mut rng,
+            &[1, 2, 4, 8],
+            &[2, 1, 5, 5],
+            &dw(
+                1,
+                Padding {
+                    top: 1,
+                    bottom: 3,
+                    left: 3,
+                    right: 1,
+                },
+                2,
+            ),
+        );
         // Stride 2 (dy spread by 2) on even and odd widths, TF 'SAME' on an even size.
         check_gradients(&gpu, &mut rng, &[1, 3, 8, 8], &[3, 1, 3, 3], &dw(2, sym(1, 1), 3));
         check_gradients(&gpu, &mut rng, &[2, 2, 7, 9], &[2, 1, 5, 5], &dw(2, sym(2, 2), 2));
@@ -484,7 +509,11 @@ fn depthwise_input_gradient_forms_match_finite_differences() {
             &mut rng,
             &[1, 2, 9, 9],
             &[4, 1, 3, 3],
-            &Conv2dOptions::new().dilation(2, 2).stride(2, 2).padding(sym(1, 2)).groups(2),
+            &Conv2dOptions::new()
+                .dilation(2, 2)
+                .stride(2, 2)
+                .padding(sym(1, 2))
+                .groups(2),
         );
         // Dilation 16 on a 5-wide kernel is past the register segment: the GEMM form.
         let wide = Conv2dOptions::new().dilation(1, 16).padding(sym(0, 32)).groups(2);
@@ -520,7 +549,11 @@ fn input_activation_forward_and_gradients() {
             let dense = Conv2dOptions::new().padding(sym(1, 1)).input_activation(act);
             let pointwise = Conv2dOptions::new().input_activation(act);
             let dw = |s: usize, g: usize| dense.stride(s, s).groups(g);
-            let wide = Conv2dOptions::new().dilation(1, 16).padding(sym(0, 32)).groups(2).input_activation(act);
+            let wide = Conv2dOptions::new()
+                .dilation(1, 16)
+                .padding(sym(0, 32))
+                .groups(2)
+                .input_activation(act);
             for (x_shape, w_shape, opts) in [
                 (&[2, 3, 5, 7][..], &[4, 3, 3, 3][..], dense),
                 (&[1, 8, 4, 6], &[5, 8, 1, 1], pointwise),
@@ -576,8 +609,16 @@ fn pointwise_convolutions_read_nchw_directly() {
             (&[2, 8, 5, 7][..], &[12, 8, 1, 1][..], one),
             (&[1, 4, 7, 9], &[8, 4, 1, 1], one.stride(2, 2)),
             (&[2, 8, 3, 5], &[8, 4, 1, 1], one.groups(2)),
-            (&[1, 12, 5, 3], &[4, 12, 1, 1], one.input_activation(Activation::Relu6)),
-            (&[1, 8, 3, 7], &[16, 4, 1, 1], one.groups(2).input_activation(Activation::Relu)),
+            (
+                &[1, 12, 5, 3],
+                &[4, 12, 1, 1],
+                one.input_activation(Activation::Relu6),
+            ),
+            (
+                &[1, 8, 3, 7],
+                &[16, 4, 1, 1],
+                one.groups(2).input_activation(Activation::Relu),
+            ),
         ] {
             for bias in [false, true] {
                 check_forward(&gpu, &mut rng, x_shape, w_shape, bias, &opts);
@@ -736,7 +777,9 @@ fn bad_shapes_are_errors_not_panics() {
         assert!(conv::conv2d(&z(&[2, 5, 5]), &z(&[2, 2, 3, 3]), None, &pad1).is_err());
         assert!(conv::conv2d(&z(&[1, 2, 5, 5]), &z(&[2, 2, 3, 3]), Some(&z(&[3])), &pad1).is_err());
         // Gradients whose dy does not match the convolution output.
-        assert!(conv::conv2d_backward_input(&z(&[1, 2, 4, 5]), &z(&[2, 2, 3, 3]), &pad1, &[1, 2, 5, 5]).is_err());
+        assert!(
+            conv::conv2d_backward_input(&z(&[1, 2, 4, 5]), &z(&[2, 2, 3, 3]), &pad1, &[1, 2, 5, 5]).is_err()
+        );
         assert!(
             conv::conv2d_backward_weight(&z(&[1, 2, 5, 5]), &z(&[1, 3, 5, 5]), &pad1, &[2, 2, 3, 3]).is_err()
         );

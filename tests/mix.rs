@@ -21,7 +21,11 @@ fn mix_matches_reference_and_its_gradient_matches_finite_differences() {
         ([2, 3, 4, 3], 2, 2, true),
     ] {
         let [b, c, h, w] = shape;
-        let bg_shape = if per_channel { [bg_batch, c, 1, 1] } else { [bg_batch, c, h, w] };
+        let bg_shape = if per_channel {
+            [bg_batch, c, 1, 1]
+        } else {
+            [bg_batch, c, h, w]
+        };
         let (keep, kv) = rand_tensor(&gpu, &mut rng, &[b, 1, h, w]);
         let (image, iv) = rand_tensor(&gpu, &mut rng, &[image_batch, c, h, w]);
         let (background, bv) = rand_tensor(&gpu, &mut rng, &bg_shape);
@@ -30,7 +34,13 @@ fn mix_matches_reference_and_its_gradient_matches_finite_differences() {
         assert_eq!(out.shape(), &shape);
         // One product and two sums of values ≤ 1 in f32.
         let want = reference::mix(&k64, &i64_, image_batch, &b64, bg_shape, shape);
-        assert_close(&format!("mix {shape:?}"), &out.to_vec().unwrap(), &want, 1e-6, 1e-6);
+        assert_close(
+            &format!("mix {shape:?}"),
+            &out.to_vec().unwrap(),
+            &want,
+            1e-6,
+            1e-6,
+        );
 
         // L = Σ r·mix(keep) is linear in keep: central differences are exact up to rounding.
         let (r, rv) = rand_tensor(&gpu, &mut rng, &shape);
@@ -45,13 +55,25 @@ fn mix_matches_reference_and_its_gradient_matches_finite_differences() {
         let want = fd_scalar(loss, &k64, 1e-3);
         let got = mix::mix_backward(&r, &keep, &image, &background).unwrap();
         assert_eq!(got.shape(), keep.shape());
-        assert_close(&format!("dkeep {shape:?}"), &got.to_vec().unwrap(), &want, 1e-5, 1e-5);
+        assert_close(
+            &format!("dkeep {shape:?}"),
+            &got.to_vec().unwrap(),
+            &want,
+            1e-5,
+            1e-5,
+        );
 
         // Through the tape, with the mask used twice (mixed, then scaled by itself).
         let tape = Tape::new();
         let k = tape.param(keep.clone());
         let mixed = k.mix(&image, &background).unwrap();
-        let loss_t = mixed.mul(&tape.constant(r.clone())).unwrap().sum().unwrap().add(&k.sum().unwrap()).unwrap();
+        let loss_t = mixed
+            .mul(&tape.constant(r.clone()))
+            .unwrap()
+            .sum()
+            .unwrap()
+            .add(&k.sum().unwrap())
+            .unwrap();
         let mut grads = tape.backward(&loss_t).unwrap();
         let want: Vec<f64> = fd_scalar(|k| loss(k) + k.iter().sum::<f64>(), &k64, 1e-3);
         assert_close(
@@ -68,15 +90,22 @@ fn mix_matches_reference_and_its_gradient_matches_finite_differences() {
 fn mix_shape_errors_name_the_shapes() {
     let gpu = gpu();
     let z = |s: &[usize]| Tensor::zeros(&gpu, s).unwrap();
-    let e = mix::mix(&z(&[2, 1, 4, 4]), &z(&[1, 3, 4, 4]), &z(&[2, 3, 4, 5])).unwrap_err().to_string();
+    let e = mix::mix(&z(&[2, 1, 4, 4]), &z(&[1, 3, 4, 4]), &z(&[2, 3, 4, 5]))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("[2, 3, 4, 5]") && e.contains("keep"), "{e}");
     // A background per channel must be 1 × 1.
     assert!(mix::mix(&z(&[2, 1, 4, 4]), &z(&[1, 3, 4, 4]), &z(&[1, 3, 2, 1])).is_err());
     // An image batch that is neither 1 nor the samples'.
     assert!(mix::mix(&z(&[2, 1, 4, 4]), &z(&[3, 3, 4, 4]), &z(&[2, 3, 4, 4])).is_err());
     // A gradient of the wrong shape.
-    let e = mix::mix_backward(&z(&[2, 3, 4, 5]), &z(&[2, 1, 4, 4]), &z(&[1, 3, 4, 4]), &z(&[2, 3, 4, 4]))
-        .unwrap_err()
-        .to_string();
+    let e = mix::mix_backward(
+        &z(&[2, 3, 4, 5]),
+        &z(&[2, 1, 4, 4]),
+        &z(&[1, 3, 4, 4]),
+        &z(&[2, 3, 4, 4]),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("mix_backward"), "{e}");
 }

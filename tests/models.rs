@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use common::{assert_close, fd_gradient, gpu, to_f64, Rng};
+use fido::gpu::KernelProfile;
 use fido::models::synthetic::{self, SyntheticWeights};
 use fido::models::{log_odds, Classifier, ModelKind};
 use fido::ops::pool::{self, reference as pool_ref};
-use fido::gpu::KernelProfile;
 use fido::weights::WeightFile;
 use fido::{Gpu, Tape, Tensor, Var};
 use safetensors::{Dtype, SafeTensors};

@@ -43,7 +43,10 @@ fn idle_buffers_are_released_and_busy_ones_kept() {
     drop(one_off);
     gpu.sync().unwrap();
     let idle = gpu.pool_stats().bytes_idle;
-    assert!(idle >= 4 * 123_457, "the one-off buffer waits in the pool: {idle}");
+    assert!(
+        idle >= 4 * 123_457,
+        "the one-off buffer waits in the pool: {idle}"
+    );
     let mut warm = None;
     for round in 0..=fido::gpu::pool::MAX_IDLE_FLUSHES + 2 {
         let y = ew::exp(&x).unwrap();
@@ -54,8 +57,14 @@ fn idle_buffers_are_released_and_busy_ones_kept() {
         }
     }
     let (warm, after) = (warm.unwrap(), gpu.pool_stats());
-    assert_eq!(after.created, warm.created, "the loop's own buffer is kept: {warm:?} -> {after:?}");
-    assert!(after.released > warm.released, "the idle one is released: {warm:?} -> {after:?}");
+    assert_eq!(
+        after.created, warm.created,
+        "the loop's own buffer is kept: {warm:?} -> {after:?}"
+    );
+    assert!(
+        after.released > warm.released,
+        "the idle one is released: {warm:?} -> {after:?}"
+    );
     assert!(after.bytes_idle < 4 * 123_457, "{after:?}");
 }
 

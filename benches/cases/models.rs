@@ -162,7 +162,13 @@ fn fido_step_with(bench: &mut Bench, name: &str, infill: fido::explain::InfillKi
         let count: usize = best.iter().map(|r| r.dispatches).sum();
         println!("{name}: {total:.0} ms over {count} dispatches, each timed alone (best of 3 steps):");
         for r in best.iter().take(24) {
-            println!("  {:>8.1} ms {:>5.1}% {:>5}×  {}", r.ms, 100.0 * r.ms / total, r.dispatches, r.label);
+            println!(
+                "  {:>8.1} ms {:>5.1}% {:>5}×  {}",
+                r.ms,
+                100.0 * r.ms / total,
+                r.dispatches,
+                r.label
+            );
         }
     }
     // A whole step submits itself, so time it by the wall clock around a blocking wait.

@@ -83,8 +83,21 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
             String::new()
         };
         // The first image's set-up counts from launch: adapter, weights and all.
-        let since = if i == 0 { *super::LAUNCHED.get().unwrap_or(&Instant::now()) } else { Instant::now() };
-        let summary = explain_one(&gpu, &loaded, job, &dir, config.clone(), ca.as_ref(), &label, since)?;
+        let since = if i == 0 {
+            *super::LAUNCHED.get().unwrap_or(&Instant::now())
+        } else {
+            Instant::now()
+        };
+        let summary = explain_one(
+            &gpu,
+            &loaded,
+            job,
+            &dir,
+            config.clone(),
+            ca.as_ref(),
+            &label,
+            since,
+        )?;
         if args.json && !batch_mode {
             println!(
                 "{}",

@@ -74,7 +74,10 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     println!("Chosen: {}", describe(info));
     println!("  driver: {} {}", info.driver, info.driver_info);
     println!("  driver version: {}", driver_version(info));
-    println!("  kernel profile: {} (FIDO_KERNELS=cpu|gpu to force)", gpu.kernel_profile().name());
+    println!(
+        "  kernel profile: {} (FIDO_KERNELS=cpu|gpu to force)",
+        gpu.kernel_profile().name()
+    );
     if let Some(advice) = upgrade_advice(info) {
         println!("  note: {advice}");
     }

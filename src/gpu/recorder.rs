@@ -198,7 +198,14 @@ impl Gpu {
     /// Stop profiling and return the time per pipeline, slowest first.
     pub fn finish_dispatch_profile(&self) -> Result<Vec<DispatchProfile>> {
         self.sync()?;
-        let rows = self.inner.recorder.lock().unwrap().profile.take().unwrap_or_default();
+        let rows = self
+            .inner
+            .recorder
+            .lock()
+            .unwrap()
+            .profile
+            .take()
+            .unwrap_or_default();
         let mut totals: Vec<DispatchProfile> = Vec::new();
         for (label, ms) in rows {
             match totals.iter_mut().find(|t| t.label == label) {
@@ -206,7 +213,11 @@ impl Gpu {
                     t.dispatches += 1;
                     t.ms += ms;
                 }
-                None => totals.push(DispatchProfile { label, dispatches: 1, ms }),
+                None => totals.push(DispatchProfile {
+                    label,
+                    dispatches: 1,
+                    ms,
+                }),
             }
         }
         totals.sort_by(|a, b| b.ms.total_cmp(&a.ms));

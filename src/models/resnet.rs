@@ -143,7 +143,11 @@ impl ResNet {
             // reads its input.
             let mut branch = h;
             for (i, conv) in block.convs.iter().enumerate() {
-                let act = if i == 0 { Activation::None } else { Activation::Relu };
+                let act = if i == 0 {
+                    Activation::None
+                } else {
+                    Activation::Relu
+                };
                 branch = conv.forward_activated(tape, &branch, act)?;
             }
             h = branch.add(&identity)?.relu()?;

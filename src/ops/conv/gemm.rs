@@ -96,7 +96,13 @@ pub fn launch_gemm(
         spec.phases as u32,
     );
     // Both forms of B are statically used, so both names are bound, to the same buffer.
-    let mut buffers = vec![("mat_a", a), ("mat_b", b), ("mat_b_direct", b), ("taps", &taps), ("out", out)];
+    let mut buffers = vec![
+        ("mat_a", a),
+        ("mat_b", b),
+        ("mat_b_direct", b),
+        ("taps", &taps),
+        ("out", out),
+    ];
     let mut constants = vec![("WG", WG as f64), ("BLOCK", block as f64)];
     if let Some((_, activation)) = spec.direct {
         constants.extend([("DIRECT", 1.0), ("ACT", activation.code())]);

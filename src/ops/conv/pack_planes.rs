@@ -53,7 +53,14 @@ pub fn pack_planes(
         row_offset: offset[0] as i32,
         col_offset: offset[1] as i32,
     };
-    packed(&KERNEL, "pack_planes", &[("ACT", activation.code())], &params, x, items)
+    packed(
+        &KERNEL,
+        "pack_planes",
+        &[("ACT", activation.code())],
+        &params,
+        x,
+        items,
+    )
 }
 
 /// Launch `kernel::entry`, one invocation per vec4 of its `items`-vec4 output packed from

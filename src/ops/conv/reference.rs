@@ -49,8 +49,10 @@ pub fn conv2d(
                                 if iw < 0 || iw >= wd as i64 {
                                     continue;
                                 }
-                                sum += activate(opts.input_activation, x[((b * cin + c) * h + ih as usize) * wd + iw as usize])
-                                    * w[((co * cin_g + ci) * kh + ky) * kw + kx];
+                                sum += activate(
+                                    opts.input_activation,
+                                    x[((b * cin + c) * h + ih as usize) * wd + iw as usize],
+                                ) * w[((co * cin_g + ci) * kh + ky) * kw + kx];
                             }
                         }
                     }

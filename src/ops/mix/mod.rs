@@ -36,7 +36,12 @@ pub fn mix(keep: &Tensor, image: &Tensor, background: &Tensor) -> Result<Tensor>
             "mix",
             &[("WG", WG as f64)],
             &params,
-            &[("keep", keep), ("image", image), ("background", background), ("mixed", &out)],
+            &[
+                ("keep", keep),
+                ("image", image),
+                ("background", background),
+                ("mixed", &out),
+            ],
             Grid::Linear(groups_for(params.items as usize, WG)),
         )?;
     }
@@ -64,7 +69,12 @@ pub fn mix_backward(dy: &Tensor, keep: &Tensor, image: &Tensor, background: &Ten
             "mix_backward",
             &[("WG", WG as f64)],
             &params,
-            &[("image", image), ("background", background), ("mixed_grad", dy), ("keep_grad", &out)],
+            &[
+                ("image", image),
+                ("background", background),
+                ("mixed_grad", dy),
+                ("keep_grad", &out),
+            ],
             Grid::Linear(groups_for(params.items as usize, WG)),
         )?;
     }
@@ -123,7 +133,11 @@ fn check(op: &'static str, keep: &Tensor, image: &Tensor, background: &Tensor) -
         pixels: pixels as u32,
         channels: channels as u32,
         image_stride: if i[0] == 1 { 0 } else { (channels * pixels) as u32 },
-        background_sample_stride: if g[0] == 1 { 0 } else { (channels * per_channel) as u32 },
+        background_sample_stride: if g[0] == 1 {
+            0
+        } else {
+            (channels * per_channel) as u32
+        },
         background_channel_stride: per_channel as u32,
         background_pixel_stride: if per_channel == 1 { 0 } else { 1 },
     })

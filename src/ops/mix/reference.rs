@@ -21,7 +21,8 @@ pub fn mix(
         for ch in 0..c {
             for p in 0..plane {
                 let bg = background[(sb * c + ch) * bg_plane + if bg_plane == 1 { 0 } else { p }];
-                out[(s * c + ch) * plane + p] = bg + keep[s * plane + p] * (image[(si * c + ch) * plane + p] - bg);
+                out[(s * c + ch) * plane + p] =
+                    bg + keep[s * plane + p] * (image[(si * c + ch) * plane + p] - bg);
             }
         }
     }
