@@ -287,3 +287,197 @@ fn gemm_store_masked(group: u32, m: u32, v: vec4<f32>, o: vec4<u32>, live: vec4<
     if live.z { out[o.z + off] = v.z * slope(gemm_mask[o.z + off]); }
     if live.w { out[o.w + off] = v.w * slope(gemm_mask[o.w + off]); }
 }
+
+// ---------------------------------------------------------------------------------------
+// Workgroup-tiled implicit GEMM, for the gpu kernel profile
+// ---------------------------------------------------------------------------------------
+// Same GEMM, shaped for GPUs: a workgroup owns TILE_ROWS output channels x TILE_PIXELS
+// pixels of one group and phase, and stages TILE_TAPS taps of A and of B (each tap a vec4
+// of four reduction channels) in workgroup memory, so that every staged A vec4 serves
+// TILE_PIXELS outputs and every B vec4 TILE_ROWS outputs instead of one invocation's.
+// There are two stages: the next one loads while this one is computed, so each step costs
+// one barrier. Loads are coalesced: consecutive invocations fetch consecutive taps of one
+// weight row (A) and consecutive pixels of one tap (B). Each invocation then accumulates
+// THREAD_ROWS rows x 4 pixels; its rows are TILE_ROWS / THREAD_ROWS apart and its pixels
+// TILE_PIXELS / 4 apart, so the invocations of a row read one broadcast A value and the
+// stores of a row are contiguous. The host keeps the invocation count a multiple of
+// TILE_PIXELS (each invocation then stages B for one fixed pixel) and the storage within
+// the adapter's limit.
+
+override TILE_ROWS: u32 = 64u;
+override TILE_PIXELS: u32 = 64u;
+override TILE_TAPS: u32 = 4u;
+override THREAD_ROWS: u32 = 4u;   // 1..=MAX_THREAD_ROWS
+const MAX_THREAD_ROWS: u32 = 8u;
+override ROW_THREADS: u32 = TILE_ROWS / THREAD_ROWS;
+override PIXEL_THREADS: u32 = TILE_PIXELS / PIX;
+override TILED_WG: u32 = ROW_THREADS * PIXEL_THREADS;
+
+var<workgroup> tile_a: array<vec4<f32>, 2u * TILE_TAPS * TILE_ROWS>;
+var<workgroup> tile_b: array<vec4<f32>, 2u * TILE_TAPS * TILE_PIXELS>;
+var<private> tiled_acc: array<vec4<f32>, MAX_THREAD_ROWS>;
+
+// Where the workgroup's work lies, all of it workgroup-uniform.
+struct TiledScope {
+    group: u32,
+    m0: u32,             // first row of the tile within its group
+    first_pixel: u32,
+    per_image: u32,
+    cols: u32,
+    total: u32,          // pixels of the phase
+    origin: u32,
+    first_tap: u32,
+    taps: u32,
+}
+
+fn tiled_scope(wid: vec3<u32>) -> TiledScope {
+    let head = taps[3u * wid.z];
+    let extent = taps[3u * wid.z + 1u];
+    let origin = taps[3u * wid.z + 2u].x;
+    let per_image = extent.x * extent.y;
+    let blocks = gp.blocks_per_group;
+    return TiledScope(wid.x / blocks, (wid.x % blocks) * TILE_ROWS, wid.y * TILE_PIXELS,
+        per_image, extent.y, per_image * gp.images, origin, head.x, head.y);
+}
+
+// B's offset of pixel p (clamped into the phase; the clamped copies are never stored).
+fn tiled_b_base(s: TiledScope, p: u32) -> u32 {
+    let q = gemm_pixel(min(p, s.total - 1u), s.per_image, s.cols);
+    return s.group * gp.b_group_stride + q.x * gp.b_image_stride + q.y * gp.b_row_stride
+        + q.z * gp.b_col_stride;
+}
+
+fn tiled_b_load(base: u32, offset: u32) -> vec4<f32> {
+    if DIRECT {
+        let cs = gp.b_channel_stride;
+        let at = base + offset;
+        return vec4<f32>(activate(mat_b_direct[at]), activate(mat_b_direct[at + cs]),
+            activate(mat_b_direct[at + 2u * cs]), activate(mat_b_direct[at + 3u * cs]));
+    }
+    return mat_b[base + offset];
+}
+
+// Stage taps [k0, k0 + TILE_TAPS) of the tile into buffer `buffer`; taps past the end are zero.
+fn tiled_stage(s: TiledScope, lid: u32, b_base: u32, k0: u32, buffer: u32) {
+    let k_end = s.first_tap + s.taps;
+    let a_group = s.group * gp.a_group_stride;
+    let last = gp.rows_per_group - 1u;
+    for (var i = lid; i < TILE_TAPS * TILE_ROWS; i += TILED_WG) {
+        let row = i / TILE_TAPS;
+        let kk = i % TILE_TAPS;
+        let k = k0 + kk;
+        var v = vec4<f32>(0.0);
+        if k < k_end {
+            v = mat_a[a_group + min(s.m0 + row, last) * gp.a_row_stride + taps[k].x];
+        }
+        tile_a[(buffer * TILE_TAPS + kk) * TILE_ROWS + row] = v;
+    }
+    let pixel = lid % TILE_PIXELS;
+    for (var kk = lid / TILE_PIXELS; kk < TILE_TAPS; kk += TILED_WG / TILE_PIXELS) {
+        let k = k0 + kk;
+        var v = vec4<f32>(0.0);
+        if k < k_end {
+            v = tiled_b_load(b_base, taps[k].y);
+        }
+        tile_b[(buffer * TILE_TAPS + kk) * TILE_PIXELS + pixel] = v;
+    }
+}
+
+fn tiled_compute(lid: u32, buffer: u32) {
+    let tx = lid % PIXEL_THREADS;
+    let ty = lid / PIXEL_THREADS;
+    for (var kk = 0u; kk < TILE_TAPS; kk++) {
+        let bb = (buffer * TILE_TAPS + kk) * TILE_PIXELS + tx;
+        let q = quad(tile_b[bb], tile_b[bb + PIXEL_THREADS], tile_b[bb + 2u * PIXEL_THREADS],
+            tile_b[bb + 3u * PIXEL_THREADS]);
+        let ab = (buffer * TILE_TAPS + kk) * TILE_ROWS + ty;
+        for (var i = 0u; i < THREAD_ROWS; i++) {
+            tiled_acc[i] = quad_fma(tiled_acc[i], tile_a[ab + i * ROW_THREADS], q);
+        }
+    }
+}
+
+// Accumulate the invocation's THREAD_ROWS x 4 sums into tiled_acc. Returns false for a
+// workgroup past the phase's pixels, which the whole workgroup agrees on.
+fn tiled_accumulate(wid: vec3<u32>, lid: u32) -> bool {
+    let s = tiled_scope(wid);
+    if s.first_pixel >= s.total {
+        return false;
+    }
+    for (var i = 0u; i < MAX_THREAD_ROWS; i++) {
+        tiled_acc[i] = vec4<f32>(0.0);
+    }
+    let b_base = tiled_b_base(s, s.first_pixel + lid % TILE_PIXELS);
+    let stages = (s.taps + TILE_TAPS - 1u) / TILE_TAPS;
+    tiled_stage(s, lid, b_base, s.first_tap, 0u);
+    workgroupBarrier();
+    for (var step = 0u; step < stages; step++) {
+        // The other buffer was last read before the barrier that ended the previous step.
+        if step + 1u < stages {
+            tiled_stage(s, lid, b_base, s.first_tap + (step + 1u) * TILE_TAPS, (step + 1u) % 2u);
+        }
+        tiled_compute(lid, step % 2u);
+        workgroupBarrier();
+    }
+    return true;
+}
+
+// The output offsets and liveness of the invocation's 4 pixels, and its first row.
+struct TiledOutput {
+    o: vec4<u32>,
+    live: vec4<bool>,
+    group: u32,
+    m0: u32,
+}
+
+fn tiled_output(wid: vec3<u32>, lid: u32) -> TiledOutput {
+    let s = tiled_scope(wid);
+    let tx = lid % PIXEL_THREADS;
+    let pix = vec4<u32>(s.first_pixel + tx) + vec4<u32>(0u, 1u, 2u, 3u) * PIXEL_THREADS;
+    let live = pix < vec4<u32>(s.total);
+    let pc = min(pix, vec4<u32>(s.total - 1u));
+    let q0 = gemm_pixel(pc.x, s.per_image, s.cols);
+    let q1 = gemm_pixel(pc.y, s.per_image, s.cols);
+    let q2 = gemm_pixel(pc.z, s.per_image, s.cols);
+    let q3 = gemm_pixel(pc.w, s.per_image, s.cols);
+    let ns = vec4<u32>(q0.x, q1.x, q2.x, q3.x);
+    let rs = vec4<u32>(q0.y, q1.y, q2.y, q3.y);
+    let cs = vec4<u32>(q0.z, q1.z, q2.z, q3.z);
+    let o = ns * gp.out_image_stride + vec4<u32>(s.origin) + rs * gp.out_row_stride
+        + cs * gp.out_col_stride;
+    return TiledOutput(o, live, s.group, s.m0 + lid / PIXEL_THREADS);
+}
+
+@compute @workgroup_size(TILED_WG)
+fn gemm_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    if !tiled_accumulate(wid, lid) {
+        return;
+    }
+    let t = tiled_output(wid, lid);
+    for (var i = 0u; i < THREAD_ROWS; i++) {
+        gemm_store(t.group, t.m0 + i * ROW_THREADS, tiled_acc[i], t.o, t.live);
+    }
+}
+
+@compute @workgroup_size(TILED_WG)
+fn gemm_tiled_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    if !tiled_accumulate(wid, lid) {
+        return;
+    }
+    let t = tiled_output(wid, lid);
+    for (var i = 0u; i < THREAD_ROWS; i++) {
+        let m = t.m0 + i * ROW_THREADS;
+        gemm_store(t.group, m, tiled_acc[i] + row_bias(t.group, m), t.o, t.live);
+    }
+}
+
+@compute @workgroup_size(TILED_WG)
+fn gemm_tiled_masked(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    if !tiled_accumulate(wid, lid) {
+        return;
+    }
+    let t = tiled_output(wid, lid);
+    for (var i = 0u; i < THREAD_ROWS; i++) {
+        gemm_store_masked(t.group, t.m0 + i * ROW_THREADS, tiled_acc[i], t.o, t.live);
+    }
+}

@@ -22,7 +22,7 @@ pub enum Error {
     InvalidArgument(String),
 
     #[error(
-        "kernel `{kernel}::{entry}` needs {needed} bytes of workgroup storage but the adapter allows {limit}"
+        "kernel `{kernel}::{entry}` needs {needed} bytes of workgroup storage but the adapter allows {limit} (max_compute_workgroup_storage_size); choose smaller tiles or FIDO_KERNELS=cpu, whose kernels need none"
     )]
     WorkgroupStorage {
         kernel: &'static str,
@@ -34,8 +34,14 @@ pub enum Error {
     #[error("kernel `{kernel}` failed to compile: {reason}")]
     Shader { kernel: &'static str, reason: String },
 
-    #[error("tensor of {bytes} bytes exceeds the adapter's storage-binding limit of {limit} bytes")]
+    #[error("tensor of {bytes} bytes exceeds the adapter's storage-binding limit of {limit} bytes (max_storage_buffer_binding_size); lower --batch or the input size, or use an adapter with a larger limit")]
     TooLarge { bytes: u64, limit: u64 },
+
+    #[error("the GPU ran out of memory creating a {bytes}-byte buffer (fido holds {held} bytes); lower --batch, use a smaller model or input, or free the GPU from other programs")]
+    OutOfMemory { bytes: u64, held: u64 },
+
+    #[error("the GPU device was lost ({reason}): the driver reset it or the GPU went away, and the work on it is gone; run again, and if it recurs lower --batch or choose another adapter with --adapter")]
+    DeviceLost { reason: String },
 
     #[error("backward of `{op}`: {source}")]
     Backward { op: &'static str, source: Box<Error> },

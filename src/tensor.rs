@@ -55,7 +55,7 @@ impl Tensor {
                 limit: gpu.max_binding_bytes(),
             });
         }
-        let buf = Arc::new(PooledBuffer::new(&gpu.inner, BufferKind::Storage, bytes.max(4)));
+        let buf = Arc::new(PooledBuffer::new(&gpu.inner, BufferKind::Storage, bytes.max(4))?);
         Ok(Tensor {
             gpu: gpu.clone(),
             storage: Arc::new(Storage { buf }),

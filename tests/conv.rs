@@ -58,7 +58,10 @@ fn check_forward(
 fn every_entry_point_of_the_convolution_kernels_reflects_with_naga() {
     use conv::{bias_grad, depthwise, gemm, pack_planes, pack_weights, weight_grad};
     let families: [(fido::gpu::Kernel, &[&str]); 6] = [
-        (gemm::KERNEL, &["gemm", "gemm_bias", "gemm_masked"]),
+        (
+            gemm::KERNEL,
+            &["gemm", "gemm_bias", "gemm_masked", "gemm_tiled", "gemm_tiled_bias", "gemm_tiled_masked"],
+        ),
         (weight_grad::KERNEL, &["weight_grad"]),
         (bias_grad::KERNEL, &["bias_grad"]),
         (
@@ -70,6 +73,9 @@ fn every_entry_point_of_the_convolution_kernels_reflects_with_naga() {
                 "depthwise_vec4",
                 "depthwise_vec4_bias",
                 "depthwise_vec4_masked",
+                "depthwise_tiled",
+                "depthwise_tiled_bias",
+                "depthwise_tiled_masked",
             ],
         ),
         (pack_planes::KERNEL, &["pack_planes"]),

@@ -367,3 +367,80 @@ fn io_errors_name_the_path() {
     assert!(text.contains("fido-no-such-dir/no-such-file.bin"), "{text}");
     assert!(!text.contains('\n'), "one line: {text}");
 }
+
+/// A device whose limits are far below what fido's default tiles and buffers need.
+fn tiny_device(limits: wgpu::Limits) -> fido::Gpu {
+    common::gpu();
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let adapter =
+        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default())).unwrap();
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        required_limits: limits,
+        ..Default::default()
+    }))
+    .unwrap();
+    fido::Gpu::from_device(device, queue, adapter.get_info())
+}
+
+#[test]
+fn a_limit_the_device_lacks_is_an_error_naming_what_to_change() {
+    let small_buffers = tiny_device(wgpu::Limits {
+        max_storage_buffer_binding_size: 4096,
+        ..wgpu::Limits::default()
+    });
+    let err = Tensor::empty(&small_buffers, &[2048], DType::F32)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("max_storage_buffer_binding_size") && err.contains("--batch"),
+        "{err}"
+    );
+    assert!(Tensor::empty(&small_buffers, &[1024], DType::F32).is_ok());
+
+    // 2 KiB of workgroup storage: the gpu profile's tiled GEMM shrinks its stages to fit
+    // where it can, and a tile that cannot fit says which field to lower.
+    let small_shared = tiny_device(wgpu::Limits {
+        max_compute_workgroup_storage_size: 2048,
+        ..wgpu::Limits::default()
+    });
+    small_shared.set_kernel_profile(fido::gpu::KernelProfile::Gpu);
+    let x = Tensor::from_slice(&small_shared, &[1, 4, 3, 3], &[0.5; 36]).unwrap();
+    let w = Tensor::from_slice(&small_shared, &[2, 4, 1, 1], &[1.0; 8]).unwrap();
+    let opts = fido::ops::conv::Conv2dOptions::new();
+    let err = fido::ops::conv::conv2d(&x, &w, None, &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("workgroup storage") && err.contains("lower"),
+        "{err}"
+    );
+    // The cpu profile's kernels need no workgroup storage for this and still run.
+    small_shared.set_kernel_profile(fido::gpu::KernelProfile::Cpu);
+    let y = fido::ops::conv::conv2d(&x, &w, None, &opts)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    assert_eq!(y, vec![2.0; 18]);
+
+    // GL-class devices allow only 4 storage buffers per stage.
+    let few_buffers = tiny_device(wgpu::Limits::downlevel_defaults());
+    let x = Tensor::from_slice(&few_buffers, &[1, 4, 3, 3], &[0.5; 36]).unwrap();
+    let w = Tensor::from_slice(&few_buffers, &[2, 4, 1, 1], &[1.0; 8]).unwrap();
+    let err = fido::ops::conv::conv2d(&x, &w, None, &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("max_storage_buffers_per_shader_stage"), "{err}");
+}
+
+#[test]
+fn a_lost_device_is_a_clear_error_not_a_panic() {
+    let gpu = gpu();
+    let x = Tensor::from_slice(&gpu, &[3], &[1.0, -2.0, 3.0]).unwrap();
+    // A driver reset loses the device at once; `destroy` loses it at the next poll, as the
+    // WebGPU spec has it, so poll once to get there.
+    gpu.device().destroy();
+    let _ = gpu.device().poll(wgpu::PollType::wait_indefinitely());
+    let err = ew::relu(&x).and_then(|y| y.to_vec()).unwrap_err();
+    assert!(matches!(err, Error::DeviceLost { .. }), "{err}");
+    assert!(err.to_string().contains("device was lost"), "{err}");
+}

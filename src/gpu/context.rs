@@ -4,6 +4,8 @@
 //! A [`Gpu`] is either created by fido itself from an [`AdapterChoice`], or built
 //! around a `wgpu::Device` and `wgpu::Queue` that a host application already owns.
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -147,6 +149,13 @@ impl std::str::FromStr for KernelProfile {
     }
 }
 
+/// An asynchronous device error, kept until the next sync reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceError {
+    OutOfMemory,
+    Other(String),
+}
+
 /// A handle to the device and the engine state on it. Cheap to clone; all clones share state.
 #[derive(Clone)]
 pub struct Gpu {
@@ -163,9 +172,14 @@ pub(crate) struct GpuInner {
     pub pipelines: Mutex<PipelineCache>,
     pub recorder: Mutex<Recorder>,
     pub kernel_profile: Mutex<KernelProfile>,
+    /// Per-kernel tuning values (tile shapes) set by hosts, benchmarks and tests, one per
+    /// type; the kernel families define the types, so this layer need not know them.
+    pub tuning: Mutex<HashMap<TypeId, Box<dyn Any + Send + Sync>>>,
     /// Device errors nobody captured, surfaced at the next sync or readback. Only collected
     /// on devices fido created; a host's device keeps the host's own error handler.
-    pub uncaptured: Arc<Mutex<Vec<String>>>,
+    pub uncaptured: Arc<Mutex<Vec<DeviceError>>>,
+    /// Why the device was lost, once it is; set by the device-lost callback.
+    pub lost: Arc<Mutex<Option<String>>>,
 }
 
 /// Features fido uses when present; none is required.
@@ -201,7 +215,34 @@ impl Gpu {
             adapter: info.name.clone(),
             reason: e.to_string(),
         })?;
-        Ok(Self::assemble(device, queue, info, forced))
+        let gpu = Self::assemble(device, queue, info, forced);
+        gpu.watch_device();
+        Ok(gpu)
+    }
+
+    /// Route fido's own device's asynchronous failures to the next sync or readback instead
+    /// of wgpu's default, a panic: errors nobody captured, and the device's loss.
+    fn watch_device(&self) {
+        let uncaptured = Arc::clone(&self.inner.uncaptured);
+        self.inner
+            .device
+            .on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                let error = match e {
+                    wgpu::Error::OutOfMemory { .. } => DeviceError::OutOfMemory,
+                    other => DeviceError::Other(other.to_string()),
+                };
+                uncaptured.lock().unwrap().push(error);
+            }));
+        let lost = Arc::clone(&self.inner.lost);
+        self.inner
+            .device
+            .set_device_lost_callback(move |reason, message| {
+                let why = match reason {
+                    wgpu::DeviceLostReason::Destroyed => format!("destroyed: {message}"),
+                    wgpu::DeviceLostReason::Unknown => message,
+                };
+                lost.lock().unwrap().get_or_insert(why);
+            });
     }
 
     /// Run on a device that a host application created and keeps using.
@@ -235,7 +276,9 @@ impl Gpu {
                 pipelines: Mutex::new(PipelineCache::default()),
                 recorder: Mutex::new(recorder),
                 kernel_profile,
+                tuning: Mutex::new(HashMap::new()),
                 uncaptured: Arc::new(Mutex::new(Vec::new())),
+                lost: Arc::new(Mutex::new(None)),
             }),
         }
     }
@@ -271,6 +314,21 @@ impl Gpu {
     pub fn set_kernel_profile(&self, profile: KernelProfile) {
         *self.inner.kernel_profile.lock().unwrap() = profile;
     }
+    /// The tuning value of type `T` (a kernel family's tile shape, say), if one was set.
+    pub fn tuning<T: Any + Clone + Send + Sync>(&self) -> Option<T> {
+        let map = self.inner.tuning.lock().unwrap();
+        map.get(&TypeId::of::<T>())
+            .and_then(|v| v.downcast_ref::<T>())
+            .cloned()
+    }
+    /// Set (or, with `None`, clear) the tuning value of type `T`; launches read it from then on.
+    pub fn set_tuning<T: Any + Clone + Send + Sync>(&self, value: Option<T>) {
+        let mut map = self.inner.tuning.lock().unwrap();
+        match value {
+            Some(v) => map.insert(TypeId::of::<T>(), Box::new(v)),
+            None => map.remove(&TypeId::of::<T>()),
+        };
+    }
     pub fn has_timestamps(&self) -> bool {
         self.inner.features.contains(wgpu::Features::TIMESTAMP_QUERY)
     }
@@ -290,15 +348,35 @@ impl Gpu {
         self.inner.pool.lock().unwrap().stats()
     }
 
-    /// Take the device errors collected since the last call, as one error.
+    /// The device's state as one error: lost, out of memory, or the errors collected since
+    /// the last call. Every sync and readback calls it.
     pub fn take_device_error(&self) -> Result<()> {
+        if let Some(reason) = self.inner.lost.lock().unwrap().clone() {
+            return Err(Error::DeviceLost { reason });
+        }
         let mut list = self.inner.uncaptured.lock().unwrap();
         if list.is_empty() {
             return Ok(());
         }
-        let joined = list.join("; ");
-        list.clear();
-        Err(Error::Gpu(joined))
+        let errors = std::mem::take(&mut *list);
+        drop(list);
+        if errors.contains(&DeviceError::OutOfMemory) {
+            return Err(Error::OutOfMemory {
+                bytes: 0,
+                held: {
+                    let stats = self.pool_stats();
+                    stats.bytes_created - stats.bytes_released
+                },
+            });
+        }
+        let text: Vec<String> = errors
+            .into_iter()
+            .map(|e| match e {
+                DeviceError::OutOfMemory => unreachable!(),
+                DeviceError::Other(text) => text,
+            })
+            .collect();
+        Err(Error::Gpu(text.join("; ")))
     }
 
     /// Number of pipelines compiled so far.

@@ -257,6 +257,18 @@ impl PipelineCache {
             )));
         }
 
+        let storage = reflection
+            .bindings
+            .iter()
+            .filter(|b| b.uniform_struct.is_none())
+            .count() as u32;
+        if storage > limits.max_storage_buffers_per_shader_stage {
+            return Err(shader_error(format!(
+                "`{entry}` binds {storage} storage buffers and the adapter allows {} \
+                 (max_storage_buffers_per_shader_stage); fido needs an adapter or device with at least 8",
+                limits.max_storage_buffers_per_shader_stage
+            )));
+        }
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let layout_entries: Vec<wgpu::BindGroupLayoutEntry> = reflection
             .bindings

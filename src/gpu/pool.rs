@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use crate::gpu::context::GpuInner;
+use crate::{Error, Result};
 
 /// Buffer usages fido allocates. Each has its own free lists.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -42,6 +43,8 @@ pub struct PoolStats {
     /// Bytes held in free lists now.
     pub bytes_idle: u64,
     pub released: u64,
+    /// Bytes of the released buffers; `bytes_created - bytes_released` is what fido holds.
+    pub bytes_released: u64,
 }
 
 /// Submissions a free buffer may sit unused before the pool releases it.
@@ -73,25 +76,49 @@ impl BufferPool {
         self.stats
     }
 
-    pub(crate) fn take(&mut self, device: &wgpu::Device, kind: BufferKind, bytes: u64) -> wgpu::Buffer {
+    /// A buffer of at least `bytes`. An allocation the device refuses is retried once after
+    /// releasing every idle buffer, then reported as [`Error::OutOfMemory`].
+    pub(crate) fn take(
+        &mut self,
+        device: &wgpu::Device,
+        kind: BufferKind,
+        bytes: u64,
+    ) -> Result<wgpu::Buffer> {
         let class = size_class(bytes);
         if let Some((buffer, _)) = self.free.get_mut(&(kind, class)).and_then(Vec::pop) {
             self.stats.reused += 1;
             self.stats.bytes_idle -= class;
-            return buffer;
+            return Ok(buffer);
         }
+        let create = || {
+            // Caught here rather than by the uncaptured-error handler, so the error names the
+            // allocation and comes at once instead of at the next sync.
+            let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+            let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(match kind {
+                    BufferKind::Storage => "fido tensor",
+                    BufferKind::Uniform => "fido params",
+                    BufferKind::Staging => "fido readback",
+                }),
+                size: class,
+                usage: kind.usages(),
+                mapped_at_creation: false,
+            });
+            pollster::block_on(scope.pop()).is_none().then_some(buffer)
+        };
+        let buffer = match create() {
+            Some(buffer) => buffer,
+            None => {
+                self.trim();
+                create().ok_or(Error::OutOfMemory {
+                    bytes: class,
+                    held: self.stats.bytes_created - self.stats.bytes_released,
+                })?
+            }
+        };
         self.stats.created += 1;
         self.stats.bytes_created += class;
-        device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(match kind {
-                BufferKind::Storage => "fido tensor",
-                BufferKind::Uniform => "fido params",
-                BufferKind::Staging => "fido readback",
-            }),
-            size: class,
-            usage: kind.usages(),
-            mapped_at_creation: false,
-        })
+        Ok(buffer)
     }
 
     pub(crate) fn give_back(&mut self, kind: BufferKind, buffer: wgpu::Buffer) {
@@ -118,11 +145,13 @@ impl BufferPool {
         self.free.retain(|_, list| !list.is_empty());
         self.stats.released += released.0;
         self.stats.bytes_idle -= released.1;
+        self.stats.bytes_released += released.1;
     }
 
     /// Drop every idle buffer, for hosts that want their memory back between jobs.
     pub fn trim(&mut self) {
         self.stats.released += self.free.values().map(Vec::len).sum::<usize>() as u64;
+        self.stats.bytes_released += self.stats.bytes_idle;
         self.stats.bytes_idle = 0;
         self.free.clear();
     }
@@ -136,13 +165,13 @@ pub struct PooledBuffer {
 }
 
 impl PooledBuffer {
-    pub(crate) fn new(inner: &Arc<GpuInner>, kind: BufferKind, bytes: u64) -> Self {
-        let buffer = inner.pool.lock().unwrap().take(&inner.device, kind, bytes);
-        Self {
+    pub(crate) fn new(inner: &Arc<GpuInner>, kind: BufferKind, bytes: u64) -> Result<Self> {
+        let buffer = inner.pool.lock().unwrap().take(&inner.device, kind, bytes)?;
+        Ok(Self {
             buffer: Some(buffer),
             kind,
             home: Arc::downgrade(inner),
-        }
+        })
     }
 
     pub fn buffer(&self) -> &wgpu::Buffer {

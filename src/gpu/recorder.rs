@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::gpu::context::{Gpu, GpuInner};
+use crate::gpu::context::{DeviceError, Gpu, GpuInner};
 use crate::gpu::pipelines::{CompiledPipeline, PARAMS_BINDING};
 use crate::gpu::pool::{BufferKind, PooledBuffer};
 use crate::{Error, Result};
@@ -296,17 +296,18 @@ impl Gpu {
             },
             None => wgpu::PollType::wait_indefinitely(),
         };
-        self.inner
-            .device
-            .poll(poll)
-            .map_err(|e| Error::Gpu(e.to_string()))?;
+        let polled = self.inner.device.poll(poll);
+        // A lost device or an allocation that failed explains a failed poll better than
+        // the poll's own error does.
+        self.take_device_error()?;
+        polled.map_err(|e| Error::Gpu(e.to_string()))?;
         Ok(())
     }
 
     /// Copy `bytes` from the start of `src` to host memory. Flushes pending work first.
     pub(crate) fn read_bytes(&self, src: &Arc<PooledBuffer>, bytes: u64) -> Result<Vec<u8>> {
         let padded = bytes.div_ceil(4) * 4;
-        let staging = Arc::new(PooledBuffer::new(&self.inner, BufferKind::Staging, padded));
+        let staging = Arc::new(PooledBuffer::new(&self.inner, BufferKind::Staging, padded)?);
         self.record(Command::Copy {
             src: Arc::clone(src),
             src_offset: 0,
@@ -316,7 +317,9 @@ impl Gpu {
         });
         let index = self.flush();
         self.wait(index)?;
-        let mut out = map_and_read(&self.inner, staging.buffer(), padded)?;
+        let read = map_and_read(&self.inner, staging.buffer(), padded);
+        self.take_device_error()?;
+        let mut out = read?;
         out.truncate(bytes as usize);
         Ok(out)
     }
@@ -360,11 +363,21 @@ fn flush_inner(
             rec.slot,
         )
     };
-    let params_buffer = (!params.is_empty()).then(|| {
-        let b = PooledBuffer::new(inner, BufferKind::Uniform, params.len() as u64);
-        inner.queue.write_buffer(b.buffer(), 0, &params);
-        b
-    });
+    let params_buffer = if params.is_empty() {
+        None
+    } else {
+        match PooledBuffer::new(inner, BufferKind::Uniform, params.len() as u64) {
+            Ok(b) => {
+                inner.queue.write_buffer(b.buffer(), 0, &params);
+                Some(b)
+            }
+            Err(_) => {
+                // This flush's work cannot run; the next sync reports why.
+                inner.uncaptured.lock().unwrap().push(DeviceError::OutOfMemory);
+                return None;
+            }
+        }
+    };
     let mut encoder = inner
         .device
         .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("fido") });

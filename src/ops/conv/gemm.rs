@@ -3,9 +3,9 @@
 //! packed operands and a host-built tap table (see `shaders/conv_gemm.wgsl`).
 
 use super::{Activation, Epilogue};
-use crate::gpu::{groups_for, Grid, Kernel};
+use crate::gpu::{groups_for, Grid, Kernel, KernelProfile};
 use crate::tensor::Tensor;
-use crate::Result;
+use crate::{Error, Result};
 
 pub const KERNEL: Kernel = crate::wgsl_kernel!("conv_gemm");
 
@@ -59,8 +59,91 @@ pub struct GemmSpec {
     pub max_phase_pixels: usize,
 }
 
+/// The workgroup tile of the tiled GEMM the `gpu` kernel profile runs (the `gemm_tiled*`
+/// entry points): `rows` output channels × `pixels` pixels per workgroup, `taps` vec4 taps
+/// staged per step (twice, for double buffering), `thread_rows` rows per invocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmTiles {
+    pub rows: u32,
+    pub pixels: u32,
+    pub taps: u32,
+    pub thread_rows: u32,
+}
+
+impl GemmTiles {
+    /// The default tile for `rows_per_group` output channels: as many rows as the channels
+    /// fill, up to 64, by 64 pixels with 256 invocations; 8 taps a stage where the adapter
+    /// has the 32 KiB of workgroup storage that takes, else the most that fit (4 in WebGPU's
+    /// 16 KiB, 2 in the 16,352 bytes some GL drivers report).
+    pub fn for_rows(rows_per_group: usize, limits: &wgpu::Limits) -> GemmTiles {
+        let rows = match rows_per_group {
+            r if r >= 64 => 64,
+            r if r >= 32 => 32,
+            _ => 16,
+        };
+        let mut tiles = GemmTiles {
+            rows,
+            pixels: 64,
+            taps: 8,
+            thread_rows: rows / 16,
+        };
+        while tiles.taps > 1 && tiles.workgroup_bytes() > u64::from(limits.max_compute_workgroup_storage_size)
+        {
+            tiles.taps /= 2;
+        }
+        tiles
+    }
+
+    /// Workgroup storage: two stages of A and B vec4s.
+    pub fn workgroup_bytes(&self) -> u64 {
+        2 * u64::from(self.taps) * u64::from(self.rows + self.pixels) * 16
+    }
+
+    /// Invocations per workgroup.
+    pub fn invocations(&self) -> u32 {
+        (self.rows / self.thread_rows.max(1)) * (self.pixels / PIX as u32)
+    }
+
+    /// Whether the kernel can run this tile on an adapter with `limits`; the error names the
+    /// field to change.
+    pub fn check(&self, limits: &wgpu::Limits) -> Result<()> {
+        let bad = |why: String| Err(Error::InvalidArgument(format!("GEMM tile {self:?}: {why}")));
+        if self.taps == 0 || self.pixels == 0 || self.pixels % PIX as u32 != 0 {
+            return bad(format!(
+                "taps must be positive and pixels a positive multiple of {PIX}"
+            ));
+        }
+        if !(1..=MAX_BLOCK as u32).contains(&self.thread_rows) || self.rows % self.thread_rows != 0 {
+            return bad(format!("thread_rows must be 1..={MAX_BLOCK} and divide rows"));
+        }
+        let invocations = self.invocations();
+        if invocations % self.pixels != 0 {
+            return bad(format!(
+                "its {invocations} invocations must be a multiple of pixels; raise rows / thread_rows"
+            ));
+        }
+        if invocations > limits.max_compute_invocations_per_workgroup
+            || invocations > limits.max_compute_workgroup_size_x
+        {
+            return bad(format!(
+                "{invocations} invocations exceed the adapter's {} per workgroup; lower rows or pixels, or raise thread_rows",
+                limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x)
+            ));
+        }
+        let bytes = self.workgroup_bytes();
+        if bytes > u64::from(limits.max_compute_workgroup_storage_size) {
+            return bad(format!(
+                "it needs {bytes} bytes of workgroup storage and the adapter allows {}; lower taps, rows or pixels",
+                limits.max_compute_workgroup_storage_size
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Run the GEMM of packed weights `a` and packed planes `b` with the tap `table` into `out`,
-/// finishing each sum with `epilogue`.
+/// finishing each sum with `epilogue`. The `gpu` kernel profile runs the workgroup-tiled
+/// form, with the tile set by `gpu.set_tuning(Some(GemmTiles { .. }))` or else the default one.
 pub fn launch_gemm(
     a: &Tensor,
     b: &Tensor,
@@ -70,7 +153,18 @@ pub fn launch_gemm(
     spec: &GemmSpec,
 ) -> Result<()> {
     let gpu = a.gpu();
-    let block = block_for(spec.rows_per_group);
+    let tiles = (gpu.kernel_profile() == KernelProfile::Gpu).then(|| {
+        gpu.tuning::<GemmTiles>()
+            .unwrap_or_else(|| GemmTiles::for_rows(spec.rows_per_group, gpu.limits()))
+    });
+    if let Some(t) = &tiles {
+        t.check(gpu.limits())?;
+    }
+    // Rows per workgroup, and pixels per workgroup.
+    let (block, pixels) = match &tiles {
+        Some(t) => (t.rows as usize, t.pixels as usize),
+        None => (block_for(spec.rows_per_group), WG * PIX),
+    };
     let blocks_per_group = spec.rows_per_group.div_ceil(block);
     let flat: Vec<u32> = table.iter().flatten().copied().collect();
     let taps = Tensor::from_u32(gpu, &[flat.len()], &flat)?;
@@ -92,7 +186,7 @@ pub fn launch_gemm(
     };
     let grid = Grid::Xyz(
         (spec.groups * blocks_per_group) as u32,
-        groups_for(spec.max_phase_pixels, WG * PIX),
+        groups_for(spec.max_phase_pixels, pixels),
         spec.phases as u32,
     );
     // Both forms of B are statically used, so both names are bound, to the same buffer.
@@ -103,7 +197,15 @@ pub fn launch_gemm(
         ("taps", &taps),
         ("out", out),
     ];
-    let mut constants = vec![("WG", WG as f64), ("BLOCK", block as f64)];
+    let mut constants = match &tiles {
+        Some(t) => vec![
+            ("TILE_ROWS", f64::from(t.rows)),
+            ("TILE_PIXELS", f64::from(t.pixels)),
+            ("TILE_TAPS", f64::from(t.taps)),
+            ("THREAD_ROWS", f64::from(t.thread_rows)),
+        ],
+        None => vec![("WG", WG as f64), ("BLOCK", block as f64)],
+    };
     if let Some((_, activation)) = spec.direct {
         constants.extend([("DIRECT", 1.0), ("ACT", activation.code())]);
     }
@@ -119,7 +221,11 @@ pub fn launch_gemm(
             "gemm_masked"
         }
     };
-    gpu.launch(&KERNEL, entry, &constants, &params, &buffers, grid)
+    let entry = match tiles {
+        Some(_) => entry.replacen("gemm", "gemm_tiled", 1),
+        None => entry.to_string(),
+    };
+    gpu.launch(&KERNEL, &entry, &constants, &params, &buffers, grid)
 }
 
 /// Rows per invocation: the largest power of two up to MAX_BLOCK that the rows fill.
