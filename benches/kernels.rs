@@ -1,6 +1,8 @@
 //! Kernel benchmarks: validate each kernel's output, then time it.
 //!
-//! `cargo bench --bench kernels [-- [FILTER] [--json] [--adapter A] [--backend B]]`
+//! `cargo bench --bench kernels [-- [FILTER...] [--json] [--adapter A] [--backend B]]`
+//!
+//! A case runs when its name contains any FILTER (all run when none is given).
 //!
 //! Reports median/min/max milliseconds, GFLOP/s, GB/s, and the fraction of this adapter's
 //! peak as measured by two probes run first: an FMA loop and a vec4 copy. GPU time comes
@@ -15,7 +17,7 @@ mod cases;
 
 pub struct Bench {
     pub gpu: Gpu,
-    filter: Option<String>,
+    filters: Vec<String>,
     json: bool,
     peak_gflops: f64,
     peak_gbps: f64,
@@ -30,7 +32,7 @@ pub struct Timing {
 
 impl Bench {
     pub fn wants(&self, name: &str) -> bool {
-        self.filter.as_ref().is_none_or(|f| name.contains(f.as_str()))
+        self.filters.is_empty() || self.filters.iter().any(|f| name.contains(f.as_str()))
     }
 
     /// Validate, then time `run` (which records GPU work) and report it with `cost`.
@@ -131,8 +133,13 @@ struct Peaks {
 }
 
 fn measure_peaks(gpu: &Gpu) -> fido::Result<Peaks> {
-    // FMA: enough invocations to fill any adapter, enough trips to hide launch cost.
-    let (invocations, trips) = (1 << 16, 1024);
+    // FMA: enough invocations to fill the adapter (a GPU such as an H200 keeps 270,000
+    // resident), enough trips to hide launch cost.
+    let invocations = match gpu.kernel_profile() {
+        fido::gpu::KernelProfile::Cpu => 1 << 16,
+        fido::gpu::KernelProfile::Gpu => 1 << 20,
+    };
+    let trips = 1024;
     let mut peaks = Peaks {
         gflops: 0.0,
         chains: 1,
@@ -168,7 +175,7 @@ fn measure_peaks(gpu: &Gpu) -> fido::Result<Peaks> {
 }
 
 fn main() {
-    let mut filter = None;
+    let mut filters = Vec::new();
     let mut json = false;
     let mut choice = AdapterChoice::default();
     let mut args = std::env::args().skip(1);
@@ -178,7 +185,7 @@ fn main() {
             "--json" => json = true,
             "--adapter" => choice.adapter = args.next().expect("--adapter needs a value").parse().unwrap(),
             "--backend" => choice.backend = args.next().expect("--backend needs a value").parse().unwrap(),
-            other if !other.starts_with('-') => filter = Some(other.to_string()),
+            other if !other.starts_with('-') => filters.push(other.to_string()),
             _ => {}
         }
     }
@@ -244,7 +251,7 @@ fn main() {
     }
     let mut bench = Bench {
         gpu,
-        filter,
+        filters,
         json,
         peak_gflops,
         peak_gbps,

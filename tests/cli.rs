@@ -504,3 +504,32 @@ fn info_reports_the_kernel_profile_and_fido_kernels_forces_it() {
         "FIDO_KERNELS is `tpu`; it must be `cpu` or `gpu`",
     );
 }
+
+/// The device check's argument and bundle errors, without a bundle or a GPU (the dry run
+/// itself takes minutes and is run by hand: README, "Running on a GPU").
+#[test]
+fn device_check_refuses_bad_arguments_and_a_missing_bundle() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/device-check.sh");
+    let run = |args: &[&str], bundle: &Path| {
+        Command::new("bash")
+            .arg(&script)
+            .args(args)
+            .env("FIDO_BUNDLE", bundle)
+            .output()
+            .unwrap()
+    };
+    let dir = scratch("device-check");
+    let usage = run(&[], &dir);
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&usage.stderr).contains("usage: tools/device-check.sh [--dry-run] OUT"));
+    let missing = run(
+        &["--dry-run", dir.join("out").to_str().unwrap()],
+        &dir.join("no-bundle"),
+    );
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("run tools/device-bundle.sh first"));
+    assert!(
+        !dir.join("out").exists(),
+        "nothing is written before the bundle is found"
+    );
+}

@@ -17,11 +17,7 @@ struct Fixture {
 
 impl Fixture {
     fn load() -> Fixture {
-        let bytes = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/composite.safetensors"
-        ))
-        .unwrap();
+        let bytes = std::fs::read(common::repo_path("tests/fixtures/composite.safetensors")).unwrap();
         let st = SafeTensors::deserialize(&bytes).unwrap();
         let tensors = st
             .tensors()

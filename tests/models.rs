@@ -67,7 +67,7 @@ impl Fixture {
 }
 
 fn repo_path(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+    common::repo_path(relative)
 }
 
 /// `max |a − b|` and `‖a − b‖ / ‖b‖`.

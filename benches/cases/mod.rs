@@ -13,7 +13,19 @@ pub fn run_all(bench: &mut Bench) {
     conv::run(bench);
     models::run(bench);
     models::fido_step(bench);
+    models::fido_explain(bench);
     models::inpainter(bench);
+}
+
+/// A file of the repository: under the source tree the benchmark was built from, or, where
+/// that is gone (a binary carried to another machine), under the working directory.
+pub fn repo_file(relative: &str) -> std::path::PathBuf {
+    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+    if built.exists() {
+        built
+    } else {
+        std::path::PathBuf::from(relative)
+    }
 }
 
 /// A deterministic pseudo-random vector, so inputs are not all zeros or all equal.

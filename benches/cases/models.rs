@@ -9,7 +9,7 @@ use fido::ops::Cost;
 use fido::weights::WeightFile;
 use fido::{Tape, Tensor};
 
-use super::pseudo_random;
+use super::{pseudo_random, repo_file};
 use crate::Bench;
 
 /// Multiply-adds of one forward pass at 224², from the architectures' published counts.
@@ -32,11 +32,7 @@ pub fn run(bench: &mut Bench) {
         }
         let gpu = bench.gpu.clone();
         let classifier = if kind == ModelKind::EfficientNetLite0 {
-            let path = concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/weights/efficientnet-lite0.safetensors"
-            );
-            match WeightFile::open(path) {
+            match WeightFile::open(repo_file("weights/efficientnet-lite0.safetensors")) {
                 Ok(file) => Classifier::load(&gpu, kind, &file).expect("EfficientNet-Lite0 loads"),
                 Err(_) => {
                     eprintln!("model {kind}: skipped, run weights/fetch-efficientnet-lite0.sh first");
@@ -95,12 +91,14 @@ pub fn run(bench: &mut Bench) {
     }
 }
 
-/// One FIDO step on EfficientNet-Lite0 at B = 8 with the Blur in-filler and with Local (the
-/// CLI's default), and where its time goes.
+/// One FIDO step at B = 8: on EfficientNet-Lite0 with the Blur in-filler and with Local
+/// (the CLI's default), and on ResNet-50 with Blur (synthetic weights; the step PyTorch's is
+/// compared with, tools/torch_fido_step.py), and where its time goes.
 pub fn fido_step(bench: &mut Bench) {
     for (name, infill) in [
         ("fido step lite0 b8 blur", fido::explain::InfillKind::Blur),
         ("fido step lite0 b8 local", fido::explain::InfillKind::Local),
+        ("fido step resnet50 b8 blur", fido::explain::InfillKind::Blur),
     ] {
         if bench.wants(name) {
             fido_step_with(bench, name, infill);
@@ -110,16 +108,9 @@ pub fn fido_step(bench: &mut Bench) {
 
 fn fido_step_with(bench: &mut Bench, name: &str, infill: fido::explain::InfillKind) {
     let gpu = bench.gpu.clone();
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/weights/efficientnet-lite0.safetensors"
-    );
-    let Ok(file) = WeightFile::open(path) else {
-        eprintln!("{name}: skipped, run weights/fetch-efficientnet-lite0.sh first");
+    let Some((kind, classifier)) = step_classifier(&gpu, name) else {
         return;
     };
-    let kind = ModelKind::EfficientNetLite0;
-    let classifier = Classifier::load(&gpu, kind, &file).expect("EfficientNet-Lite0 loads");
     let x = Tensor::from_slice(&gpu, &[1, 3, 224, 224], &pseudo_random(3 * 224 * 224, 41)).unwrap();
     let config = fido::explain::ExplainConfig {
         infill,
@@ -186,6 +177,77 @@ fn fido_step_with(bench: &mut Bench, name: &str, infill: fido::explain::InfillKi
             max: ms,
         },
     );
+}
+
+/// The classifier a step case names: EfficientNet-Lite0 with its real weights (None, with a
+/// note, when they have not been fetched) or ResNet-50 with synthetic ones.
+fn step_classifier(gpu: &fido::Gpu, name: &str) -> Option<(ModelKind, Classifier)> {
+    if name.contains("resnet50") {
+        let kind = ModelKind::ResNet50;
+        let classifier = Classifier::load_from(gpu, kind, &SyntheticWeights::new(kind, 1000))
+            .expect("synthetic weights load");
+        return Some((kind, classifier));
+    }
+    let Ok(file) = WeightFile::open(repo_file("weights/efficientnet-lite0.safetensors")) else {
+        eprintln!("{name}: skipped, run weights/fetch-efficientnet-lite0.sh first");
+        return None;
+    };
+    let kind = ModelKind::EfficientNetLite0;
+    Some((
+        kind,
+        Classifier::load(gpu, kind, &file).expect("EfficientNet-Lite0 loads"),
+    ))
+}
+
+/// A whole FIDO explanation of ResNet-50 (synthetic weights, Blur in-filler), timed from
+/// the explainer's creation to its finished map: at the paper's settings (B = 8, 300
+/// steps), and at B = 1 × 2 steps to rehearse the case on a CPU adapter.
+pub fn fido_explain(bench: &mut Bench) {
+    for (name, batch, steps) in [
+        ("fido explain resnet50 b8 x300 blur", 8, 300),
+        ("fido explain resnet50 b1 x2 blur", 1, 2),
+    ] {
+        if !bench.wants(name) {
+            continue;
+        }
+        let gpu = bench.gpu.clone();
+        let (kind, classifier) = step_classifier(&gpu, name).expect("ResNet-50 needs no download");
+        let x = Tensor::from_slice(&gpu, &[1, 3, 224, 224], &pseudo_random(3 * 224 * 224, 43)).unwrap();
+        let config = fido::explain::ExplainConfig {
+            infill: fido::explain::InfillKind::Blur,
+            steps,
+            batch,
+            ..fido::explain::ExplainConfig::paper(fido::explain::Method::Fido)
+        };
+        let norm = fido::imageio::Normalize::CENTERED_255;
+        // Compile every pipeline first, as a second explanation in one process would find them.
+        let mut warm =
+            fido::explain::Explainer::new(&classifier, &x, Some(1), norm, config.clone(), None).unwrap();
+        warm.step().unwrap();
+        gpu.sync().unwrap();
+        drop(warm);
+        let start = std::time::Instant::now();
+        let mut explainer =
+            fido::explain::Explainer::new(&classifier, &x, Some(1), norm, config, None).unwrap();
+        // Progress read back as often as `fido explain` reads it.
+        explainer.run((steps / 60).clamp(1, 10), |_| {}).unwrap();
+        let explanation = explainer.finish().unwrap();
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        assert!(
+            explanation.importance.iter().all(|v| v.is_finite()),
+            "{name}: the map is finite"
+        );
+        let flops = forward_gflop(kind) * 1e9 * batch as f64 * 2.0 * steps as f64;
+        bench.report(
+            name,
+            Cost { flops, bytes: 0.0 },
+            &crate::Timing {
+                median: ms,
+                min: ms,
+                max: ms,
+            },
+        );
+    }
 }
 
 /// The Contextual Attention in-painter at 256², batch 1 and 8, with synthetic weights.

@@ -10,6 +10,18 @@ pub fn gpu() -> Gpu {
     Gpu::new(&AdapterChoice::default()).expect("a GPU adapter (install mesa-vulkan-drivers for lavapipe)")
 }
 
+/// A file of the repository: under the source tree the test was built from, or, where that
+/// is gone (tools/device-check.sh carries the binary to another machine), under the
+/// working directory, which is then the repository's root.
+pub fn repo_path(relative: &str) -> std::path::PathBuf {
+    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+    if built.exists() {
+        built
+    } else {
+        std::path::PathBuf::from(relative)
+    }
+}
+
 /// Run `f` under each kernel profile on one adapter, so both shapes of every kernel are
 /// checked here on lavapipe. A failure message follows the profile's name on stderr.
 #[allow(dead_code)]
