@@ -1,9 +1,10 @@
-// Depthwise convolution, NCHW f32: forward (scalar and vec4 rows) and, through the same code,
-// the input gradient. The gradient of a depthwise convolution is a depthwise convolution of
-// dy with the taps flipped (DW_FLIP), dy's rows and columns spread DW_UP apart with zeros
-// between them where the forward had a stride (DW_UP = stride), and the padding mirrored;
-// with a channel multiplier each dx channel sums its DW_FAN dy channels. So the input
-// gradient gets the forward's register-held segments instead of a per-element gather.
+// Depthwise convolution, NCHW f32: forward (scalar and vec4 rows for CPUs, workgroup tiles
+// for GPUs) and, through the same code, the input gradient. The gradient of a depthwise
+// convolution is a depthwise convolution of dy with the taps flipped (DW_FLIP), dy's rows
+// and columns spread DW_UP apart with zeros between them where the forward had a stride
+// (DW_UP = stride), and the padding mirrored; with a channel multiplier each dx channel
+// sums its DW_FAN dy channels. So the input gradient gets the forward's register-held
+// segments (or workgroup tiles) instead of a per-element gather.
 
 override WG: u32 = 64u;
 
@@ -327,4 +328,161 @@ fn pick4(seg: array<vec4<f32>, DW_MAX_QUADS>, c: u32) -> vec4<f32> {
         v[j] = seg[i / 4u][i % 4u];
     }
     return v;
+}
+
+// ---------------------------------------------------------------------------------------
+// Tiled form for GPUs (the `gpu` kernel profile), the same sums as `depthwise_block`: a
+// workgroup owns a DWT_TH × DWT_TW tile of one output plane. Its lanes first copy the input
+// region the tile reads into workgroup memory, one element per lane per pass along the
+// rows, so consecutive lanes load consecutive addresses; the activation, the zero padding
+// and the input gradient's zero-spreading are applied there, once per element instead of
+// once per tap. After one barrier each lane sums DWT_PER vertically neighbouring outputs
+// of one column from workgroup memory, so a row's lanes read neighbouring words and store
+// a coalesced row. The taps are read at workgroup-uniform addresses (a scalar load on a
+// GPU). The backward's zero-spread region keeps its zeros in workgroup memory: with the
+// usual stride 2 that is 4× the words but still one load per stored dy element.
+// ---------------------------------------------------------------------------------------
+
+override DWT_TH: u32 = 8u;
+override DWT_TW: u32 = 32u;
+override DWT_PER: u32 = 2u;
+// The host sets DWT_TW * DWT_TH / DWT_PER; a workgroup size must be a plain override.
+override DWT_WG: u32 = 128u;
+// The input region of one tile, in the (zero-spread) input's coordinates.
+override DWT_IN_H: u32 = (DWT_TH - 1u) * DW_SH + (DW_KH - 1u) * DW_DH + 1u;
+override DWT_IN_W: u32 = (DWT_TW - 1u) * DW_SW + (DW_KW - 1u) * DW_DW + 1u;
+// The host keeps DWT_PER within this.
+const DWT_MAX_PER: u32 = 8u;
+
+// Sized by the overrides, so each pipeline reserves exactly its region; the host checks the
+// bytes against the adapter's limit before choosing a tile.
+var<workgroup> dwt_region: array<f32, DWT_IN_H * DWT_IN_W>;
+
+// One lane's sums and where they go. `dp.items` counts workgroups (tiles) here and
+// `dp.blocks_per_row` tiles per row of tiles.
+struct TiledSums {
+    acc: array<f32, DWT_MAX_PER>,
+    plane_out: u32,
+    oy0: u32,
+    ox: u32,
+    co: u32,
+}
+
+fn depthwise_tiled_sums(wid: u32, lid: u32) -> TiledSums {
+    let tiles_down = (dp.out_rows + DWT_TH - 1u) / DWT_TH;
+    let tile_col = wid % dp.blocks_per_row;
+    let rest = wid / dp.blocks_per_row;
+    let tile_row = rest % tiles_down;
+    let planes = rest / tiles_down;
+    let co = planes % dp.channels_out;
+    let n = planes / dp.channels_out;
+
+    let tx = lid % DWT_TW;
+    let ty = lid / DWT_TW;
+    let vrow0 = i32(tile_row * DWT_TH * DW_SH) - dp.pad_top;
+    let vcol0 = i32(tile_col * DWT_TW * DW_SW) - dp.pad_left;
+
+    var acc: array<f32, DWT_MAX_PER>;
+    for (var j = 0u; j < DWT_MAX_PER; j++) {
+        acc[j] = 0.0;
+    }
+    for (var f = 0u; f < DW_FAN; f++) {
+        let ci = co / dp.source_divisor * dp.source_multiplier + f;
+        let plane = (n * dp.channels_in + ci) * dp.in_rows * dp.in_cols;
+        let w0 = (co * dp.weight_multiplier + f) * DW_KH * DW_KW;
+        for (var e = lid; e < DWT_IN_H * DWT_IN_W; e += DWT_WG) {
+            let vrow = vrow0 + i32(e / DWT_IN_W);
+            let vcol = vcol0 + i32(e % DWT_IN_W);
+            let row = vrow / i32(DW_UP_H);
+            let col = vcol / i32(DW_UP_W);
+            let ok = vrow >= 0 && vcol >= 0 && vrow % i32(DW_UP_H) == 0 && vcol % i32(DW_UP_W) == 0
+                && row < i32(dp.in_rows) && col < i32(dp.in_cols);
+            let at = u32(select(0, i32(plane) + row * i32(dp.in_cols) + col, ok));
+            dwt_region[e] = select(0.0, activate(dw_input[at]), ok);
+        }
+        workgroupBarrier();
+        for (var j = 0u; j < DWT_PER; j++) {
+            let r0 = (ty * DWT_PER + j) * DW_SH;
+            for (var ky = 0u; ky < DW_KH; ky++) {
+                let base = (r0 + ky * DW_DH) * DWT_IN_W + tx * DW_SW;
+                for (var kx = 0u; kx < DW_KW; kx++) {
+                    acc[j] = fma(dw_weight[w0 + tap(ky, kx)], dwt_region[base + kx * DW_DW], acc[j]);
+                }
+            }
+        }
+        // The next source channel overwrites the region.
+        if DW_FAN > 1u {
+            workgroupBarrier();
+        }
+    }
+    let plane_out = (n * dp.channels_out + co) * dp.out_rows * dp.out_cols;
+    return TiledSums(acc, plane_out, tile_row * DWT_TH + ty * DWT_PER, tile_col * DWT_TW + tx, co);
+}
+
+// The index of output j of a lane, or none past the plane's edge.
+fn tiled_out(s: TiledSums, j: u32) -> i32 {
+    if s.ox >= dp.out_cols || s.oy0 + j >= dp.out_rows {
+        return -1;
+    }
+    return i32(s.plane_out + (s.oy0 + j) * dp.out_cols + s.ox);
+}
+
+// Workgroups past the last tile (the grid folded into y) leave together, so every barrier
+// stays in uniform control flow.
+@compute @workgroup_size(DWT_WG)
+fn depthwise_tiled(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let wid = wg.x + wg.y * nwg.x;
+    if wid >= dp.items {
+        return;
+    }
+    let s = depthwise_tiled_sums(wid, lid);
+    for (var j = 0u; j < DWT_PER; j++) {
+        let o = tiled_out(s, j);
+        if o >= 0 {
+            dw_out[o] = s.acc[j];
+        }
+    }
+}
+
+@compute @workgroup_size(DWT_WG)
+fn depthwise_tiled_bias(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let wid = wg.x + wg.y * nwg.x;
+    if wid >= dp.items {
+        return;
+    }
+    let s = depthwise_tiled_sums(wid, lid);
+    let shift = dw_bias[s.co];
+    for (var j = 0u; j < DWT_PER; j++) {
+        let o = tiled_out(s, j);
+        if o >= 0 {
+            dw_out[o] = s.acc[j] + shift;
+        }
+    }
+}
+
+@compute @workgroup_size(DWT_WG)
+fn depthwise_tiled_masked(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let wid = wg.x + wg.y * nwg.x;
+    if wid >= dp.items {
+        return;
+    }
+    let s = depthwise_tiled_sums(wid, lid);
+    for (var j = 0u; j < DWT_PER; j++) {
+        let o = tiled_out(s, j);
+        if o >= 0 {
+            dw_out[o] = s.acc[j] * slope(dw_mask[o]);
+        }
+    }
 }

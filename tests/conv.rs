@@ -60,7 +60,14 @@ fn every_entry_point_of_the_convolution_kernels_reflects_with_naga() {
     let families: [(fido::gpu::Kernel, &[&str]); 6] = [
         (
             gemm::KERNEL,
-            &["gemm", "gemm_bias", "gemm_masked", "gemm_tiled", "gemm_tiled_bias", "gemm_tiled_masked"],
+            &[
+                "gemm",
+                "gemm_bias",
+                "gemm_masked",
+                "gemm_tiled",
+                "gemm_tiled_bias",
+                "gemm_tiled_masked",
+            ],
         ),
         (weight_grad::KERNEL, &["weight_grad"]),
         (bias_grad::KERNEL, &["bias_grad"]),
@@ -846,4 +853,444 @@ fn every_forward_entry_point_matches_reference() {
             );
         }
     });
+}
+
+// ------------------------------------------------------------------------------------------
+// Depthwise under the `gpu` profile: the tiled kernel, its tile overrides and its fallback.
+// ------------------------------------------------------------------------------------------
+
+/// The activation's derivative at the forward's input, as the masked epilogue applies it.
+fn activation_slope(act: Activation, v: f64) -> f64 {
+    match act {
+        Activation::None => 1.0,
+        Activation::Relu => f64::from(u8::from(v > 0.0)),
+        Activation::Relu6 => f64::from(u8::from(v > 0.0 && v < 6.0)),
+    }
+}
+
+/// dx of a depthwise convolution by its definition: every dy element scattered back through
+/// the taps that produced it, times act'(x) where the convolution activates its input.
+fn depthwise_input_gradient_reference(
+    dy: &[f64],
+    w: &[f64],
+    g: &conv::ConvGeometry,
+    x_for_slope: Option<&[f64]>,
+) -> Vec<f64> {
+    let o = &g.opts;
+    let multiplier = g.out_channels / g.in_channels;
+    let mut dx = vec![0.0; g.input_shape().iter().product()];
+    for n in 0..g.batch {
+        for co in 0..g.out_channels {
+            let ci = co / multiplier;
+            for oy in 0..g.out_h {
+                for ox in 0..g.out_w {
+                    let d = dy[((n * g.out_channels + co) * g.out_h + oy) * g.out_w + ox];
+                    for ky in 0..g.kernel_h {
+                        let iy = (oy * o.stride[0] + ky * o.dilation[0]) as i64 - o.padding.top as i64;
+                        for kx in 0..g.kernel_w {
+                            let ix = (ox * o.stride[1] + kx * o.dilation[1]) as i64 - o.padding.left as i64;
+                            if iy < 0 || ix < 0 || iy >= g.in_h as i64 || ix >= g.in_w as i64 {
+                                continue;
+                            }
+                            let at = ((n * g.in_channels + ci) * g.in_h + iy as usize) * g.in_w + ix as usize;
+                            dx[at] += d * w[(co * g.kernel_h + ky) * g.kernel_w + kx];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(x) = x_for_slope {
+        for (d, &v) in dx.iter_mut().zip(x) {
+            *d *= activation_slope(o.input_activation, v);
+        }
+    }
+    dx
+}
+
+/// How to run one depthwise launch: the profile's own choice, or the tiled kernel with a
+/// given tile.
+#[derive(Clone, Copy, Debug)]
+enum DepthwiseRoute {
+    Automatic,
+    Tiled(conv::depthwise::Tile),
+}
+
+// Input-gradient tolerance: each dx element sums at most multiplier·KH·KW = 50 products of
+// values in [−1, 1], so f32 rounding (2^-24 relative per operation) is of order 1e-6; an
+// indexing error (a tap missed, misplaced or flipped the wrong way) is of order 0.1. The
+// forward uses the file's ATOL/RTOL through `check_forward`'s argument, six times ATOL for
+// activated inputs, which reach 6.
+const DX_ATOL: f64 = 2e-5;
+const DX_RTOL: f64 = 1e-4;
+
+/// One depthwise convolution's forward (plain and with a bias) and input gradient (plain,
+/// or masked when `opts` activates its input) against the references, by `route`.
+fn check_depthwise(
+    gpu: &Gpu,
+    rng: &mut Rng,
+    x_shape: &[usize],
+    w_shape: &[usize],
+    opts: &Conv2dOptions,
+    route: DepthwiseRoute,
+) {
+    use conv::depthwise;
+    let g = conv::ConvGeometry::new(x_shape, w_shape, opts).unwrap();
+    assert!(
+        depthwise::handles(&g) && depthwise::handles_backward(&g),
+        "{g:?} is depthwise"
+    );
+    let act = opts.input_activation;
+    let (x, xv) = if act == Activation::None {
+        rand_tensor(gpu, rng, x_shape)
+    } else {
+        activation_input(gpu, rng, x_shape)
+    };
+    let (w, wv) = rand_tensor(gpu, rng, w_shape);
+    let (b, bv) = rand_tensor(gpu, rng, &[w_shape[0]]);
+    let (x64, w64, b64) = (to_f64(&xv), to_f64(&wv), to_f64(&bv));
+    let what = format!("{x_shape:?} * {w_shape:?} {opts:?} {route:?}");
+    let atol = if act == Activation::None { ATOL } else { 6.0 * ATOL };
+    for bias in [false, true] {
+        let y = match route {
+            DepthwiseRoute::Automatic => conv::conv2d(&x, &w, bias.then_some(&b), opts).unwrap(),
+            DepthwiseRoute::Tiled(tile) => {
+                let y = Tensor::zeros(gpu, &g.output_shape()).unwrap();
+                let epilogue = if bias {
+                    conv::Epilogue::Bias(&b)
+                } else {
+                    conv::Epilogue::Plain
+                };
+                depthwise::forward_tiled(&x, &w, epilogue, &g, tile, &y).unwrap();
+                y
+            }
+        };
+        let (_, want) = reference::conv2d(&x64, x_shape, &w64, w_shape, bias.then_some(&b64[..]), opts);
+        assert_close(
+            &format!("forward bias={bias} {what}"),
+            &y.to_vec().unwrap(),
+            &want,
+            atol,
+            RTOL,
+        );
+    }
+    let (dy, dyv) = rand_tensor(gpu, rng, &g.output_shape());
+    let masked = act != Activation::None;
+    let dx = match route {
+        DepthwiseRoute::Automatic if masked => {
+            conv::conv2d_backward_input_activated(&dy, &w, opts, &x).unwrap()
+        }
+        DepthwiseRoute::Automatic => conv::conv2d_backward_input(&dy, &w, opts, x_shape).unwrap(),
+        DepthwiseRoute::Tiled(tile) => {
+            let dx = Tensor::zeros(gpu, x_shape).unwrap();
+            let epilogue = if masked {
+                conv::Epilogue::Masked(&x, act)
+            } else {
+                conv::Epilogue::Plain
+            };
+            depthwise::backward_input_tiled(&dy, &w, &g, epilogue, tile, &dx).unwrap();
+            dx
+        }
+    };
+    let want = depthwise_input_gradient_reference(&to_f64(&dyv), &w64, &g, masked.then_some(&x64[..]));
+    assert_close(
+        &format!("dx masked={masked} {what}"),
+        &dx.to_vec().unwrap(),
+        &want,
+        DX_ATOL,
+        DX_RTOL,
+    );
+}
+
+/// Odd planes (13×17, so no tile or vec4 row divides them), 3 and 5 channels, multipliers 1
+/// and 2, kernels 3×3, 5×5 and 3×1, strides 1 and 2 (dy spread in the gradient), dilation 2,
+/// asymmetric padding and each input activation.
+fn depthwise_cases() -> Vec<([usize; 4], [usize; 4], Conv2dOptions)> {
+    let dw = |s: usize, p: Padding, c: usize| Conv2dOptions::new().stride(s, s).padding(p).groups(c);
+    let sym = Padding::symmetric;
+    let lopsided = Padding {
+        top: 0,
+        bottom: 2,
+        left: 2,
+        right: 1,
+    };
+    let mut cases = vec![
+        ([2, 3, 13, 17], [3, 1, 3, 3], dw(1, sym(1, 1), 3)),
+        ([1, 5, 13, 17], [10, 1, 3, 3], dw(1, sym(1, 1), 5)),
+        ([2, 3, 13, 17], [3, 1, 5, 5], dw(2, sym(2, 2), 3)),
+        ([1, 5, 13, 17], [10, 1, 5, 5], dw(2, sym(2, 2), 5)),
+        ([1, 3, 13, 17], [6, 1, 3, 1], dw(2, sym(1, 0), 3)),
+        ([1, 5, 13, 17], [5, 1, 3, 3], dw(1, sym(2, 2), 5).dilation(2, 2)),
+        ([1, 3, 13, 17], [6, 1, 5, 5], dw(2, lopsided, 3).dilation(2, 2)),
+        // EfficientNet's TF 'SAME' stride 2 on an even plane.
+        (
+            [1, 3, 14, 16],
+            [3, 1, 5, 5],
+            dw(2, Padding::tf_same(14, 16, 5, 5, [2, 2], [1, 1]), 3),
+        ),
+    ];
+    for act in [Activation::Relu, Activation::Relu6] {
+        cases.push((
+            [2, 3, 13, 17],
+            [3, 1, 3, 3],
+            dw(1, sym(1, 1), 3).input_activation(act),
+        ));
+        cases.push((
+            [1, 5, 13, 17],
+            [10, 1, 5, 5],
+            dw(2, sym(2, 2), 5).input_activation(act),
+        ));
+    }
+    cases
+}
+
+/// The pipelines a closure dispatches, by label.
+fn dispatched(gpu: &Gpu, f: impl FnOnce()) -> Vec<String> {
+    gpu.start_dispatch_profile().unwrap();
+    f();
+    gpu.finish_dispatch_profile()
+        .unwrap()
+        .into_iter()
+        .map(|p| p.label)
+        .collect()
+}
+
+#[test]
+fn depthwise_forward_and_input_gradient_match_references_under_each_profile() {
+    for_each_profile(|gpu| {
+        let mut rng = Rng::new(41);
+        for (x_shape, w_shape, opts) in depthwise_cases() {
+            check_depthwise(
+                gpu,
+                &mut rng,
+                &x_shape,
+                &w_shape,
+                &opts,
+                DepthwiseRoute::Automatic,
+            );
+        }
+    });
+}
+
+/// Each tile shape the launcher may pick or a caller may force: the default, a square one,
+/// tiles smaller than the plane in both directions with one, three and four rows per lane,
+/// and a single column.
+#[test]
+fn depthwise_tile_overrides_match_references() {
+    use conv::depthwise::Tile;
+    let gpu = common::gpu();
+    let mut rng = Rng::new(42);
+    let tiles = [
+        Tile::DEFAULT,
+        Tile {
+            rows: 16,
+            cols: 16,
+            rows_per_invocation: 2,
+        },
+        Tile {
+            rows: 4,
+            cols: 8,
+            rows_per_invocation: 1,
+        },
+        Tile {
+            rows: 6,
+            cols: 8,
+            rows_per_invocation: 3,
+        },
+        Tile {
+            rows: 16,
+            cols: 8,
+            rows_per_invocation: 4,
+        },
+        Tile {
+            rows: 2,
+            cols: 1,
+            rows_per_invocation: 2,
+        },
+    ];
+    // Each tile compiles its own pipelines, so each gets the cases that vary the most: a
+    // multiplier summed in the gradient with dy spread by stride 2 through ReLU6, dilation
+    // with lopsided padding, and a 3×1 kernel.
+    let cases = depthwise_cases();
+    let varied = [cases[cases.len() - 1], cases[6], cases[4]];
+    for tile in tiles {
+        for (x_shape, w_shape, opts) in varied {
+            check_depthwise(
+                &gpu,
+                &mut rng,
+                &x_shape,
+                &w_shape,
+                &opts,
+                DepthwiseRoute::Tiled(tile),
+            );
+        }
+    }
+}
+
+/// The `gpu` profile runs the tiled entry points (each epilogue) and the `cpu` profile none
+/// of them, so the comparisons above check both kernels.
+#[test]
+fn depthwise_kernel_follows_the_profile() {
+    for_each_profile(|gpu| {
+        let mut rng = Rng::new(43);
+        let opts = Conv2dOptions::new()
+            .padding(Padding::symmetric(1, 1))
+            .groups(3)
+            .input_activation(Activation::Relu6);
+        let (x, _) = activation_input(gpu, &mut rng, &[1, 3, 13, 17]);
+        let (w, _) = rand_tensor(gpu, &mut rng, &[6, 1, 3, 3]);
+        let (b, _) = rand_tensor(gpu, &mut rng, &[6]);
+        let labels = dispatched(gpu, || {
+            let y = conv::conv2d(&x, &w, None, &opts).unwrap();
+            conv::conv2d(&x, &w, Some(&b), &opts).unwrap();
+            conv::conv2d_backward_input_activated(&y, &w, &opts, &x).unwrap();
+        });
+        let tiled = [
+            "depthwise_tiled",
+            "depthwise_tiled_bias",
+            "depthwise_tiled_masked",
+        ];
+        let ran = |entry: &str| labels.iter().any(|l| l == &format!("conv_depthwise::{entry}"));
+        match gpu.kernel_profile() {
+            fido::gpu::KernelProfile::Gpu => {
+                assert!(tiled.iter().all(|e| ran(e)), "{labels:?}")
+            }
+            fido::gpu::KernelProfile::Cpu => {
+                assert!(labels.iter().all(|l| !l.contains("tiled")), "{labels:?}");
+                assert!(
+                    ran("depthwise") && ran("depthwise_bias") && ran("depthwise_masked"),
+                    "{labels:?}"
+                );
+            }
+        }
+    });
+}
+
+/// The launcher shrinks the tile until its input region fits the adapter's workgroup
+/// storage; where nothing fits it gives the reason and takes the row kernels, and a forced
+/// tile that does not fit is an error, not a panic.
+#[test]
+fn depthwise_tiles_shrink_to_the_workgroup_storage_limit_or_fall_back() {
+    use conv::depthwise::{self, Pass, Tile};
+    let gpu = common::gpu();
+    gpu.set_kernel_profile(fido::gpu::KernelProfile::Gpu);
+    let limits = gpu.limits().clone();
+    // EfficientNet-Lite0's kernels at its plane sizes fit the portable 16 KiB with the
+    // default tile, narrowed to planes under 32 wide.
+    let portable = wgpu::Limits {
+        max_compute_workgroup_storage_size: 16 * 1024,
+        ..limits.clone()
+    };
+    for (size, k, s) in [
+        (112usize, 3usize, 1usize),
+        (112, 3, 2),
+        (56, 5, 2),
+        (28, 3, 2),
+        (14, 5, 1),
+        (7, 5, 1),
+    ] {
+        let p = Padding::tf_same(size, size, k, k, [s, s], [1, 1]);
+        let opts = Conv2dOptions::new().stride(s, s).padding(p).groups(8);
+        let g = conv::ConvGeometry::new(&[1, 8, size, size], &[8, 1, k, k], &opts).unwrap();
+        for (pass, plane) in [(Pass::Forward, size.div_ceil(s)), (Pass::InputGradient, size)] {
+            let tile = depthwise::tile_for(&g, pass, &portable).unwrap();
+            let cols = plane.next_power_of_two().clamp(8, 32);
+            let rows = (256 / cols).min(plane.next_multiple_of(2));
+            let want = Tile {
+                rows,
+                cols,
+                rows_per_invocation: 2,
+            };
+            assert_eq!(tile, want, "{size}² {k}×{k} stride {s} {pass:?}");
+        }
+    }
+    // A 5×5 stride-2 tile of 8×32 reads 19×67 words (5092 bytes): under a 2 KiB limit the
+    // rows halve until 7×67 words fit.
+    let small = wgpu::Limits {
+        max_compute_workgroup_storage_size: 2048,
+        ..limits.clone()
+    };
+    let opts = Conv2dOptions::new()
+        .stride(2, 2)
+        .padding(Padding::symmetric(2, 2))
+        .groups(2);
+    let g = conv::ConvGeometry::new(&[1, 2, 128, 128], &[2, 1, 5, 5], &opts).unwrap();
+    assert_eq!(
+        depthwise::tile_for(&g, Pass::Forward, &small).unwrap(),
+        Tile {
+            rows: 2,
+            cols: 32,
+            rows_per_invocation: 2
+        }
+    );
+    // A 3×1 kernel dilated past the limit: even one output needs more rows than fit.
+    let words = limits.max_compute_workgroup_storage_size as usize / 4;
+    let reach = words / 2 + 1;
+    let tall = Conv2dOptions::new()
+        .dilation(reach, 1)
+        .padding(Padding {
+            top: reach,
+            bottom: reach,
+            left: 1,
+            right: 1,
+        })
+        .groups(2);
+    let (x_shape, w_shape) = ([1usize, 2, 2, 5], [2usize, 1, 3, 3]);
+    let g = conv::ConvGeometry::new(&x_shape, &w_shape, &tall).unwrap();
+    for pass in [Pass::Forward, Pass::InputGradient] {
+        let reason = depthwise::tile_for(&g, pass, &limits).unwrap_err();
+        assert!(reason.contains("workgroup storage"), "{reason}");
+    }
+    let mut rng = Rng::new(44);
+    let labels = dispatched(&gpu, || {
+        check_depthwise(
+            &gpu,
+            &mut rng,
+            &x_shape,
+            &w_shape,
+            &tall,
+            DepthwiseRoute::Automatic,
+        )
+    });
+    assert!(labels.iter().all(|l| !l.contains("tiled")), "{labels:?}");
+    let z = |s: &[usize]| Tensor::zeros(&gpu, s).unwrap();
+    let forced = depthwise::forward_tiled(
+        &z(&x_shape),
+        &z(&w_shape),
+        conv::Epilogue::Plain,
+        &g,
+        Tile::DEFAULT,
+        &z(&g.output_shape()),
+    );
+    assert!(forced.unwrap_err().to_string().contains("workgroup storage"));
+    // Tiles the kernel cannot form, and tensors of the wrong shape.
+    let g = conv::ConvGeometry::new(&[1, 2, 5, 5], &[2, 1, 3, 3], &Conv2dOptions::new().groups(2)).unwrap();
+    let (x, w, y) = (z(&[1, 2, 5, 5]), z(&[2, 1, 3, 3]), z(&[1, 2, 3, 3]));
+    for bad in [
+        Tile {
+            rows: 3,
+            cols: 8,
+            rows_per_invocation: 2,
+        },
+        Tile {
+            rows: 0,
+            cols: 8,
+            rows_per_invocation: 1,
+        },
+        Tile {
+            rows: 16,
+            cols: 8,
+            rows_per_invocation: 16,
+        },
+        Tile {
+            rows: 64,
+            cols: 64,
+            rows_per_invocation: 1,
+        },
+    ] {
+        let e = depthwise::forward_tiled(&x, &w, conv::Epilogue::Plain, &g, bad, &y).unwrap_err();
+        assert!(e.to_string().contains("tile"), "{bad:?}: {e}");
+    }
+    assert!(depthwise::forward_tiled(&x, &w, conv::Epilogue::Plain, &g, Tile::DEFAULT, &x).is_err());
+    assert!(depthwise::backward_input_tiled(&y, &w, &g, conv::Epilogue::Plain, Tile::DEFAULT, &y).is_err());
 }
