@@ -31,6 +31,11 @@ pub struct Timing {
 }
 
 impl Bench {
+    /// Whether some filter contains `text`: cases too slow to run by default run only then.
+    pub fn asks_for(&self, text: &str) -> bool {
+        self.filters.iter().any(|f| f.contains(text))
+    }
+
     pub fn wants(&self, name: &str) -> bool {
         self.filters.is_empty() || self.filters.iter().any(|f| name.contains(f.as_str()))
     }

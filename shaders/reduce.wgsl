@@ -6,9 +6,11 @@
 // one ulp of the result rather than growing with the length.
 // `reduce_strided` (inner > 1): one invocation per output, walking the axis; consecutive
 // invocations read consecutive addresses.
+// The `gpu` kernel profile runs both with WG = 256, and `reduce_rows` from
+// reduce_subgroup.wgsl where the device has subgroup operations.
 
 override OP: u32 = 0u;   // 0 sum, 1 max
-const WG: u32 = 128u;
+override WG: u32 = 128u; // a power of two, for the tree
 
 struct Params {
     rows: u32,       // outer (reduce_rows: number of rows)

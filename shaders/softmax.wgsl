@@ -1,9 +1,12 @@
 // Softmax, log-softmax and logsumexp over the last axis, one workgroup per row.
 // Max-shifted so that large logits never overflow; the row max and the sum of
 // exponentials are combined across the workgroup in shared memory.
+// The `gpu` kernel profile runs 256 wide, and its forward entries (`*_online`) find the row
+// max and sum in one pass; softmax_subgroup.wgsl has the same entries combining lanes with
+// subgroup operations.
 
 override MODE: u32 = 0u;   // 0 softmax, 1 log-softmax, 2 logsumexp (one value per row)
-const WG: u32 = 64u;
+override WG: u32 = 64u;    // a power of two, for the tree
 
 struct Params {
     rows: u32,
@@ -141,6 +144,83 @@ fn log_odds_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     let base = row * p.len;
     let c = labels[row];
     let lse = logsumexp_without(base, c, lid.x);
+    let g = dscores[row];
+    for (var i = lid.x; i < p.len; i += WG) {
+        dx[base + i] = select(-g * exp(x[base + i] - lse), g, i == c);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The `gpu` profile's forward entries. Each invocation keeps a running max m and a sum s of
+// exp(v − m), rescaled when the max grows (one exp per element: the smaller of the two
+// exponents is always the one computed). The lanes' (m, s) pairs then combine as
+// M = max m, S = Σ s·exp(m − M). That reads the row twice (once here, once to write the
+// output) instead of three times; the result is the same max-shifted sum.
+
+const NO_SKIP: u32 = 0xffffffffu;
+
+// (max, Σ exp(x − max)) of the row at `base`, leaving out column `skip`.
+fn online_max_and_sum(base: u32, skip: u32, lane: u32) -> vec2<f32> {
+    var m = -3.4028235e38;
+    var s = 0.0;
+    for (var i = lane; i < p.len; i += WG) {
+        if i != skip {
+            let v = x[base + i];
+            let d = v - m;
+            let e = exp(-abs(d));
+            let grows = d > 0.0;
+            s = select(s + e, s * e + 1.0, grows);
+            m = select(m, v, grows);
+        }
+    }
+    let row_max = workgroup_max(m, lane);
+    // A lane that saw nothing has s = 0, and exp of its very negative m − row_max is 0.
+    let row_sum = workgroup_sum(s * exp(m - row_max), lane);
+    return vec2<f32>(row_max, row_sum);
+}
+
+@compute @workgroup_size(WG)
+fn softmax_rows_online(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = wid.x + wid.y * nwg.x;
+    if row >= p.rows { return; }
+    let base = row * p.len;
+    let ms = online_max_and_sum(base, NO_SKIP, lid.x);
+    let log_s = log(ms.y);
+    if MODE == 2u {
+        if lid.x == 0u { out[row] = ms.x + log_s; }
+        return;
+    }
+    for (var i = lid.x; i < p.len; i += WG) {
+        let shifted = x[base + i] - ms.x;
+        if MODE == 1u {
+            out[base + i] = shifted - log_s;
+        } else {
+            out[base + i] = exp(shifted) / ms.y;
+        }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn log_odds_rows_online(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                        @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = wid.x + wid.y * nwg.x;
+    if row >= p.rows { return; }
+    let base = row * p.len;
+    let c = labels[row];
+    let ms = online_max_and_sum(base, c, lid.x);
+    if lid.x == 0u { scores[row] = x[base + c] - (ms.x + log(ms.y)); }
+}
+
+@compute @workgroup_size(WG)
+fn log_odds_backward_online(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                            @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row = wid.x + wid.y * nwg.x;
+    if row >= p.rows { return; }
+    let base = row * p.len;
+    let c = labels[row];
+    let ms = online_max_and_sum(base, c, lid.x);
+    let lse = ms.x + log(ms.y);
     let g = dscores[row];
     for (var i = lid.x; i < p.len; i += WG) {
         dx[base + i] = select(-g * exp(x[base + i] - lse), g, i == c);

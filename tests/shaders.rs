@@ -205,3 +205,70 @@ fn every_parameter_block_mirrors_its_wgsl_struct() {
         );
     }
 }
+
+#[test]
+fn override_sized_workgroup_storage_is_measured_after_overrides() {
+    // The pipeline cache checks a launch's workgroup storage with this reflection, so it must
+    // see the sizes the tile constants give the shared arrays, and agree with the launcher's
+    // own count that names the setting to lower.
+    use fido::ops::matmul::{self, SharedTiles};
+    let (module, info) = parse_and_validate("matmul", matmul::KERNEL.source).unwrap();
+    for tiles in [
+        SharedTiles::DEFAULT,
+        SharedTiles {
+            tile_m: 128,
+            tile_n: 64,
+            tile_k: 8,
+            thread_m: 8,
+            thread_n: 4,
+        },
+        SharedTiles {
+            tile_m: 128,
+            tile_n: 128,
+            tile_k: 32,
+            thread_m: 8,
+            thread_n: 8,
+        },
+        SharedTiles {
+            tile_m: 16,
+            tile_n: 32,
+            tile_k: 4,
+            thread_m: 4,
+            thread_n: 8,
+        },
+    ] {
+        let r = reflect_entry(&module, &info, "matmul_tiled", &tiles.constants()).unwrap();
+        assert_eq!(r.workgroup_bytes, tiles.workgroup_bytes(), "{tiles:?}");
+        assert_eq!(r.workgroup_size, [tiles.invocations(), 1, 1], "{tiles:?}");
+    }
+}
+
+#[test]
+fn subgroup_operations_live_only_in_subgroup_files() {
+    // A module using subgroup operations is refused on devices without
+    // wgpu::Features::SUBGROUP, so every other kernel must validate without the capability,
+    // and each `*_subgroup` file must need it (or it is misnamed, and its plain twin would do).
+    let without = naga::valid::Capabilities::all()
+        - naga::valid::Capabilities::SUBGROUP
+        - naga::valid::Capabilities::SUBGROUP_BARRIER;
+    for kernel in ALL_KERNELS {
+        let module = naga::front::wgsl::parse_str(kernel.source).unwrap();
+        let valid = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), without)
+            .validate(&module)
+            .is_ok();
+        let named = kernel.name.ends_with("_subgroup");
+        assert_eq!(
+            valid, !named,
+            "{}: validates without subgroup support: {valid}",
+            kernel.name
+        );
+        if named {
+            let plain = kernel.name.strip_suffix("_subgroup").unwrap();
+            assert!(
+                ALL_KERNELS.iter().any(|k| k.name == plain),
+                "{} has no plain twin `{plain}` for devices without subgroups",
+                kernel.name
+            );
+        }
+    }
+}

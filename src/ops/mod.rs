@@ -39,8 +39,10 @@ pub const ALL_KERNELS: &[Kernel] = &[
     probe::KERNEL,
     random::KERNEL,
     reduce::KERNEL,
+    reduce::subgroup::KERNEL,
     resize::KERNEL,
     softmax::KERNEL,
+    softmax::subgroup::KERNEL,
 ];
 
 /// Every kernel parameter block, for the test that compares each with its WGSL struct.
@@ -56,7 +58,9 @@ pub fn all_params() -> Vec<ParamsLayout> {
         ParamsLayout::of::<elementwise::ElementwiseParams>(elementwise::KERNEL),
         ParamsLayout::of::<matmul::MatmulParams>(matmul::KERNEL),
         ParamsLayout::of::<reduce::ReduceParams>(reduce::KERNEL),
+        ParamsLayout::of::<reduce::ReduceParams>(reduce::subgroup::KERNEL),
         ParamsLayout::of::<softmax::SoftmaxParams>(softmax::KERNEL),
+        ParamsLayout::of::<softmax::SoftmaxParams>(softmax::subgroup::KERNEL),
         ParamsLayout::of::<filter::FilterParams>(filter::KERNEL),
         ParamsLayout::of::<layout::LayoutParams>(layout::KERNEL),
         ParamsLayout::of::<optim::OptimParams>(optim::KERNEL),

@@ -2,7 +2,7 @@
 
 pub mod reference;
 
-use crate::gpu::{Grid, Kernel};
+use crate::gpu::{Gpu, Grid, Kernel, KernelProfile};
 use crate::ops::Cost;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -23,18 +23,167 @@ crate::kernel_params! {
     }
 }
 
-/// Tile sizes. The defaults suit lavapipe; GPUs may prefer more rows or wider workgroups.
+/// How [`matmul_into`] tiles the product. [`MatmulTiles::for_gpu`] picks the shape of the
+/// device's kernel profile; [`matmul`] uses it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MatmulTiles {
+pub enum MatmulTiles {
+    /// Register tiles without workgroup memory (`matmul_vec4`, `matmul_general`): the `cpu`
+    /// profile's shape, for software adapters where barriers and shared memory buy nothing.
+    Register(RegisterTiles),
+    /// Workgroup-memory tiles (`matmul_tiled`, `matmul_tiled_vec4`): the `gpu` profile's shape.
+    Shared(SharedTiles),
+}
+
+impl MatmulTiles {
+    /// The tiles of `gpu`'s kernel profile: [`RegisterTiles::default`] under `cpu`; under
+    /// `gpu`, the [`SharedTiles`] set with `gpu.set_tuning(Some(SharedTiles { .. }))`, or else
+    /// [`SharedTiles::for_limits`].
+    pub fn for_gpu(gpu: &Gpu) -> MatmulTiles {
+        match gpu.kernel_profile() {
+            KernelProfile::Cpu => MatmulTiles::Register(RegisterTiles::default()),
+            KernelProfile::Gpu => MatmulTiles::Shared(
+                gpu.tuning::<SharedTiles>()
+                    .unwrap_or_else(|| SharedTiles::for_limits(gpu.limits())),
+            ),
+        }
+    }
+}
+
+/// The register-tiled kernels' shape. The defaults suit lavapipe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegisterTiles {
     /// Rows of C per workgroup (1..=8).
     pub rows: u32,
     /// Invocations per workgroup; each owns 4 columns.
     pub width: u32,
 }
 
-impl Default for MatmulTiles {
+impl Default for RegisterTiles {
     fn default() -> Self {
-        MatmulTiles { rows: 8, width: 64 }
+        RegisterTiles { rows: 8, width: 64 }
+    }
+}
+
+/// The workgroup-memory kernel's shape (see `shaders/matmul.wgsl`, `matmul_tiled*`): each
+/// workgroup computes a `tile_m`×`tile_n` block of C, staging `tile_k`-deep slices of A and B
+/// twice over (double buffering); each invocation accumulates `thread_m`×`thread_n` outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedTiles {
+    /// Rows of C per workgroup, a multiple of `thread_m`.
+    pub tile_m: u32,
+    /// Columns of C per workgroup, a multiple of `thread_n`.
+    pub tile_n: u32,
+    /// K per step, a multiple of 4.
+    pub tile_k: u32,
+    /// Rows per invocation: 4 or 8.
+    pub thread_m: u32,
+    /// Columns per invocation: 4 or 8.
+    pub thread_n: u32,
+}
+
+/// Loads of one operand an invocation may stage per step (`MAX_STAGED` in the kernel).
+const MAX_STAGED: u32 = 16;
+
+impl SharedTiles {
+    /// 64×64 outputs by 256 invocations of 4×4, 16-deep steps: 16 KiB of workgroup storage,
+    /// WebGPU's guaranteed minimum.
+    pub const DEFAULT: SharedTiles = SharedTiles {
+        tile_m: 64,
+        tile_n: 64,
+        tile_k: 16,
+        thread_m: 4,
+        thread_n: 4,
+    };
+
+    /// [`DEFAULT`](Self::DEFAULT), with shallower steps where the adapter has less workgroup
+    /// storage than that takes (some GL drivers report 16,352 bytes), and 8×8 per invocation
+    /// where it allows fewer than 256 invocations.
+    pub fn for_limits(limits: &wgpu::Limits) -> SharedTiles {
+        let mut tiles = SharedTiles::DEFAULT;
+        if tiles.invocations()
+            > limits
+                .max_compute_invocations_per_workgroup
+                .min(limits.max_compute_workgroup_size_x)
+        {
+            tiles.thread_m = 8;
+            tiles.thread_n = 8;
+        }
+        while tiles.tile_k > 4
+            && tiles.workgroup_bytes() > u64::from(limits.max_compute_workgroup_storage_size)
+        {
+            tiles.tile_k /= 2;
+        }
+        tiles
+    }
+
+    /// Invocations per workgroup.
+    pub fn invocations(&self) -> u32 {
+        (self.tile_m / self.thread_m.max(1)) * (self.tile_n / self.thread_n.max(1))
+    }
+
+    /// Workgroup storage: two k-steps of both operands' tiles.
+    pub fn workgroup_bytes(&self) -> u64 {
+        2 * u64::from(self.tile_k) * u64::from(self.tile_m + self.tile_n) * 4
+    }
+
+    /// The most loads one invocation stages per operand and step: scalar loads of the larger
+    /// operand tile, shared by every invocation.
+    pub fn staged_per_invocation(&self) -> u32 {
+        (self.tile_k * self.tile_m.max(self.tile_n)).div_ceil(self.invocations().max(1))
+    }
+
+    /// The kernel's override constants for this tile.
+    pub fn constants(&self) -> [(&'static str, f64); 5] {
+        [
+            ("TILE_M", self.tile_m as f64),
+            ("TILE_N", self.tile_n as f64),
+            ("TILE_K", self.tile_k as f64),
+            ("THREAD_M", self.thread_m as f64),
+            ("THREAD_N", self.thread_n as f64),
+        ]
+    }
+
+    /// Whether the kernel can run this tile on an adapter with `limits`; the one-line error
+    /// names the setting to change.
+    pub fn check(&self, limits: &wgpu::Limits) -> Result<()> {
+        let bad = |why: String| Err(Error::InvalidArgument(format!("matmul tile {self:?}: {why}")));
+        for (name, value) in [("thread_m", self.thread_m), ("thread_n", self.thread_n)] {
+            if value != 4 && value != 8 {
+                return bad(format!("{name} must be 4 or 8, not {value}"));
+            }
+        }
+        if self.tile_m == 0 || self.tile_m % self.thread_m != 0 {
+            return bad("tile_m must be a positive multiple of thread_m".into());
+        }
+        if self.tile_n == 0 || self.tile_n % self.thread_n != 0 {
+            return bad("tile_n must be a positive multiple of thread_n".into());
+        }
+        if self.tile_k == 0 || self.tile_k % 4 != 0 {
+            return bad("tile_k must be a positive multiple of 4".into());
+        }
+        let invocations = self.invocations();
+        let max_invocations = limits
+            .max_compute_invocations_per_workgroup
+            .min(limits.max_compute_workgroup_size_x);
+        if invocations > max_invocations {
+            return bad(format!(
+                "its {invocations} invocations exceed the adapter's {max_invocations} per workgroup; lower tile_m or tile_n, or raise thread_m or thread_n"
+            ));
+        }
+        let bytes = self.workgroup_bytes();
+        if bytes > u64::from(limits.max_compute_workgroup_storage_size) {
+            return bad(format!(
+                "it needs {bytes} bytes of workgroup storage (2·tile_k·(tile_m + tile_n) floats) and the adapter allows {} (max_compute_workgroup_storage_size); lower tile_k, tile_m or tile_n",
+                limits.max_compute_workgroup_storage_size
+            ));
+        }
+        let staged = self.staged_per_invocation();
+        if staged > MAX_STAGED {
+            return bad(format!(
+                "each invocation would stage {staged} loads per step, more than the kernel's {MAX_STAGED}; lower tile_k, or lower thread_m or thread_n for more invocations"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -104,7 +253,16 @@ pub fn matmul(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Te
     };
     out_shape.extend([shape.m, shape.n]);
     let out = Tensor::empty(a.gpu(), &out_shape, DType::F32)?;
-    matmul_into(a, b, trans_a, trans_b, &out, 1.0, false, MatmulTiles::default())?;
+    matmul_into(
+        a,
+        b,
+        trans_a,
+        trans_b,
+        &out,
+        1.0,
+        false,
+        MatmulTiles::for_gpu(a.gpu()),
+    )?;
     Ok(out)
 }
 
@@ -131,10 +289,14 @@ pub fn matmul_into(
             detail: format!("output {:?} cannot hold {}×{}×{}", out.shape(), s.batch, s.m, s.n),
         });
     }
-    if !(1..=8).contains(&tiles.rows) || tiles.width == 0 {
-        return Err(Error::InvalidArgument(format!(
-            "matmul tiles {tiles:?}: rows must be 1..=8"
-        )));
+    match &tiles {
+        MatmulTiles::Register(t) if !(1..=8).contains(&t.rows) || t.width == 0 => {
+            return Err(Error::InvalidArgument(format!(
+                "matmul tiles {t:?}: rows must be 1..=8 and width positive"
+            )));
+        }
+        MatmulTiles::Register(_) => {}
+        MatmulTiles::Shared(t) => t.check(a.gpu().limits())?,
     }
     if s.m == 0 || s.n == 0 || s.batch == 0 {
         return Ok(());
@@ -148,8 +310,6 @@ pub fn matmul_into(
         }
         return Ok(());
     }
-    // The vec4 path steps k by 4 and reads B and C as vec4 rows.
-    let vec4 = !trans_b && s.n % 4 == 0 && s.k % 4 == 0;
     let params = MatmulParams {
         m: s.m as u32,
         n: s.n as u32,
@@ -160,20 +320,81 @@ pub fn matmul_into(
         alpha,
         accumulate: accumulate as u32,
     };
-    let constants = [
-        ("TM", tiles.rows as f64),
-        ("WG_X", tiles.width as f64),
-        ("TRANS_A", trans_a as u32 as f64),
-        ("TRANS_B", trans_b as u32 as f64),
-    ];
-    let cols_per_group = tiles.width as usize * 4;
-    let grid = Grid::Xyz(
-        s.n.div_ceil(cols_per_group) as u32,
-        s.m.div_ceil(tiles.rows as usize) as u32,
-        s.batch as u32,
-    );
-    let entry = if vec4 { "matmul_vec4" } else { "matmul_general" };
     let buffers = [("a", a), ("b", b), ("c", out), ("a4", a), ("b4", b), ("c4", out)];
-    a.gpu()
-        .launch(&KERNEL, entry, &constants, &params, &buffers, grid)
+    let gpu = a.gpu();
+    match tiles {
+        MatmulTiles::Register(tiles) => {
+            // The vec4 path steps k by 4 and reads B and C as vec4 rows.
+            let vec4 = !trans_b && s.n % 4 == 0 && s.k % 4 == 0;
+            let constants = [
+                ("TM", tiles.rows as f64),
+                ("WG_X", tiles.width as f64),
+                ("TRANS_A", trans_a as u32 as f64),
+                ("TRANS_B", trans_b as u32 as f64),
+            ];
+            let cols_per_group = tiles.width as usize * 4;
+            let grid = Grid::Xyz(
+                s.n.div_ceil(cols_per_group) as u32,
+                s.m.div_ceil(tiles.rows as usize) as u32,
+                s.batch as u32,
+            );
+            let entry = if vec4 { "matmul_vec4" } else { "matmul_general" };
+            gpu.launch(&KERNEL, entry, &constants, &params, &buffers, grid)
+        }
+        MatmulTiles::Shared(tiles) => {
+            // An operand loads as vec4s where its contiguous axis is a multiple of 4; its
+            // batch stride then is too.
+            let vec4_a = if trans_a { s.m % 4 == 0 } else { s.k % 4 == 0 };
+            let vec4_b = if trans_b { s.k % 4 == 0 } else { s.n % 4 == 0 };
+            let [c0, c1, c2, c3, c4] = tiles.constants();
+            let constants = [
+                c0,
+                c1,
+                c2,
+                c3,
+                c4,
+                ("TRANS_A", trans_a as u32 as f64),
+                ("TRANS_B", trans_b as u32 as f64),
+                ("VEC4_A", vec4_a as u32 as f64),
+                ("VEC4_B", vec4_b as u32 as f64),
+            ];
+            let grid = Grid::Xyz(
+                s.n.div_ceil(tiles.tile_n as usize) as u32,
+                s.m.div_ceil(tiles.tile_m as usize) as u32,
+                s.batch as u32,
+            );
+            let entry = if s.n % 4 == 0 {
+                "matmul_tiled_vec4"
+            } else {
+                "matmul_tiled"
+            };
+            // The entry binds the vec4 views of A and B whichever loads the constants choose,
+            // and a vec4 binding must hold one vec4: an operand of fewer than 4 values, read
+            // as scalars, gets a stand-in for its unread vec4 view.
+            let stand_in = if a.numel() < 4 || b.numel() < 4 {
+                Some(Tensor::zeros(gpu, &[4])?)
+            } else {
+                None
+            };
+            let a4 = if a.numel() < 4 {
+                stand_in.as_ref().unwrap()
+            } else {
+                a
+            };
+            let b4 = if b.numel() < 4 {
+                stand_in.as_ref().unwrap()
+            } else {
+                b
+            };
+            let buffers = [
+                ("a", a),
+                ("b", b),
+                ("c", out),
+                ("a4", a4),
+                ("b4", b4),
+                ("c4", out),
+            ];
+            gpu.launch(&KERNEL, entry, &constants, &params, &buffers, grid)
+        }
+    }
 }

@@ -1,8 +1,10 @@
 //! Softmax, log-softmax and logsumexp over the last axis.
 
 pub mod reference;
+pub mod subgroup;
 
-use crate::gpu::{Grid, Kernel};
+use crate::gpu::{Gpu, Grid, Kernel, KernelProfile};
+use crate::ops::reduce::LaneCombine;
 use crate::ops::Cost;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -22,6 +24,59 @@ pub enum SoftmaxKind {
     Softmax = 0,
     LogSoftmax = 1,
     LogSumExp = 2,
+}
+
+/// Workgroup width of the `gpu` kernel profile's row kernels; the `cpu` profile keeps the
+/// kernel's default of 64.
+const GPU_WG: f64 = 256.0;
+
+/// The row kernels of `gpu`'s profile: `softmax.wgsl` as it always ran under `cpu`; under
+/// `gpu`, 256 wide with the one-pass `*_online` forward entries, from
+/// `softmax_subgroup.wgsl` when lanes combine by subgroups.
+struct RowKernels {
+    kernel: &'static Kernel,
+    online: bool,
+    width: Option<f64>,
+}
+
+impl RowKernels {
+    fn for_gpu(gpu: &Gpu) -> Result<RowKernels> {
+        Ok(match gpu.kernel_profile() {
+            KernelProfile::Cpu => RowKernels {
+                kernel: &KERNEL,
+                online: false,
+                width: None,
+            },
+            KernelProfile::Gpu => RowKernels {
+                kernel: match LaneCombine::for_gpu(gpu)? {
+                    LaneCombine::Subgroups => &subgroup::KERNEL,
+                    LaneCombine::WorkgroupTree => &KERNEL,
+                },
+                online: true,
+                width: Some(GPU_WG),
+            },
+        })
+    }
+
+    /// The forward entry `name`, or its one-pass form.
+    fn forward(&self, name: &str) -> String {
+        if self.online {
+            format!("{name}_online")
+        } else {
+            name.to_string()
+        }
+    }
+
+    fn constants(&self, mode: Option<SoftmaxKind>) -> Vec<(&'static str, f64)> {
+        let mut c = Vec::new();
+        if let Some(kind) = mode {
+            c.push(("MODE", kind as u32 as f64));
+        }
+        if let Some(width) = self.width {
+            c.push(("WG", width));
+        }
+        c
+    }
 }
 
 fn rows_and_len(x: &Tensor) -> Result<(usize, usize)> {
@@ -53,10 +108,11 @@ pub fn softmax_like(x: &Tensor, kind: SoftmaxKind) -> Result<Tensor> {
         rows: rows as u32,
         len: len as u32,
     };
+    let rk = RowKernels::for_gpu(x.gpu())?;
     x.gpu().launch(
-        &KERNEL,
-        "softmax_rows",
-        &[("MODE", kind as u32 as f64)],
+        rk.kernel,
+        &rk.forward("softmax_rows"),
+        &rk.constants(Some(kind)),
         &params,
         &[("x", x), ("out", &out)],
         Grid::Linear(rows as u32),
@@ -97,10 +153,11 @@ pub fn softmax_backward(y: &Tensor, dy: &Tensor, kind: SoftmaxKind) -> Result<Te
         rows: rows as u32,
         len: len as u32,
     };
+    let rk = RowKernels::for_gpu(y.gpu())?;
     y.gpu().launch(
-        &KERNEL,
+        rk.kernel,
         entry,
-        &[],
+        &rk.constants(None),
         &params,
         &[("x", y), ("dy", dy), ("dx", &dx)],
         Grid::Linear(rows as u32),
@@ -141,10 +198,11 @@ pub fn log_odds(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
         len: len as u32,
     };
     let t = [("x", logits), ("labels", labels), ("scores", &out)];
+    let rk = RowKernels::for_gpu(logits.gpu())?;
     logits.gpu().launch(
-        &KERNEL,
-        "log_odds_rows",
-        &[],
+        rk.kernel,
+        &rk.forward("log_odds_rows"),
+        &rk.constants(None),
         &params,
         &t,
         Grid::Linear(rows as u32),
@@ -167,10 +225,11 @@ pub fn log_odds_backward(logits: &Tensor, labels: &Tensor, dy: &Tensor) -> Resul
         len: len as u32,
     };
     let t = [("x", logits), ("dx", &dx), ("labels", labels), ("dscores", dy)];
+    let rk = RowKernels::for_gpu(logits.gpu())?;
     logits.gpu().launch(
-        &KERNEL,
-        "log_odds_backward",
-        &[],
+        rk.kernel,
+        &rk.forward("log_odds_backward"),
+        &rk.constants(None),
         &params,
         &t,
         Grid::Linear(rows as u32),
