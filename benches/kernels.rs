@@ -162,7 +162,12 @@ fn measure_peaks(gpu: &Gpu) -> fido::Result<Peaks> {
             }
         }
     }
-    let n = 16 << 20;
+    // Copy: 64 MiB each way on a CPU adapter; 256 MiB on a GPU, several times any L2
+    // (an H200 has 60 MB), so the probe measures memory rather than cache.
+    let n = match gpu.kernel_profile() {
+        fido::gpu::KernelProfile::Cpu => 16 << 20,
+        fido::gpu::KernelProfile::Gpu => 64 << 20,
+    };
     let src = Tensor::zeros(gpu, &[n])?;
     let dst = Tensor::empty(gpu, &[n], DType::F32)?;
     for pattern in ops::probe::CopyPattern::all() {

@@ -6,6 +6,7 @@
 //! the architecture, after [`WeightFile::check_names`] has compared the whole name set.
 
 mod pickle;
+pub mod onnx;
 pub mod synthetic;
 pub mod tf;
 mod torch;

@@ -1,0 +1,272 @@
+//! The ONNX reader: models written here with prost, in every storage form a tensor may take
+//! (raw bytes, typed fields, float16, external data), and hostile or foreign files, each
+//! refused with a one-line error naming the problem before anything large is allocated.
+
+use std::path::{Path, PathBuf};
+
+use fido::weights::onnx::{
+    f16_to_f32, Dimension, GraphProto, ModelProto, OnnxModel, OperatorSetIdProto, StringStringEntryProto,
+    TensorProto, TensorShapeProto, TensorTypeProto, TensorValues, TypeProto, ValueInfoProto,
+};
+use prost::Message;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fido-onnx-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn model(opset: i64, initializer: Vec<TensorProto>) -> ModelProto {
+    let batch = Dimension {
+        dim_value: None,
+        dim_param: Some("batch".into()),
+    };
+    let fixed = |v| Dimension {
+        dim_value: Some(v),
+        dim_param: None,
+    };
+    ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: opset,
+        }],
+        producer_name: "fido tests".into(),
+        producer_version: String::new(),
+        graph: Some(GraphProto {
+            name: "g".into(),
+            initializer,
+            input: vec![ValueInfoProto {
+                name: "input".into(),
+                r#type: Some(TypeProto {
+                    tensor_type: Some(TensorTypeProto {
+                        elem_type: 1,
+                        shape: Some(TensorShapeProto {
+                            dim: vec![batch, fixed(3), fixed(224), fixed(224)],
+                        }),
+                    }),
+                }),
+            }],
+            ..Default::default()
+        }),
+    }
+}
+
+fn tensor(name: &str, data_type: i32, dims: &[i64]) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        data_type,
+        dims: dims.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn write(dir: &Path, m: &ModelProto) -> PathBuf {
+    let path = dir.join("model.onnx");
+    std::fs::write(&path, m.encode_to_vec()).unwrap();
+    path
+}
+
+fn values(m: &OnnxModel, name: &str) -> (Vec<usize>, TensorValues) {
+    let t = m.graph().initializer.iter().find(|t| t.name == name).unwrap();
+    m.tensor(t).unwrap()
+}
+
+#[test]
+fn every_storage_form_reads_back() {
+    let dir = scratch("forms");
+    let floats = [1.5f32, -2.0, 0.25, 8.0, -0.0, 3.0];
+    let raw = TensorProto {
+        raw_data: floats.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..tensor("raw", 1, &[2, 3])
+    };
+    let typed = TensorProto {
+        float_data: floats.to_vec(),
+        ..tensor("typed", 1, &[3, 2])
+    };
+    let ints = TensorProto {
+        int64_data: vec![1, -1, 224],
+        ..tensor("shape", 7, &[3])
+    };
+    let int32_raw = TensorProto {
+        raw_data: [-7i32, 9].iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..tensor("int32", 6, &[2])
+    };
+    // 1.0, -2.0, 65504 (largest half), 2^-24 (smallest subnormal), infinity.
+    let halves = [0x3c00u16, 0xc000, 0x7bff, 0x0001, 0x7c00];
+    let half = TensorProto {
+        raw_data: halves.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..tensor("half", 10, &[5])
+    };
+    let scalar = TensorProto {
+        double_data: vec![0.125],
+        ..tensor("scalar", 11, &[])
+    };
+    // External data: bytes 8.. of a side file.
+    let mut side = vec![0xEEu8; 8];
+    side.extend(floats.iter().flat_map(|v| v.to_le_bytes()));
+    std::fs::write(dir.join("weights.bin"), &side).unwrap();
+    let entry = |k: &str, v: &str| StringStringEntryProto {
+        key: k.into(),
+        value: v.into(),
+    };
+    let external = TensorProto {
+        data_location: 1,
+        external_data: vec![
+            entry("location", "weights.bin"),
+            entry("offset", "8"),
+            entry("length", "24"),
+        ],
+        ..tensor("external", 1, &[6])
+    };
+    let path = write(
+        &dir,
+        &model(17, vec![raw, typed, ints, int32_raw, half, scalar, external]),
+    );
+    let m = OnnxModel::open(&path).unwrap();
+    assert_eq!(m.opset, 17);
+    assert_eq!(
+        values(&m, "raw"),
+        (vec![2, 3], TensorValues::Float(floats.to_vec()))
+    );
+    assert_eq!(
+        values(&m, "typed"),
+        (vec![3, 2], TensorValues::Float(floats.to_vec()))
+    );
+    assert_eq!(
+        values(&m, "shape"),
+        (vec![3], TensorValues::Int(vec![1, -1, 224]))
+    );
+    assert_eq!(values(&m, "int32"), (vec![2], TensorValues::Int(vec![-7, 9])));
+    let want_half = vec![1.0, -2.0, 65504.0, 2f32.powi(-24), f32::INFINITY];
+    assert_eq!(values(&m, "half"), (vec![5], TensorValues::Float(want_half)));
+    assert_eq!(values(&m, "scalar"), (vec![], TensorValues::Float(vec![0.125])));
+    assert_eq!(
+        values(&m, "external"),
+        (vec![6], TensorValues::Float(floats.to_vec()))
+    );
+    // The dynamic batch axis stays named.
+    let input = &m.graph().input[0];
+    let dims = &input
+        .r#type
+        .as_ref()
+        .unwrap()
+        .tensor_type
+        .as_ref()
+        .unwrap()
+        .shape
+        .as_ref()
+        .unwrap()
+        .dim;
+    assert_eq!(dims[0].dim_param.as_deref(), Some("batch"));
+    assert_eq!(dims[1].dim_value, Some(3));
+}
+
+#[test]
+fn half_precision_matches_its_definition_for_every_pattern() {
+    for h in 0..=u16::MAX {
+        let sign = if h & 0x8000 != 0 { -1.0f64 } else { 1.0 };
+        let (e, f) = (((h >> 10) & 0x1f) as i32, (h & 0x3ff) as f64);
+        let want = match e {
+            0 => sign * f * 2f64.powi(-24),
+            31 if f == 0.0 => sign * f64::INFINITY,
+            31 => f64::NAN,
+            _ => sign * (1.0 + f / 1024.0) * 2f64.powi(e - 15),
+        };
+        let got = f16_to_f32(h) as f64;
+        assert!(
+            got == want || (got.is_nan() && want.is_nan()),
+            "{h:#06x}: {got} vs {want}"
+        );
+    }
+}
+
+#[track_caller]
+fn refused(path: &Path, needle: &str) {
+    let err = match OnnxModel::open(path) {
+        Err(e) => e.to_string(),
+        Ok(m) => {
+            let errors: Vec<String> = m
+                .graph()
+                .initializer
+                .iter()
+                .filter_map(|t| m.tensor(t).err())
+                .map(|e| e.to_string())
+                .collect();
+            assert_eq!(errors.len(), 1, "expected one refused tensor, got {errors:?}");
+            errors[0].clone()
+        }
+    };
+    assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    assert!(!err.contains('\n'), "one line: {err}");
+}
+
+#[test]
+fn foreign_and_hostile_files_are_refused_clearly() {
+    let dir = scratch("bad");
+    let garbage = dir.join("garbage.onnx");
+    std::fs::write(&garbage, b"\xff\xff\xff\xff not a protobuf").unwrap();
+    refused(&garbage, "not an ONNX model");
+    let no_graph = ModelProto {
+        graph: None,
+        ..model(17, vec![])
+    };
+    refused(&write(&dir, &no_graph), "has no graph");
+    refused(&write(&dir, &model(9, vec![])), "opset 9");
+    refused(&write(&dir, &model(22, vec![])), "opset 22");
+
+    // A billion-element constant, claimed by its dims with no data behind it.
+    let huge = tensor("huge", 1, &[1_000_000, 1_000_000]);
+    refused(&write(&dir, &model(17, vec![huge])), "over fido's limit");
+    let overflow = tensor("overflow", 1, &[i64::MAX, i64::MAX]);
+    refused(&write(&dir, &model(17, vec![overflow])), "over fido's limit");
+    let negative = tensor("negative", 1, &[-1, 3]);
+    refused(&write(&dir, &model(17, vec![negative])), "negative dimension");
+    let short = TensorProto {
+        float_data: vec![1.0; 5],
+        ..tensor("short", 1, &[2, 3])
+    };
+    refused(
+        &write(&dir, &model(17, vec![short])),
+        "holds 5 values for dims [2, 3]",
+    );
+    let short_raw = TensorProto {
+        raw_data: vec![0; 20],
+        ..tensor("short_raw", 1, &[2, 3])
+    };
+    refused(&write(&dir, &model(17, vec![short_raw])), "holds 20 bytes");
+    let strings = tensor("strings", 8, &[1]);
+    refused(&write(&dir, &model(17, vec![strings])), "element type 8 (string)");
+
+    let entry = |k: &str, v: &str| StringStringEntryProto {
+        key: k.into(),
+        value: v.into(),
+    };
+    let external = |location: &str, offset: &str| TensorProto {
+        data_location: 1,
+        external_data: vec![entry("location", location), entry("offset", offset)],
+        ..tensor("external", 1, &[4])
+    };
+    std::fs::write(dir.join("w.bin"), [0u8; 16]).unwrap();
+    refused(
+        &write(&dir, &model(17, vec![external("../w.bin", "0")])),
+        "not a plain path inside",
+    );
+    refused(
+        &write(&dir, &model(17, vec![external("/etc/passwd", "0")])),
+        "not a plain path inside",
+    );
+    refused(
+        &write(&dir, &model(17, vec![external("w.bin", "8")])),
+        "reads bytes 8..24",
+    );
+    refused(
+        &write(&dir, &model(17, vec![external("w.bin", "x")])),
+        "not a byte count",
+    );
+    refused(
+        &write(&dir, &model(17, vec![external("missing.bin", "0")])),
+        "missing.bin",
+    );
+}
