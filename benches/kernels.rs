@@ -166,7 +166,7 @@ fn measure_peaks(gpu: &Gpu) -> fido::Result<Peaks> {
     // (an H200 has 60 MB), so the probe measures memory rather than cache.
     let n = match gpu.kernel_profile() {
         fido::gpu::KernelProfile::Cpu => 16 << 20,
-        fido::gpu::KernelProfile::Gpu => 64 << 20,
+        fido::gpu::KernelProfile::Gpu => (64 << 20).min(gpu.max_binding_bytes() as usize / 4),
     };
     let src = Tensor::zeros(gpu, &[n])?;
     let dst = Tensor::empty(gpu, &[n], DType::F32)?;
