@@ -1,6 +1,6 @@
 mod common;
 
-use common::{assert_close, fd_scalar, for_each_profile, rand_tensor, to_f64, Rng};
+use common::{activation_input, assert_close, fd_scalar, for_each_profile, rand_tensor, to_f64, Rng};
 use fido::gpu::pipelines::{parse_and_validate, reflect_entry};
 use fido::ops::conv::{self, reference, Activation, Conv2dOptions, Padding};
 use fido::{Gpu, Tensor};
@@ -538,17 +538,6 @@ fn depthwise_input_gradient_forms_match_finite_differences() {
 
 /// Inputs for an input activation: spread over [−8, 8] so ReLU6 clamps both ways, and kept
 /// 0.05 from its kinks at 0 and 6 so that central differences with eps 1e-3 stay on one side.
-fn activation_input(gpu: &Gpu, rng: &mut Rng, shape: &[usize]) -> (Tensor, Vec<f32>) {
-    let v: Vec<f32> = rng
-        .vec(shape.iter().product(), -8.0, 8.0)
-        .into_iter()
-        .map(|v| {
-            let nudge = |v: f32, kink: f32| if (v - kink).abs() < 0.05 { kink + 0.1 } else { v };
-            nudge(nudge(v, 0.0), 6.0)
-        })
-        .collect();
-    (Tensor::from_slice(gpu, shape, &v).unwrap(), v)
-}
 
 /// `conv(act(x))` forward on every path that reads the input (the packed GEMM and both
 /// depthwise row kernels) and its gradients, whose dx multiplies by act' in the epilogue of

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{assert_close, fd_scalar, gpu, rand_tensor, to_f64, Rng};
+use common::{activation_input, assert_close, fd_scalar, gpu, rand_tensor, to_f64, Rng};
 use fido::gpu::KernelProfile;
 use fido::ops::conv::gemm::GemmTiles;
 use fido::ops::conv::{self, reference, Activation, Conv2dOptions, Padding};
@@ -60,17 +60,7 @@ fn forward_and_input_gradient(
     let (x, xv) = if opts.input_activation == Activation::None {
         rand_tensor(gpu, rng, x_shape)
     } else {
-        // Values kept 0.05 away from the activation's kinks at 0 and 6, so that the
-        // differences below never straddle one.
-        let v: Vec<f32> = rng
-            .vec(x_shape.iter().product(), -8.0, 8.0)
-            .into_iter()
-            .map(|v| {
-                let nudge = |v: f32, kink: f32| if (v - kink).abs() < 0.05 { kink + 0.1 } else { v };
-                nudge(nudge(v, 0.0), 6.0)
-            })
-            .collect();
-        (fido::Tensor::from_slice(gpu, x_shape, &v).unwrap(), v)
+        activation_input(gpu, rng, x_shape)
     };
     let (w, wv) = rand_tensor(gpu, rng, w_shape);
     let (b, bv) = rand_tensor(gpu, rng, &[w_shape[0]]);

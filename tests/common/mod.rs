@@ -114,6 +114,20 @@ pub fn to_f64(v: &[f32]) -> Vec<f64> {
 }
 
 /// A tensor of uniform values in [−1, 1) and the values themselves.
+/// Inputs for an activation (ReLU, ReLU6) in [-8, 8], kept 0.05 away from its kinks at 0
+/// and 6, so finite differences never straddle one.
+pub fn activation_input(gpu: &Gpu, rng: &mut Rng, shape: &[usize]) -> (fido::Tensor, Vec<f32>) {
+    let v: Vec<f32> = rng
+        .vec(shape.iter().product(), -8.0, 8.0)
+        .into_iter()
+        .map(|v| {
+            let nudge = |v: f32, kink: f32| if (v - kink).abs() < 0.05 { kink + 0.1 } else { v };
+            nudge(nudge(v, 0.0), 6.0)
+        })
+        .collect();
+    (fido::Tensor::from_slice(gpu, shape, &v).unwrap(), v)
+}
+
 pub fn rand_tensor(gpu: &Gpu, rng: &mut Rng, shape: &[usize]) -> (fido::Tensor, Vec<f32>) {
     let v = rng.vec(shape.iter().product(), -1.0, 1.0);
     (fido::Tensor::from_slice(gpu, shape, &v).unwrap(), v)
