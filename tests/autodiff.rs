@@ -351,3 +351,14 @@ fn a_failing_rule_is_named_in_the_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_second_backward_on_a_consumed_tape_is_an_error_not_a_panic() {
+    let gpu = common::gpu();
+    let tape = fido::Tape::new();
+    let x = tape.param(fido::Tensor::from_slice(&gpu, &[2], &[1.0, 2.0]).unwrap());
+    let y = x.mul(&x).unwrap().sum().unwrap();
+    tape.backward(&y).unwrap();
+    let err = tape.backward(&y).err().expect("the record is gone").to_string();
+    assert!(err.contains("consumed by an earlier backward pass"), "{err}");
+}

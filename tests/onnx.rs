@@ -270,3 +270,241 @@ fn foreign_and_hostile_files_are_refused_clearly() {
         "missing.bin",
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The graph on the tape
+// ---------------------------------------------------------------------------------------
+
+mod common;
+
+use fido::models::onnx::OnnxClassifier;
+use fido::ops::conv::{Conv2dOptions, Padding};
+use fido::weights::onnx::{AttributeProto, NodeProto};
+use fido::{Tape, Tensor};
+
+fn ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: 7,
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+fn int(name: &str, v: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: 2,
+        i: v,
+        ..Default::default()
+    }
+}
+fn string(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: 3,
+        s: v.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
+    NodeProto {
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        name: format!("{op}_{output}"),
+        op_type: op.into(),
+        attribute,
+        ..Default::default()
+    }
+}
+fn floats(name: &str, dims: &[usize], rng: &mut common::Rng) -> (TensorProto, Vec<f32>) {
+    let v = rng.vec(dims.iter().product(), -0.5, 0.5);
+    let t = TensorProto {
+        float_data: v.clone(),
+        ..tensor(name, 1, &dims.iter().map(|&d| d as i64).collect::<Vec<_>>())
+    };
+    (t, v)
+}
+
+/// A small CNN with the exporters' usual ops: Conv (stride, SAME_UPPER, groups), BatchNorm,
+/// Relu, Clip to 6, MaxPool, an Add of two branches, GlobalAveragePool, Flatten, Reshape
+/// with 0 and -1, and Gemm with transB.
+#[test]
+fn a_small_cnn_runs_on_the_tape_as_its_ops_would_natively() {
+    let gpu = common::gpu();
+    let mut rng = common::Rng::new(5);
+    let (w1, w1v) = floats("w1", &[8, 3, 3, 3], &mut rng);
+    let (b1, b1v) = floats("b1", &[8], &mut rng);
+    let (gamma, gv) = floats("gamma", &[8], &mut rng);
+    let (beta, bv) = floats("beta", &[8], &mut rng);
+    let (mean, mv) = floats("mean", &[8], &mut rng);
+    let var_v: Vec<f32> = rng.vec(8, 0.5, 1.5);
+    let var = TensorProto {
+        float_data: var_v.clone(),
+        ..tensor("var", 1, &[8])
+    };
+    let (w2, w2v) = floats("w2", &[8, 1, 3, 3], &mut rng);
+    let (fc, fcv) = floats("fc", &[5, 8], &mut rng);
+    let (fcb, fcbv) = floats("fcb", &[5], &mut rng);
+    let lo = TensorProto {
+        float_data: vec![0.0],
+        ..tensor("lo", 1, &[])
+    };
+    let hi = TensorProto {
+        float_data: vec![6.0],
+        ..tensor("hi", 1, &[])
+    };
+    let target = TensorProto {
+        int64_data: vec![0, -1],
+        ..tensor("target", 7, &[2])
+    };
+    let nodes = vec![
+        node(
+            "Conv",
+            &["input", "w1", "b1"],
+            "c1",
+            vec![ints("strides", &[2, 2]), string("auto_pad", "SAME_UPPER")],
+        ),
+        node(
+            "BatchNormalization",
+            &["c1", "gamma", "beta", "mean", "var"],
+            "bn",
+            vec![],
+        ),
+        node("Relu", &["bn"], "r1", vec![]),
+        node(
+            "Conv",
+            &["r1", "w2"],
+            "dw",
+            vec![ints("pads", &[1, 1, 1, 1]), int("group", 8)],
+        ),
+        node("Clip", &["dw", "lo", "hi"], "r6", vec![]),
+        node(
+            "MaxPool",
+            &["r6"],
+            "mp",
+            vec![
+                ints("kernel_shape", &[3, 3]),
+                ints("strides", &[1, 1]),
+                ints("pads", &[1, 1, 1, 1]),
+            ],
+        ),
+        node("Add", &["mp", "r1"], "sum", vec![]),
+        node("GlobalAveragePool", &["sum"], "gap", vec![]),
+        node("Flatten", &["gap"], "flat", vec![]),
+        node("Reshape", &["flat", "target"], "flat2", vec![]),
+        node("Gemm", &["flat2", "fc", "fcb"], "logits", vec![int("transB", 1)]),
+    ];
+    let mut m = model(
+        17,
+        vec![w1, b1, gamma, beta, mean, var, w2, fc, fcb, lo, hi, target],
+    );
+    let g = m.graph.as_mut().unwrap();
+    g.node = nodes;
+    g.output = vec![ValueInfoProto {
+        name: "logits".into(),
+        r#type: None,
+    }];
+    let dir = scratch("cnn");
+    let classifier = OnnxClassifier::load(&gpu, &write(&dir, &m)).unwrap();
+    assert_eq!(classifier.input_shape(), &[None, Some(3), Some(224), Some(224)]);
+
+    // 2 images of 11×13: odd sizes, so SAME_UPPER pads unevenly (stride 2, kernel 3).
+    let xv = rng.vec(2 * 3 * 11 * 13, -1.0, 1.0);
+    let x = Tensor::from_slice(&gpu, &[2, 3, 11, 13], &xv).unwrap();
+    let onnx_tape = Tape::new();
+    let xp = onnx_tape.param(x.clone());
+    let got = classifier.forward(&onnx_tape, &xp).unwrap();
+    assert_eq!(got.shape(), &[2, 5]);
+
+    // The same network written with the engine's own ops, on its own tape (a backward pass
+    // consumes its tape's record).
+    let tape = Tape::new();
+    let c = |shape: &[usize], v: &[f32]| tape.constant(Tensor::from_slice(&gpu, shape, v).unwrap());
+    let t = |shape: &[usize], v: &[f32]| Tensor::from_slice(&gpu, shape, v).unwrap();
+    let xin = tape.param(x);
+    // SAME_UPPER on 11×13 with stride 2, kernel 3: outputs 6×7, padding 1 on every side
+    // for 11 ((6-1)·2+3-11 = 2) and 1/1 for 13 ((7-1)·2+3-13 = 2).
+    let same = Conv2dOptions::new().stride(2, 2).padding(Padding {
+        top: 1,
+        bottom: 1,
+        left: 1,
+        right: 1,
+    });
+    let c1 = xin
+        .conv2d(&c(&[8, 3, 3, 3], &w1v), Some(&c(&[8], &b1v)), &same)
+        .unwrap();
+    let bn = c1
+        .batch_norm(
+            &t(&[8], &gv),
+            &t(&[8], &bv),
+            &t(&[8], &mv),
+            &t(&[8], &var_v),
+            1e-5,
+        )
+        .unwrap();
+    let r1 = bn.relu().unwrap();
+    let dw_opts = Conv2dOptions::new().padding(Padding::symmetric(1, 1)).groups(8);
+    let dw = r1.conv2d(&c(&[8, 1, 3, 3], &w2v), None, &dw_opts).unwrap();
+    let r6 = dw.unary(fido::ops::elementwise::UnaryOp::Relu6).unwrap();
+    let mp = r6.max_pool2d([3, 3], [1, 1], [1, 1]).unwrap();
+    let flat = mp
+        .add(&r1)
+        .unwrap()
+        .global_avg_pool()
+        .unwrap()
+        .reshape(&[2, 8])
+        .unwrap();
+    let want = flat
+        .matmul(&c(&[5, 8], &fcv), false, true)
+        .unwrap()
+        .add(&c(&[5], &fcbv))
+        .unwrap();
+    let (got_v, want_v) = (got.value().to_vec().unwrap(), want.value().to_vec().unwrap());
+    // The same kernels in the same order: equal up to the last bit or two.
+    common::assert_close("onnx cnn", &got_v, &common::to_f64(&want_v), 1e-6, 1e-5);
+
+    // And it is differentiable: its input gradient is the native network's.
+    let dx = onnx_tape
+        .backward(&got.sum().unwrap())
+        .unwrap()
+        .get(&xp)
+        .expect("a gradient")
+        .to_vec()
+        .unwrap();
+    let dn = tape
+        .backward(&want.sum().unwrap())
+        .unwrap()
+        .get(&xin)
+        .expect("a gradient")
+        .to_vec()
+        .unwrap();
+    assert!(dx.iter().any(|&v| v != 0.0));
+    common::assert_close("onnx cnn input gradient", &dx, &common::to_f64(&dn), 1e-6, 1e-5);
+}
+
+#[test]
+fn an_op_fido_cannot_run_is_named_before_any_gpu_work() {
+    let gpu = common::gpu();
+    let mut m = model(13, vec![]);
+    let g = m.graph.as_mut().unwrap();
+    g.node = vec![
+        node("Relu", &["input"], "a", vec![]),
+        NodeProto {
+            name: "the_lstm".into(),
+            ..node("LSTM", &["a"], "b", vec![])
+        },
+    ];
+    g.output = vec![ValueInfoProto {
+        name: "b".into(),
+        r#type: None,
+    }];
+    let dir = scratch("unsupported");
+    let err = OnnxClassifier::load(&gpu, &write(&dir, &m))
+        .err()
+        .unwrap()
+        .to_string();
+    for needle in ["`the_lstm`", "`LSTM`", "opset 13", "supported: Conv"] {
+        assert!(err.contains(needle), "expected {needle} in: {err}");
+    }
+    assert!(!err.contains('\n'));
+}

@@ -177,6 +177,11 @@ impl Tape {
             });
         }
         let mut nodes = std::mem::take(&mut self.state.borrow_mut().nodes);
+        if output.id >= nodes.len() {
+            return Err(Error::InvalidArgument(
+                "this tape's record was consumed by an earlier backward pass; record the graph again on a new tape".into(),
+            ));
+        }
         let needed: Vec<bool> = nodes.iter().map(|n| n.requires_grad).collect();
         let mut grads: Vec<Option<Tensor>> = vec![None; nodes.len()];
         let mut result = HashMap::new();

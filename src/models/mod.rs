@@ -14,6 +14,7 @@ mod efficientnet;
 mod layers;
 pub use layers::fold_batch_norm;
 mod loaded;
+pub mod onnx;
 mod resnet;
 pub mod synthetic;
 mod vgg;
