@@ -33,6 +33,8 @@ mod matmul;
 mod mix;
 #[path = "models.rs"]
 mod models;
+#[path = "onnx.rs"]
+mod onnx;
 #[path = "optim.rs"]
 mod optim;
 #[path = "pool.rs"]

@@ -5,8 +5,8 @@
 //! Models load their parameters with [`WeightFile::expect`], which checks the shape against
 //! the architecture, after [`WeightFile::check_names`] has compared the whole name set.
 
-mod pickle;
 pub mod onnx;
+mod pickle;
 pub mod synthetic;
 pub mod tf;
 mod torch;
