@@ -397,13 +397,8 @@ fn tiled_compute(lid: u32, buffer: u32) {
     }
 }
 
-// Accumulate the invocation's THREAD_ROWS x 4 sums into tiled_acc. Returns false for a
-// workgroup past the phase's pixels, which the whole workgroup agrees on.
-fn tiled_accumulate(wid: vec3<u32>, lid: u32) -> bool {
-    let s = tiled_scope(wid);
-    if s.first_pixel >= s.total {
-        return false;
-    }
+// Accumulate the invocation's THREAD_ROWS x 4 sums of the workgroup's scope into tiled_acc.
+fn tiled_accumulate(s: TiledScope, lid: u32) {
     for (var i = 0u; i < MAX_THREAD_ROWS; i++) {
         tiled_acc[i] = vec4<f32>(0.0);
     }
@@ -419,7 +414,6 @@ fn tiled_accumulate(wid: vec3<u32>, lid: u32) -> bool {
         tiled_compute(lid, step % 2u);
         workgroupBarrier();
     }
-    return true;
 }
 
 // The output offsets and liveness of the invocation's 4 pixels, and its first row.
@@ -430,8 +424,7 @@ struct TiledOutput {
     m0: u32,
 }
 
-fn tiled_output(wid: vec3<u32>, lid: u32) -> TiledOutput {
-    let s = tiled_scope(wid);
+fn tiled_output(s: TiledScope, lid: u32) -> TiledOutput {
     let tx = lid % PIXEL_THREADS;
     let pix = vec4<u32>(s.first_pixel + tx) + vec4<u32>(0u, 1u, 2u, 3u) * PIXEL_THREADS;
     let live = pix < vec4<u32>(s.total);
@@ -450,10 +443,13 @@ fn tiled_output(wid: vec3<u32>, lid: u32) -> TiledOutput {
 
 @compute @workgroup_size(TILED_WG)
 fn gemm_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    if !tiled_accumulate(wid, lid) {
+    let s = tiled_scope(wid);
+    // A workgroup past the phase's pixels leaves whole, so the barriers stay uniform.
+    if s.first_pixel >= s.total {
         return;
     }
-    let t = tiled_output(wid, lid);
+    tiled_accumulate(s, lid);
+    let t = tiled_output(s, lid);
     for (var i = 0u; i < THREAD_ROWS; i++) {
         gemm_store(t.group, t.m0 + i * ROW_THREADS, tiled_acc[i], t.o, t.live);
     }
@@ -461,10 +457,13 @@ fn gemm_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
 
 @compute @workgroup_size(TILED_WG)
 fn gemm_tiled_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    if !tiled_accumulate(wid, lid) {
+    let s = tiled_scope(wid);
+    // A workgroup past the phase's pixels leaves whole, so the barriers stay uniform.
+    if s.first_pixel >= s.total {
         return;
     }
-    let t = tiled_output(wid, lid);
+    tiled_accumulate(s, lid);
+    let t = tiled_output(s, lid);
     for (var i = 0u; i < THREAD_ROWS; i++) {
         let m = t.m0 + i * ROW_THREADS;
         gemm_store(t.group, m, tiled_acc[i] + row_bias(t.group, m), t.o, t.live);
@@ -473,10 +472,13 @@ fn gemm_tiled_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocat
 
 @compute @workgroup_size(TILED_WG)
 fn gemm_tiled_masked(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    if !tiled_accumulate(wid, lid) {
+    let s = tiled_scope(wid);
+    // A workgroup past the phase's pixels leaves whole, so the barriers stay uniform.
+    if s.first_pixel >= s.total {
         return;
     }
-    let t = tiled_output(wid, lid);
+    tiled_accumulate(s, lid);
+    let t = tiled_output(s, lid);
     for (var i = 0u; i < THREAD_ROWS; i++) {
         gemm_store_masked(t.group, t.m0 + i * ROW_THREADS, tiled_acc[i], t.o, t.live);
     }

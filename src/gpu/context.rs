@@ -371,9 +371,9 @@ impl Gpu {
         }
         let text: Vec<String> = errors
             .into_iter()
-            .map(|e| match e {
-                DeviceError::OutOfMemory => unreachable!(),
-                DeviceError::Other(text) => text,
+            .filter_map(|e| match e {
+                DeviceError::Other(text) => Some(text),
+                DeviceError::OutOfMemory => None,
             })
             .collect();
         Err(Error::Gpu(text.join("; ")))

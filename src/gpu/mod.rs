@@ -149,6 +149,14 @@ impl Gpu {
     }
 }
 
+/// The most invocations a one-dimensional workgroup may have on a device with `limits`: the
+/// tiled kernels' workgroups are one-dimensional, so both limits bind.
+pub fn max_linear_invocations(limits: &wgpu::Limits) -> u32 {
+    limits
+        .max_compute_invocations_per_workgroup
+        .min(limits.max_compute_workgroup_size_x)
+}
+
 /// Workgroups needed to cover `n` items with `per_group` items each.
 pub fn groups_for(n: usize, per_group: usize) -> u32 {
     u32::try_from(n.div_ceil(per_group)).expect("grid larger than u32 workgroups")

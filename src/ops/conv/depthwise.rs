@@ -8,7 +8,7 @@
 //! the stride, mirrored padding), so it gets the same reuse.
 
 use super::{Activation, ConvGeometry, Epilogue};
-use crate::gpu::{groups_for, Grid, Kernel, KernelProfile};
+use crate::gpu::{groups_for, max_linear_invocations, Grid, Kernel, KernelProfile};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -330,9 +330,7 @@ impl Plan {
             ));
         }
         let invocations = tile.invocations();
-        let most = limits
-            .max_compute_invocations_per_workgroup
-            .min(limits.max_compute_workgroup_size_x) as usize;
+        let most = max_linear_invocations(limits) as usize;
         if invocations > most {
             return Err(format!(
                 "tile {tile:?} takes {invocations} invocations per workgroup; the adapter allows {most}"

@@ -3,7 +3,7 @@
 //! packed operands and a host-built tap table (see `shaders/conv_gemm.wgsl`).
 
 use super::{Activation, Epilogue};
-use crate::gpu::{groups_for, Grid, Kernel, KernelProfile};
+use crate::gpu::{groups_for, max_linear_invocations, Grid, Kernel, KernelProfile};
 use crate::tensor::Tensor;
 use crate::{Error, Result};
 
@@ -122,12 +122,10 @@ impl GemmTiles {
                 "its {invocations} invocations must be a multiple of pixels; raise rows / thread_rows"
             ));
         }
-        if invocations > limits.max_compute_invocations_per_workgroup
-            || invocations > limits.max_compute_workgroup_size_x
-        {
+        let most = max_linear_invocations(limits);
+        if invocations > most {
             return bad(format!(
-                "{invocations} invocations exceed the adapter's {} per workgroup; lower rows or pixels, or raise thread_rows",
-                limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x)
+                "{invocations} invocations exceed the adapter's {most} per workgroup; lower rows or pixels, or raise thread_rows"
             ));
         }
         let bytes = self.workgroup_bytes();
@@ -209,22 +207,20 @@ pub fn launch_gemm(
     if let Some((_, activation)) = spec.direct {
         constants.extend([("DIRECT", 1.0), ("ACT", activation.code())]);
     }
-    let entry = match epilogue {
-        Epilogue::Plain => "gemm",
+    let epilogue_name = match epilogue {
+        Epilogue::Plain => "",
         Epilogue::Bias(bias) => {
             buffers.push(("bias", bias));
-            "gemm_bias"
+            "_bias"
         }
         Epilogue::Masked(x, activation) => {
             buffers.push(("gemm_mask", x));
             constants.push(("SLOPE_ACT", activation.code()));
-            "gemm_masked"
+            "_masked"
         }
     };
-    let entry = match tiles {
-        Some(_) => entry.replacen("gemm", "gemm_tiled", 1),
-        None => entry.to_string(),
-    };
+    let form = if tiles.is_some() { "gemm_tiled" } else { "gemm" };
+    let entry = format!("{form}{epilogue_name}");
     gpu.launch(&KERNEL, &entry, &constants, &params, &buffers, grid)
 }
 

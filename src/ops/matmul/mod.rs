@@ -2,7 +2,7 @@
 
 pub mod reference;
 
-use crate::gpu::{Gpu, Grid, Kernel, KernelProfile};
+use crate::gpu::{max_linear_invocations, Gpu, Grid, Kernel, KernelProfile};
 use crate::ops::Cost;
 use crate::tensor::{DType, Tensor};
 use crate::{Error, Result};
@@ -100,11 +100,7 @@ impl SharedTiles {
     /// where it allows fewer than 256 invocations.
     pub fn for_limits(limits: &wgpu::Limits) -> SharedTiles {
         let mut tiles = SharedTiles::DEFAULT;
-        if tiles.invocations()
-            > limits
-                .max_compute_invocations_per_workgroup
-                .min(limits.max_compute_workgroup_size_x)
-        {
+        if tiles.invocations() > max_linear_invocations(limits) {
             tiles.thread_m = 8;
             tiles.thread_n = 8;
         }
@@ -162,9 +158,7 @@ impl SharedTiles {
             return bad("tile_k must be a positive multiple of 4".into());
         }
         let invocations = self.invocations();
-        let max_invocations = limits
-            .max_compute_invocations_per_workgroup
-            .min(limits.max_compute_workgroup_size_x);
+        let max_invocations = max_linear_invocations(limits);
         if invocations > max_invocations {
             return bad(format!(
                 "its {invocations} invocations exceed the adapter's {max_invocations} per workgroup; lower tile_m or tile_n, or raise thread_m or thread_n"

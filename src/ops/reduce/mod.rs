@@ -69,13 +69,22 @@ impl LaneCombine {
 /// `reduce.wgsl` with the kernel's default width under `cpu`; 256 wide under `gpu`, from
 /// `reduce_subgroup.wgsl` when lanes combine by subgroups.
 fn rows_kernel(gpu: &Gpu) -> Result<(&'static Kernel, usize)> {
-    Ok(match gpu.kernel_profile() {
-        KernelProfile::Cpu => (&KERNEL, CPU_WG),
+    let kernel = match gpu.kernel_profile() {
+        KernelProfile::Cpu => &KERNEL,
         KernelProfile::Gpu => match LaneCombine::for_gpu(gpu)? {
-            LaneCombine::Subgroups => (&subgroup::KERNEL, GPU_WG),
-            LaneCombine::WorkgroupTree => (&KERNEL, GPU_WG),
+            LaneCombine::Subgroups => &subgroup::KERNEL,
+            LaneCombine::WorkgroupTree => &KERNEL,
         },
-    })
+    };
+    Ok((kernel, workgroup_width(gpu)))
+}
+
+/// The workgroup width of `gpu`'s profile.
+fn workgroup_width(gpu: &Gpu) -> usize {
+    match gpu.kernel_profile() {
+        KernelProfile::Cpu => CPU_WG,
+        KernelProfile::Gpu => GPU_WG,
+    }
 }
 
 /// Override constants for reduction `op` at workgroup width `wg`; the `cpu` width is the
@@ -154,10 +163,7 @@ pub fn reduce_axis(x: &Tensor, axis: usize, op: Reduction, keep_dim: bool) -> Re
             Grid::Linear(outer as u32),
         )?;
     } else {
-        let wg = match gpu.kernel_profile() {
-            KernelProfile::Cpu => CPU_WG,
-            KernelProfile::Gpu => GPU_WG,
-        };
+        let wg = workgroup_width(gpu);
         let params = ReduceParams {
             rows: outer as u32,
             len: len as u32,
