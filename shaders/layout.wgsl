@@ -1,21 +1,25 @@
-// Layout ops: constant padding, cropping, slicing and concatenation, as index maps.
+// Layout ops: constant padding, cropping, slicing, concatenation and axis permutation, as
+// index maps.
 //
 // `window` gathers: output coordinate c reads input coordinate c − offset, or `value` where
 // that falls outside the input (pad, crop, slice, and their backward passes).
 // `place` copies a whole input into a region of a larger output at coordinate c + offset;
 // concatenation places each part into its own disjoint region, so every output element is
 // written by exactly one invocation.
+// `permute` gathers: output coordinate c reads the input at Σ c_d · other_strides[d], where
+// other_strides[d] is the input stride of the axis that output axis d takes.
 
 const WG: u32 = 256u;
 const MAX_RANK: u32 = 8u;
 
 struct Params {
-    n: u32,                             // invocations: output (window) or input (place) elements
+    n: u32,                             // invocations: output (window, permute) or input (place) elements
     rank: u32,
     value: f32,                         // window: fill outside the input
     iter_shape: array<vec4<u32>, 2>,    // the shape iterated over, innermost last (at byte 16)
     other_shape: array<vec4<u32>, 2>,   // window: input shape
-    other_strides: array<vec4<u32>, 2>, // window: input strides; place: output strides
+    other_strides: array<vec4<u32>, 2>, // window: input strides; place: output strides;
+                                        // permute: input stride of each output axis
     offset: array<vec4<i32>, 2>,
 }
 
@@ -67,4 +71,19 @@ fn place(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
         dest += u32(coord) * dim_u(p.other_strides, axis);
     }
     dst[dest] = src[i];
+}
+
+@compute @workgroup_size(WG)
+fn permute(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i >= p.n { return; }
+    var rest = i;
+    var source = 0u;
+    for (var d = i32(p.rank) - 1; d >= 0; d--) {
+        let axis = u32(d);
+        let extent = dim_u(p.iter_shape, axis);
+        source += (rest % extent) * dim_u(p.other_strides, axis);
+        rest = rest / extent;
+    }
+    dst[i] = src[source];
 }

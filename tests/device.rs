@@ -35,6 +35,8 @@ mod mix;
 mod models;
 #[path = "onnx.rs"]
 mod onnx;
+#[path = "onnx_models.rs"]
+mod onnx_models;
 #[path = "optim.rs"]
 mod optim;
 #[path = "pool.rs"]

@@ -28,6 +28,19 @@ const UNARY: &[UnaryOp] = &[
     UnaryOp::Tanh,
     UnaryOp::PowScalar(1.7),
     UnaryOp::Step(0.5),
+    UnaryOp::LeakyRelu { alpha: 0.1 },
+    UnaryOp::HardSigmoid {
+        alpha: 0.2,
+        beta: 0.5,
+    },
+    UnaryOp::HardSigmoid {
+        alpha: 1.0 / 6.0,
+        beta: 0.5,
+    },
+    UnaryOp::HardSwish,
+    UnaryOp::Erf,
+    UnaryOp::Gelu,
+    UnaryOp::GeluTanh,
 ];
 
 fn needs_positive(op: UnaryOp) -> bool {
@@ -52,7 +65,8 @@ fn unary_ops_match_reference_on_odd_sizes() {
             let x = rng.vec(n, lo, hi);
             let t = Tensor::from_slice(&gpu, &[n], &x).unwrap();
             let y = ew::unary(&t, op).unwrap().to_vec().unwrap();
-            // exp/pow/tanh use hardware approximations: a few ulp relative error.
+            // exp/pow/tanh use hardware approximations: a few ulp relative error. erf (alone
+            // and in GELU) is good to 1.3e-7 absolute, tested tighter below.
             assert_close(
                 &format!("{op:?} n={n}"),
                 &y,
@@ -78,6 +92,71 @@ fn sigmoid_is_finite_and_saturates_on_extreme_inputs() {
         &reference::unary(&x, UnaryOp::Sigmoid),
         1e-30,
         2e-6,
+    );
+}
+
+#[test]
+fn reference_erf_matches_tabulated_values() {
+    // Values from a correctly rounded libm (CPython's math.erf/erfc), on both sides of the
+    // reference's switch from series to continued fraction at 2.5.
+    let table = [
+        (0.1, 0.1124629160182849),
+        (0.5, 0.5204998778130465),
+        (1.0, 0.8427007929497149),
+        (2.0, 0.9953222650189527),
+        (2.5, 0.999593047982555),
+        (3.0, 0.9999779095030014),
+    ];
+    for (x, want) in table {
+        assert!((reference::erf(x) - want).abs() < 1e-14, "erf({x})");
+        assert!((reference::erf(-x) + want).abs() < 1e-14, "erf(-{x})");
+    }
+    for (x, want) in [(3.0, 2.2090496998585438e-05), (5.0, 1.5374597944280351e-12)] {
+        assert!((reference::erfc(x) / want - 1.0).abs() < 1e-13, "erfc({x})");
+    }
+}
+
+#[test]
+fn erf_and_gelu_meet_their_error_bounds() {
+    let gpu = gpu();
+    // An odd number of points on [−6, 6], past where erf rounds to ±1 in f32.
+    let n = 24_001;
+    let x: Vec<f32> = (0..n).map(|i| -6.0 + 12.0 * i as f32 / (n - 1) as f32).collect();
+    let t = Tensor::from_slice(&gpu, &[n], &x).unwrap();
+    let erf = ew::erf(&t).unwrap().to_vec().unwrap();
+    // The approximation is within 7.5e-8 of erf in f32 arithmetic; the driver's exp adds
+    // under 5.5e-8 (shaders/elementwise.wgsl): 1.3e-7 in all, 2e-7 with margin.
+    assert_close("erf", &erf, &reference::unary(&x, UnaryOp::Erf), 2e-7, 0.0);
+    // Below |x| = 1 the series is within 7.5e-8 relative, so tiny inputs keep their digits.
+    let small: Vec<f32> = [1e-30f32, 1e-8, 1e-4, 0.01, 0.3, 0.7, 0.99]
+        .iter()
+        .flat_map(|&v| [v, -v])
+        .collect();
+    let erf_small = ew::erf(&Tensor::from_slice(&gpu, &[small.len()], &small).unwrap())
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    assert_close(
+        "erf near 0",
+        &erf_small,
+        &reference::unary(&small, UnaryOp::Erf),
+        0.0,
+        1.5e-7,
+    );
+    // GELU's lower tail comes from erfc, whose f32 relative error grows with z² (the rounding
+    // of z² and exp's 3 + 2|x| ulp, about 6e-6 at x = −8): relative accuracy where the
+    // output is far below any absolute tolerance.
+    let tail: Vec<f32> = (0..701).map(|i| -8.0 + 7.0 * i as f32 / 700.0).collect();
+    let gelu = ew::gelu(&Tensor::from_slice(&gpu, &[tail.len()], &tail).unwrap())
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    assert_close(
+        "gelu lower tail",
+        &gelu,
+        &reference::unary(&tail, UnaryOp::Gelu),
+        0.0,
+        2e-5,
     );
 }
 
@@ -176,6 +255,8 @@ fn shape_errors_are_reported_not_panicked() {
 const GRAD_RTOL: f64 = 1e-4;
 const GRAD_ATOL: f64 = 1e-5;
 
+const KINKS: [f32; 9] = [0.0, 6.0, -0.5, 2.0, 0.5, -2.5, 2.5, -3.0, 3.0];
+
 fn unary_ref(x: f64, op: UnaryOp) -> f64 {
     fido::ops::elementwise::reference::unary_one(x, op)
 }
@@ -186,8 +267,9 @@ fn unary_rules_match_finite_differences() {
     let mut rng = Rng::new(30);
     for &op in UNARY {
         let positive = needs_positive(op);
-        // Stay away from kinks (0 for relu/abs, 6 for relu6, the clamp bounds, the step's
-        // threshold) where the finite difference straddles two slopes.
+        // Stay away from kinks (0 for relu/abs/leaky relu, 6 for relu6, the clamp bounds, the
+        // step's threshold, ±2.5 and ±3 for the hard sigmoids and hard swish) where the
+        // finite difference straddles two slopes.
         let x: Vec<f32> = (0..37)
             .map(|_| loop {
                 let v = if positive {
@@ -195,7 +277,7 @@ fn unary_rules_match_finite_differences() {
                 } else {
                     rng.uniform(-7.0, 7.0)
                 };
-                if [0.0f32, 6.0, -0.5, 2.0, 0.5].iter().all(|k| (v - k).abs() > 0.05) {
+                if KINKS.iter().all(|k| (v - k).abs() > 0.05) {
                     break v;
                 }
             })

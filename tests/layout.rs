@@ -2,7 +2,7 @@ mod common;
 
 use common::{assert_close, fd_gradient, gpu, to_f64, Rng};
 use fido::ops::layout::{self as lay, reference};
-use fido::{Error, Tensor};
+use fido::{Error, Tape, Tensor};
 
 fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
@@ -230,4 +230,134 @@ fn bad_inputs_are_errors() {
     ));
     let deep = Tensor::zeros(&gpu, &[1; 9]).unwrap();
     assert!(shape_err(lay::slice(&deep, 0, 0, 1)));
+}
+
+/// Every permutation of `0..rank`, by Heap's algorithm.
+fn permutations(rank: usize) -> Vec<Vec<usize>> {
+    fn heap(k: usize, perm: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
+        if k <= 1 {
+            out.push(perm.clone());
+            return;
+        }
+        for i in 0..k {
+            heap(k - 1, perm, out);
+            perm.swap(if k % 2 == 0 { i } else { 0 }, k - 1);
+        }
+    }
+    let mut out = vec![];
+    heap(rank, &mut (0..rank).collect(), &mut out);
+    out
+}
+
+/// A random shape of `rank` odd extents in 1..=7.
+fn odd_shape(rng: &mut Rng, rank: usize) -> Vec<usize> {
+    (0..rank).map(|_| 1 + 2 * rng.below(4)).collect()
+}
+
+#[test]
+fn permute_matches_reference() {
+    let gpu = gpu();
+    let mut rng = Rng::new(7);
+    let mut cases: Vec<(Vec<usize>, Vec<usize>)> = vec![];
+    for rank in [3, 4] {
+        let all = permutations(rank);
+        assert_eq!(all.len(), if rank == 3 { 6 } else { 24 });
+        for perm in all {
+            cases.push((odd_shape(&mut rng, rank), perm));
+        }
+    }
+    cases.extend([
+        (vec![9], vec![0]),
+        (vec![5, 3], vec![1, 0]),
+        (vec![3, 5, 1, 7, 3], vec![4, 2, 0, 3, 1]),
+        (vec![3, 5, 1, 7, 3], vec![1, 0, 3, 4, 2]),
+        (vec![2, 3, 5, 1, 3, 7], vec![5, 4, 3, 2, 1, 0]),
+        (vec![3, 1, 2, 5, 3, 3], vec![2, 0, 5, 1, 4, 3]),
+        (vec![3, 1, 2, 5, 3, 3], vec![0, 1, 2, 3, 4, 5]),
+        // A 1-sized axis moved to the front and to the back.
+        (vec![7, 1, 5], vec![1, 0, 2]),
+        (vec![1, 7, 5], vec![1, 2, 0]),
+        // Enough elements for several workgroups.
+        (vec![33, 17, 9], vec![2, 0, 1]),
+    ]);
+    for (shape, perm) in cases {
+        let x = rng.vec(numel(&shape), -5.0, 5.0);
+        let t = Tensor::from_slice(&gpu, &shape, &x).unwrap();
+        let y = lay::permute(&t, &perm).unwrap();
+        let (want_shape, want) = reference::permute(&to_f64(&x), &shape, &perm);
+        assert_eq!(y.shape(), &want_shape[..]);
+        // A copy: exact.
+        assert_close(
+            &format!("permute {shape:?} by {perm:?}"),
+            &y.to_vec().unwrap(),
+            &want,
+            0.0,
+            0.0,
+        );
+    }
+}
+
+#[test]
+fn permute_of_the_identity_and_its_inverse_give_the_input_back() {
+    let gpu = gpu();
+    let mut rng = Rng::new(8);
+    let shape = [3usize, 5, 1, 7];
+    let x = rng.vec(numel(&shape), -5.0, 5.0);
+    let t = Tensor::from_slice(&gpu, &shape, &x).unwrap();
+    assert_eq!(lay::permute(&t, &[0, 1, 2, 3]).unwrap().to_vec().unwrap(), x);
+    for perm in permutations(4) {
+        let inverse = lay::inverse_permutation(&perm).unwrap();
+        let back = lay::permute(&lay::permute(&t, &perm).unwrap(), &inverse).unwrap();
+        assert_eq!(back.shape(), &shape);
+        assert_eq!(back.to_vec().unwrap(), x, "{perm:?} then {inverse:?}");
+    }
+}
+
+#[test]
+fn permute_rejects_bad_permutations_and_ranks() {
+    let gpu = gpu();
+    let x = Tensor::zeros(&gpu, &[2, 3, 4]).unwrap();
+    let message = |r: fido::Result<Tensor>| match r {
+        Err(e @ Error::Shape { .. }) => e.to_string(),
+        other => panic!(
+            "expected a shape error, got {:?}",
+            other.map(|t| t.shape().to_vec())
+        ),
+    };
+    assert!(message(lay::permute(&x, &[0, 1])).contains("has 2 axes but the input has 3"));
+    assert!(message(lay::permute(&x, &[0, 1, 2, 3])).contains("has 4 axes"));
+    assert!(message(lay::permute(&x, &[0, 3, 1])).contains("axis 3, out of range"));
+    assert!(message(lay::permute(&x, &[1, 1, 0])).contains("axis 1 twice"));
+    let deep = Tensor::zeros(&gpu, &[1; 7]).unwrap();
+    assert!(message(lay::permute(&deep, &[0, 1, 2, 3, 4, 5, 6])).contains("between 1 and 6"));
+    assert!(lay::inverse_permutation(&[0, 0]).is_err());
+    let tape = Tape::new();
+    assert!(tape.param(x).permute(&[2, 2, 0]).is_err());
+}
+
+#[test]
+fn permute_rule_matches_finite_differences() {
+    let gpu = gpu();
+    let mut rng = Rng::new(9);
+    let shape = [3usize, 1, 5, 2];
+    let x = rng.vec(numel(&shape), -1.0, 1.0);
+    for perm in [[3, 0, 2, 1], [1, 2, 3, 0], [0, 1, 2, 3], [2, 3, 1, 0]] {
+        let tape = Tape::new();
+        let xv = tape.param(Tensor::from_slice(&gpu, &shape, &x).unwrap());
+        let y = xv.permute(&perm).unwrap();
+        let r = rng.vec(y.value().numel(), -1.0, 1.0);
+        let grads = tape
+            .backward_from(&y, Tensor::from_slice(&gpu, y.shape(), &r).unwrap())
+            .unwrap();
+        let dx = grads.get(&xv).unwrap();
+        assert_eq!(dx.shape(), &shape);
+        let fd = fd_gradient(|x| reference::permute(x, &shape, &perm).1, &x, &r, FD_EPS);
+        assert_close(
+            &format!("permute backward {perm:?}"),
+            &dx.to_vec().unwrap(),
+            &fd,
+            1e-6,
+            1e-3,
+        );
+    }
 }

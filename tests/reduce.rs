@@ -220,3 +220,120 @@ fn the_gpu_profile_combines_lanes_by_subgroups_exactly_where_the_adapter_has_the
         assert!(err.contains("SUBGROUP"), "{err}");
     }
 }
+
+/// The maximum over `axis` in f64, for finite differences.
+fn max_axis_f64(xs: &[f64], shape: &[usize], axis: usize) -> Vec<f64> {
+    let (outer, len, inner) = (
+        shape[..axis].iter().product::<usize>(),
+        shape[axis],
+        shape[axis + 1..].iter().product::<usize>(),
+    );
+    let mut out = vec![];
+    for o in 0..outer {
+        for i in 0..inner {
+            out.push(
+                (0..len)
+                    .map(|l| xs[(o * len + l) * inner + i])
+                    .fold(f64::NEG_INFINITY, f64::max),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn max_rule_matches_finite_differences_without_ties() {
+    for_each_variant(|gpu| {
+        let mut rng = Rng::new(34);
+        let shape = [3usize, 5, 7];
+        // Distinct values on a grid 0.01 apart, shuffled: the step of 1e-5 never changes which
+        // element is the maximum, so the difference quotient is exactly 0 or the weight.
+        let mut x: Vec<f32> = (0..105).map(|i| (i as f32 - 52.0) * 0.01).collect();
+        for i in (1..x.len()).rev() {
+            x.swap(i, rng.below(i + 1));
+        }
+        let xt = Tensor::from_slice(gpu, &shape, &x).unwrap();
+        for axis in 0..3 {
+            for keep_dim in [false, true] {
+                let tape = Tape::new();
+                let xv = tape.param(xt.clone());
+                let y = xv.reduce_max_axis(axis, keep_dim).unwrap();
+                let mut want_shape = shape.to_vec();
+                if keep_dim {
+                    want_shape[axis] = 1;
+                } else {
+                    want_shape.remove(axis);
+                }
+                assert_eq!(y.shape(), &want_shape[..]);
+                assert_close(
+                    "max forward",
+                    &y.value().to_vec().unwrap(),
+                    &rref::reduce_axis(&x, &shape, axis, Reduction::Max),
+                    0.0,
+                    0.0,
+                );
+                let r = rng.vec(y.value().numel(), -1.0, 1.0);
+                let grads = tape
+                    .backward_from(&y, Tensor::from_slice(gpu, y.shape(), &r).unwrap())
+                    .unwrap();
+                let want = fd_gradient(|xs| max_axis_f64(xs, &shape, axis), &x, &r, 1e-5);
+                assert_close(
+                    &format!("max axis {axis} keep_dim {keep_dim}"),
+                    &grads.get(&xv).unwrap().to_vec().unwrap(),
+                    &want,
+                    GRAD_ATOL,
+                    GRAD_RTOL,
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn max_rule_shares_the_gradient_among_ties() {
+    for_each_variant(|gpu| {
+        let mut rng = Rng::new(35);
+        // Values drawn from five levels, so most rows of length 7 tie at their maximum; one
+        // row is all equal and one holds infinities.
+        let shape = [4usize, 7, 3];
+        let mut x: Vec<f32> = (0..84).map(|_| rng.below(5) as f32 - 2.0).collect();
+        for l in 0..7 {
+            x[l * 3] = 1.5; // row (0, ·, 0): seven ties
+        }
+        x[(7 + 2) * 3 + 1] = f32::INFINITY; // row (1, ·, 1): one infinite maximum
+        x[(7 + 5) * 3 + 1] = f32::INFINITY; // ... and a second tying it
+        x[(14 + 3) * 3 + 2] = f32::NEG_INFINITY;
+        let axis = 1;
+        let tape = Tape::new();
+        let xv = tape.param(Tensor::from_slice(gpu, &shape, &x).unwrap());
+        let y = xv.reduce_max_axis(axis, false).unwrap();
+        let r = rng.vec(12, -1.0, 1.0);
+        let grads = tape
+            .backward_from(&y, Tensor::from_slice(gpu, &[4, 3], &r).unwrap())
+            .unwrap();
+        // By hand from the reference maxima: each element equal to its row's maximum gets
+        // the row's weight divided by the number of such elements, every other element 0.
+        let max = rref::reduce_axis(&x, &shape, axis, Reduction::Max);
+        let mut want = vec![0.0f64; 84];
+        for o in 0..4 {
+            for i in 0..3 {
+                let at = |l: usize| (o * 7 + l) * 3 + i;
+                let ties: Vec<usize> = (0..7).filter(|&l| x[at(l)] as f64 == max[o * 3 + i]).collect();
+                for &l in &ties {
+                    want[at(l)] = r[o * 3 + i] as f64 / ties.len() as f64;
+                }
+            }
+        }
+        // Division by a small integer count: within one rounding.
+        assert_close(
+            "max ties",
+            &grads.get(&xv).unwrap().to_vec().unwrap(),
+            &want,
+            0.0,
+            1e-7,
+        );
+        let t = Tensor::zeros(gpu, &[2, 3]).unwrap();
+        let tape = Tape::new();
+        assert!(tape.param(t).reduce_max_axis(2, true).is_err());
+    });
+}

@@ -455,3 +455,34 @@ impl Var {
         }))
     }
 }
+
+/// Ops that ONNX graphs need on the tape: axis permutation and the maximum over an axis.
+impl Var {
+    /// The axes reordered, output axis `d` being input axis `perm[d]` (ONNX Transpose); the
+    /// rule permutes the gradient back by the inverse permutation.
+    pub fn permute(&self, perm: &[usize]) -> Result<Var> {
+        let out = layout::permute(&self.value, perm)?;
+        let inverse = layout::inverse_permutation(perm)?;
+        Ok(self.record_unary("permute", out, move |dy| layout::permute(dy, &inverse)))
+    }
+
+    /// The maximum over `axis`, keeping it as length 1 when `keep_dim`. The gradient goes to
+    /// the elements equal to the maximum, shared equally among ties (PyTorch's `amax`).
+    pub fn reduce_max_axis(&self, axis: usize, keep_dim: bool) -> Result<Var> {
+        let out = reduce::reduce_axis(&self.value, axis, Reduction::Max, keep_dim)?;
+        let x = self.value.clone();
+        let mut kept = x.shape().to_vec();
+        kept[axis] = 1;
+        let max = out.reshape(&kept)?;
+        Ok(self.record_unary("reduce_max", out, move |dy| {
+            // The maximum is one of the values, so `max − x` is exactly 0 at the maxima and
+            // positive elsewhere (infinite maxima give NaN, which the step also reads as
+            // "not below"): the mask is 1 − step(max − x).
+            let below = elementwise::unary(&elementwise::sub(&max, &x)?, UnaryOp::Step(0.0))?;
+            let is_max = elementwise::unary(&below, UnaryOp::RsubScalar(1.0))?;
+            let ties = reduce::reduce_axis(&is_max, axis, Reduction::Sum, true)?;
+            let share = elementwise::div(&dy.reshape(&kept)?, &ties)?;
+            elementwise::mul(&is_max, &share)
+        }))
+    }
+}

@@ -60,6 +60,24 @@ pub enum UnaryOp {
     PowScalar(f32),
     /// 1 where `x > s`, else 0 (a hard threshold; its gradient is zero).
     Step(f32),
+    /// `x` where positive, else `alpha·x` (ONNX LeakyRelu).
+    LeakyRelu {
+        alpha: f32,
+    },
+    /// `max(0, min(1, alpha·x + beta))` (ONNX HardSigmoid, whose defaults are 0.2 and 0.5).
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
+    /// `x·max(0, min(1, x/6 + 1/2))` (ONNX HardSwish).
+    HardSwish,
+    /// The error function; WGSL has none, so the kernel evaluates an approximation within
+    /// 1e-7 absolute (see `erf_approx` in shaders/elementwise.wgsl).
+    Erf,
+    /// Exact GELU, `0.5·x·(1 + erf(x/√2))`.
+    Gelu,
+    /// GELU's tanh approximation, `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+    GeluTanh,
 }
 
 impl UnaryOp {
@@ -86,6 +104,12 @@ impl UnaryOp {
             Tanh => "tanh",
             PowScalar(_) => "pow_scalar",
             Step(_) => "step",
+            LeakyRelu { .. } => "leaky_relu",
+            HardSigmoid { .. } => "hard_sigmoid",
+            HardSwish => "hard_swish",
+            Erf => "erf",
+            Gelu => "gelu",
+            GeluTanh => "gelu_tanh",
         }
     }
 
@@ -111,10 +135,17 @@ impl UnaryOp {
             Tanh => (16, 0.0, 0.0),
             PowScalar(s) => (17, s, 0.0),
             Step(s) => (18, s, 0.0),
+            LeakyRelu { alpha } => (19, alpha, 0.0),
+            HardSigmoid { alpha, beta } => (20, alpha, beta),
+            HardSwish => (21, 0.0, 0.0),
+            Erf => (22, 0.0, 0.0),
+            Gelu => (23, 0.0, 0.0),
+            GeluTanh => (24, 0.0, 0.0),
         }
     }
 
-    /// Transcendental ops cost more than one FLOP; count them as one for simplicity.
+    /// Transcendental ops (erf and GELU among them, a dozen fmas and an exp) cost more than
+    /// one FLOP; count them as one for simplicity, as the bytes moved dominate.
     pub fn cost(self, n: usize) -> Cost {
         Cost {
             flops: n as f64,
@@ -373,10 +404,14 @@ macro_rules! unary_fns {
 }
 unary_fns!(neg => UnaryOp::Neg, exp => UnaryOp::Exp, log => UnaryOp::Log, sigmoid => UnaryOp::Sigmoid,
     relu => UnaryOp::Relu, relu6 => UnaryOp::Relu6, square => UnaryOp::Square, sqrt => UnaryOp::Sqrt,
-    abs => UnaryOp::Abs, tanh => UnaryOp::Tanh);
+    abs => UnaryOp::Abs, tanh => UnaryOp::Tanh, hard_swish => UnaryOp::HardSwish, erf => UnaryOp::Erf,
+    gelu => UnaryOp::Gelu, gelu_tanh => UnaryOp::GeluTanh);
 
 pub fn elu(a: &Tensor, alpha: f32) -> Result<Tensor> {
     unary(a, UnaryOp::Elu { alpha })
+}
+pub fn leaky_relu(a: &Tensor, alpha: f32) -> Result<Tensor> {
+    unary(a, UnaryOp::LeakyRelu { alpha })
 }
 pub fn clamp(a: &Tensor, lo: f32, hi: f32) -> Result<Tensor> {
     if lo.is_nan() || hi.is_nan() || lo > hi {

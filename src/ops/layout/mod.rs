@@ -1,5 +1,6 @@
 //! Layout ops and their backward passes: constant padding and cropping of the last two axes,
-//! slicing along any axis, and concatenation. All are index maps over a contiguous tensor.
+//! slicing along any axis, concatenation, and permutation of axes. All are index maps over a
+//! contiguous tensor.
 
 pub mod reference;
 
@@ -18,17 +19,18 @@ crate::kernel_params! {
     /// One index map over up to [`MAX_RANK`] axes, innermost last; unused axes hold extent 1
     /// and offset 0.
     pub struct LayoutParams as "Params" {
-        /// Invocations: output elements (`window`) or input elements (`place`).
+        /// Invocations: output elements (`window`, `permute`) or input elements (`place`).
         n: u32,
         rank: u32,
         /// `window`: the fill outside the input.
         value: f32,
         _pad0: u32,
-        /// The shape iterated over.
+        /// The shape iterated over: the output's (`window`, `permute`) or the input's (`place`).
         iter_shape: [[u32; 4]; 2],
         /// `window`: the input shape.
         other_shape: [[u32; 4]; 2],
-        /// `window`: the input strides; `place`: the output strides.
+        /// `window`: the input strides; `place`: the output strides; `permute`: the input
+        /// stride of the axis each output axis takes.
         other_strides: [[u32; 4]; 2],
         offset: [[i32; 4]; 2],
     }
@@ -222,7 +224,91 @@ pub fn concat_backward(dy: &Tensor, axis: usize, sizes: &[usize]) -> Result<Vec<
         .collect()
 }
 
-/// A pure copy: reads and writes each output element once.
+/// Largest rank [`permute`] accepts: ONNX Transpose in the models we run stays within it,
+/// and the tests cover it (every permutation up to rank 4, samples of 5 and 6).
+pub const MAX_PERMUTE_RANK: usize = 6;
+
+/// The axes of `x` reordered: output axis `d` is input axis `perm[d]`, as NumPy's
+/// `transpose(x, perm)` and ONNX Transpose.
+pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
+    x.expect_f32("permute")?;
+    let rank = x.rank();
+    if rank == 0 || rank > MAX_PERMUTE_RANK {
+        return Err(Error::Shape {
+            op: "permute",
+            detail: format!(
+                "input {:?} must have between 1 and {MAX_PERMUTE_RANK} axes",
+                x.shape()
+            ),
+        });
+    }
+    check_permutation(perm, rank)?;
+    let shape: Vec<usize> = perm.iter().map(|&a| x.shape()[a]).collect();
+    let out = Tensor::empty(x.gpu(), &shape, DType::F32)?;
+    let n = out.numel();
+    if n == 0 {
+        return Ok(out);
+    }
+    if n > u32::MAX as usize {
+        return Err(Error::Shape {
+            op: "permute",
+            detail: format!("input {:?} is too large to index with 32-bit words", x.shape()),
+        });
+    }
+    let input_strides = contiguous_strides(x.shape());
+    let strides: Vec<usize> = perm.iter().map(|&a| input_strides[a]).collect();
+    let params = layout_params(n, &shape, &shape, &strides, &[], 0.0);
+    x.gpu().launch(
+        &KERNEL,
+        "permute",
+        &[],
+        &params,
+        &[("src", x), ("dst", &out)],
+        Grid::Linear(groups_for(n, WG)),
+    )?;
+    Ok(out)
+}
+
+/// The permutation that undoes `perm`: `permute(permute(x, perm), inverse) == x`, the rule
+/// of [`permute`]'s gradient. `perm` must be a permutation.
+pub fn inverse_permutation(perm: &[usize]) -> Result<Vec<usize>> {
+    check_permutation(perm, perm.len())?;
+    let mut inverse = vec![0; perm.len()];
+    for (d, &axis) in perm.iter().enumerate() {
+        inverse[axis] = d;
+    }
+    Ok(inverse)
+}
+
+/// `perm` must name each of the `rank` axes exactly once.
+fn check_permutation(perm: &[usize], rank: usize) -> Result<()> {
+    let problem = |detail: String| {
+        Err(Error::Shape {
+            op: "permute",
+            detail,
+        })
+    };
+    if perm.len() != rank {
+        return problem(format!(
+            "perm {perm:?} has {} axes but the input has {rank}",
+            perm.len()
+        ));
+    }
+    let mut seen = vec![false; rank];
+    for &axis in perm {
+        if axis >= rank {
+            return problem(format!(
+                "perm {perm:?} names axis {axis}, out of range for rank {rank}"
+            ));
+        }
+        if std::mem::replace(&mut seen[axis], true) {
+            return problem(format!("perm {perm:?} names axis {axis} twice"));
+        }
+    }
+    Ok(())
+}
+
+/// A pure copy, as every layout op: reads and writes each output element once.
 pub fn cost(output_elements: usize) -> Cost {
     Cost {
         flops: 0.0,

@@ -65,3 +65,30 @@ pub fn concat(parts: &[(&[f64], &[usize])], axis: usize) -> (Vec<usize>, Vec<f64
     out_shape[axis] = parts.iter().map(|(_, s)| s[axis]).sum();
     (out_shape, out)
 }
+
+/// Axes reordered so that output axis `d` is input axis `perm[d]`: each output element, by
+/// its coordinates, read from the input element with the same coordinates permuted.
+pub fn permute(x: &[f64], shape: &[usize], perm: &[usize]) -> (Vec<usize>, Vec<f64>) {
+    let rank = shape.len();
+    let out_shape: Vec<usize> = perm.iter().map(|&a| shape[a]).collect();
+    let mut in_strides = vec![1; rank];
+    for d in (0..rank.saturating_sub(1)).rev() {
+        in_strides[d] = in_strides[d + 1] * shape[d + 1];
+    }
+    let n: usize = out_shape.iter().product();
+    let mut out = Vec::with_capacity(n);
+    let mut coord = vec![0usize; rank];
+    for _ in 0..n {
+        let source: usize = (0..rank).map(|d| coord[d] * in_strides[perm[d]]).sum();
+        out.push(x[source]);
+        // Advance the output coordinate, innermost axis fastest.
+        for d in (0..rank).rev() {
+            coord[d] += 1;
+            if coord[d] < out_shape[d] {
+                break;
+            }
+            coord[d] = 0;
+        }
+    }
+    (out_shape, out)
+}

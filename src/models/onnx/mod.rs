@@ -1,0 +1,596 @@
+//! A classifier from an ONNX file, run as calls on the engine's tape, so every op it uses
+//! has a backward rule and FIDO can explain it like a built-in architecture.
+//!
+//! Loading does all the work that needs no input, before any GPU work on activations:
+//! 1. every node's op must be one fido runs ([`SUPPORTED_OPS`]); an op outside the list is
+//!    an error naming the op type, the node and the opset;
+//! 2. float initializers go to the GPU once (small ones keep a host copy too); integer
+//!    ones (shapes, axes, indices) stay on the host;
+//! 3. constant subgraphs are folded on the host ([`host`]), so a reshape target computed
+//!    from constants is a constant;
+//! 4. a ReLU whose only readers are convolutions is fused into them: each applies it as it
+//!    reads its input, as fido's native networks do, which saves a pass over the tensor.
+//!
+//! A forward pass then walks the remaining nodes in order. Shape subgraphs that read an
+//! activation's shape (Shape → Gather → Concat → Reshape, as exporters emit them for a
+//! dynamic batch) are evaluated on the host as they come; everything else runs on the GPU
+//! through [`ops`].
+
+mod host;
+mod ops;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use crate::autodiff::{Tape, Var};
+use crate::gpu::Gpu;
+use crate::ops::conv::Activation;
+use crate::tensor::Tensor;
+use crate::weights::onnx::{AttributeProto, NodeProto, OnnxModel, TensorProto, TensorValues, ValueInfoProto};
+use crate::{Error, Result};
+
+use host::{HostData, HostTensor, HOST_ONLY_OPS, HOST_OPS};
+
+/// The op types fido runs, in the default domain.
+pub const SUPPORTED_OPS: &[&str] = &[
+    // Convolution and linear algebra.
+    "Conv",
+    "ConvTranspose",
+    "Gemm",
+    "MatMul",
+    // Normalisation.
+    "BatchNormalization",
+    "LayerNormalization",
+    // Activations.
+    "Relu",
+    "LeakyRelu",
+    "PRelu",
+    "Clip",
+    "Sigmoid",
+    "HardSigmoid",
+    "HardSwish",
+    "Tanh",
+    "Erf",
+    "Gelu",
+    "Softmax",
+    "LogSoftmax",
+    "Exp",
+    "Log",
+    "Sqrt",
+    "Pow",
+    "Neg",
+    "Abs",
+    // Arithmetic with broadcasting.
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    // Pooling and reductions.
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "ReduceMean",
+    "ReduceSum",
+    "ReduceMax",
+    // Shape and layout.
+    "Flatten",
+    "Reshape",
+    "Transpose",
+    "Concat",
+    "Split",
+    "Slice",
+    "Squeeze",
+    "Unsqueeze",
+    "Gather",
+    "Pad",
+    "Resize",
+    "Upsample",
+    "Expand",
+    "Cast",
+    // Pass-through at inference.
+    "Identity",
+    "Dropout",
+    "Constant",
+    // Shape arithmetic, evaluated on the host.
+    "Shape",
+    "Size",
+    "ConstantOfShape",
+    "Where",
+    "Equal",
+    "Less",
+    "Greater",
+    "Not",
+    "Range",
+    "Min",
+    "Max",
+    "Mod",
+];
+
+/// A graph value known before the forward pass: an initializer, a Constant node's value or
+/// a folded subgraph's result.
+struct Constant {
+    /// On the GPU, for values the tape reads (weights).
+    gpu: Option<Tensor>,
+    /// On the host, for shapes, axes and small scalars.
+    host: Option<HostTensor>,
+}
+
+/// Float constants up to this many elements keep a host copy, for ops that read them as
+/// numbers (Resize scales, Clip bounds, scalar operands).
+const HOST_COPY_LIMIT: usize = 4096;
+
+/// A value during a forward pass.
+#[derive(Clone)]
+enum Value {
+    /// A float activation on the tape.
+    Var(Var),
+    /// A host tensor: a shape or index computation.
+    Host(HostTensor),
+    /// A weight on the GPU, with its host copy when small.
+    Weight(Tensor, Option<HostTensor>),
+    /// `act(input)`, not computed: each reader (a convolution) applies `act` as it reads.
+    Activated(Var, Activation),
+}
+
+/// One node of the forward pass.
+enum Step {
+    Run(usize),
+    /// A ReLU fused into every convolution that reads it.
+    Fused(usize, Activation),
+}
+
+pub struct OnnxClassifier {
+    nodes: Vec<NodeProto>,
+    steps: Vec<Step>,
+    constants: HashMap<String, Constant>,
+    input: String,
+    /// The input's shape; `None` for a dynamic axis such as the batch.
+    input_shape: Vec<Option<usize>>,
+    output: String,
+    /// The output's shape as declared; `None` for a dynamic axis.
+    output_shape: Vec<Option<usize>>,
+    opset: i64,
+    gpu: Gpu,
+}
+
+impl OnnxClassifier {
+    /// Read `path`, check every node, fold what is constant and upload the weights to `gpu`.
+    pub fn load(gpu: &Gpu, path: &Path) -> Result<OnnxClassifier> {
+        let model = OnnxModel::open(path)?;
+        let graph = model.graph();
+        let bad = |why: String| Error::Weights(format!("{}: {why}", path.display()));
+        for node in &graph.node {
+            let known = node.domain.is_empty() || node.domain == "ai.onnx";
+            if !known || !SUPPORTED_OPS.contains(&node.op_type.as_str()) {
+                let domain = if known {
+                    String::new()
+                } else {
+                    format!(" of domain `{}`", node.domain)
+                };
+                return Err(bad(format!(
+                    "node `{}` is a `{}`{domain} (opset {}), which fido cannot run yet; supported: {}",
+                    node.name,
+                    node.op_type,
+                    model.opset,
+                    SUPPORTED_OPS.join(", ")
+                )));
+            }
+            if node.output.is_empty() {
+                return Err(bad(format!(
+                    "node `{}` ({}) has no output",
+                    node.name, node.op_type
+                )));
+            }
+        }
+        let mut constants = HashMap::new();
+        for t in &graph.initializer {
+            constants.insert(t.name.clone(), upload(gpu, &model, t)?);
+        }
+        let mut folded = HashSet::new();
+        for (i, node) in graph.node.iter().enumerate() {
+            let in_node = |e: Error| bad(format!("node `{}` ({}): {e}", node.name, node.op_type));
+            if node.op_type == "Constant" {
+                let value = constant_node_value(&model, node).map_err(in_node)?;
+                constants.insert(node.output[0].clone(), to_constant(gpu, value)?);
+                folded.insert(i);
+                continue;
+            }
+            if let Some(results) = fold(node, &constants).map_err(in_node)? {
+                for (name, value) in node.output.iter().zip(results) {
+                    constants.insert(name.clone(), to_constant(gpu, value)?);
+                }
+                folded.insert(i);
+            }
+        }
+        let input = graph
+            .input
+            .iter()
+            .find(|i| !constants.contains_key(&i.name))
+            .ok_or_else(|| bad("the graph has no input besides its initializers".into()))?;
+        let output = graph
+            .output
+            .first()
+            .ok_or_else(|| bad("the graph has no output".into()))?;
+        let steps = plan(&graph.node, &folded, &constants, &output.name);
+        Ok(OnnxClassifier {
+            nodes: graph.node.clone(),
+            steps,
+            constants,
+            input: input.name.clone(),
+            input_shape: declared_shape(input),
+            output: output.name.clone(),
+            output_shape: declared_shape(output),
+            opset: model.opset,
+            gpu: gpu.clone(),
+        })
+    }
+
+    /// The input's shape as the graph declares it; `None` marks a dynamic axis.
+    pub fn input_shape(&self) -> &[Option<usize>] {
+        &self.input_shape
+    }
+
+    /// The number of classes, when the graph declares its output as `[batch, classes]`.
+    pub fn output_classes(&self) -> Option<usize> {
+        match self.output_shape.as_slice() {
+            [_, classes] => *classes,
+            _ => None,
+        }
+    }
+
+    pub fn opset(&self) -> i64 {
+        self.opset
+    }
+
+    /// The number of nodes a forward pass runs, after folding and fusion.
+    pub fn node_count(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Run the graph on `x`, recording every op on `tape`.
+    pub fn forward(&self, tape: &Tape, x: &Var) -> Result<Var> {
+        let mut values: HashMap<&str, Value> = HashMap::new();
+        values.insert(self.input.as_str(), Value::Var(x.clone()));
+        for step in &self.steps {
+            let (index, fused) = match *step {
+                Step::Run(i) => (i, None),
+                Step::Fused(i, act) => (i, Some(act)),
+            };
+            let node = &self.nodes[index];
+            let in_node = |e: Error| {
+                Error::InvalidArgument(format!("ONNX node `{}` ({}): {e}", node.name, node.op_type))
+            };
+            let inputs = self.inputs(node, &values).map_err(in_node)?;
+            let outputs = match fused {
+                Some(act) => {
+                    let x = ops::var_of(tape, &self.gpu, inputs.first().and_then(Option::as_ref), 0)
+                        .map_err(in_node)?;
+                    vec![Value::Activated(x, act)]
+                }
+                None => self.run(tape, node, &inputs).map_err(in_node)?,
+            };
+            for (name, value) in node.output.iter().zip(outputs) {
+                if !name.is_empty() {
+                    values.insert(name.as_str(), value);
+                }
+            }
+        }
+        let out = values
+            .remove(self.output.as_str())
+            .map(Some)
+            .or_else(|| self.constants.get(&self.output).map(|c| Some(constant_value(c))))
+            .flatten()
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!("the graph never computes its output `{}`", self.output))
+            })?;
+        ops::var_of(tape, &self.gpu, Some(&out), 0)
+    }
+
+    fn inputs(&self, node: &NodeProto, values: &HashMap<&str, Value>) -> Result<Vec<Option<Value>>> {
+        node.input
+            .iter()
+            .map(|name| {
+                if name.is_empty() {
+                    return Ok(None);
+                }
+                if let Some(v) = values.get(name.as_str()) {
+                    return Ok(Some(v.clone()));
+                }
+                match self.constants.get(name) {
+                    Some(c) => Ok(Some(constant_value(c))),
+                    None => Err(Error::InvalidArgument(format!(
+                        "input `{name}` is not computed before it is used"
+                    ))),
+                }
+            })
+            .collect()
+    }
+
+    fn run(&self, tape: &Tape, node: &NodeProto, inputs: &[Option<Value>]) -> Result<Vec<Value>> {
+        let op = node.op_type.as_str();
+        let hosts: Vec<Option<HostTensor>> = inputs.iter().map(|v| v.as_ref().and_then(host_form)).collect();
+        let all_host = inputs.iter().zip(&hosts).all(|(v, h)| v.is_none() || h.is_some());
+        if op == "Shape" || op == "Size" {
+            let shape = inputs
+                .first()
+                .and_then(Option::as_ref)
+                .map(value_shape)
+                .ok_or_else(|| Error::InvalidArgument("input 0 is missing".into()))?;
+            return Ok(vec![Value::Host(evaluate_host(node, &hosts, Some(&shape))?)]);
+        }
+        if HOST_OPS.contains(&op) && all_host {
+            return Ok(vec![Value::Host(evaluate_host(node, &hosts, None)?)]);
+        }
+        if HOST_ONLY_OPS.contains(&op) {
+            return Err(Error::InvalidArgument(format!(
+                "`{op}` on an activation is not supported: fido evaluates it on shapes and constants only"
+            )));
+        }
+        let ctx = ops::Context {
+            tape,
+            gpu: &self.gpu,
+            node,
+            inputs,
+            opset: self.opset,
+        };
+        ops::run(&ctx)
+    }
+}
+
+/// What each node of the forward pass does, after folding: ReLUs read only by
+/// convolutions are fused into them.
+fn plan(
+    nodes: &[NodeProto],
+    folded: &HashSet<usize>,
+    constants: &HashMap<String, Constant>,
+    output: &str,
+) -> Vec<Step> {
+    let mut readers: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
+    for (i, node) in nodes.iter().enumerate() {
+        if folded.contains(&i) {
+            continue;
+        }
+        for (slot, name) in node.input.iter().enumerate() {
+            readers.entry(name.as_str()).or_default().push((i, slot));
+        }
+    }
+    let relu6 = |node: &NodeProto| {
+        let bound = |i: usize| {
+            node.input
+                .get(i)
+                .and_then(|n| constants.get(n))
+                .and_then(|c| c.host.as_ref())
+                .and_then(|h| h.scalar().ok())
+        };
+        node.op_type == "Clip" && bound(1) == Some(0.0) && bound(2) == Some(6.0)
+    };
+    (0..nodes.len())
+        .filter(|i| !folded.contains(i))
+        .map(|i| {
+            let node = &nodes[i];
+            let act = match node.op_type.as_str() {
+                "Relu" => Some(Activation::Relu),
+                _ if relu6(node) => Some(Activation::Relu6),
+                _ => None,
+            };
+            let out = node.output[0].as_str();
+            let only_convs = readers
+                .get(out)
+                .is_some_and(|r| r.iter().all(|&(j, slot)| slot == 0 && nodes[j].op_type == "Conv"));
+            match act {
+                Some(act) if only_convs && out != output && node.output.len() == 1 => Step::Fused(i, act),
+                _ => Step::Run(i),
+            }
+        })
+        .collect()
+}
+
+/// Evaluate `node` at load time when it is a host op whose inputs are all constants with
+/// a host form; `None` when it must wait for the forward pass.
+fn fold(node: &NodeProto, constants: &HashMap<String, Constant>) -> Result<Option<Vec<HostTensor>>> {
+    let op = node.op_type.as_str();
+    if !HOST_OPS.contains(&op) || op == "Size" {
+        return Ok(None);
+    }
+    let mut hosts = Vec::with_capacity(node.input.len());
+    for name in &node.input {
+        if name.is_empty() {
+            hosts.push(None);
+            continue;
+        }
+        match constants.get(name) {
+            Some(c) if c.host.is_some() => hosts.push(c.host.clone()),
+            _ => return Ok(None),
+        }
+    }
+    let shape = hosts.first().and_then(|h| h.as_ref()).map(|h| h.dims.clone());
+    if op == "Shape" && shape.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(vec![evaluate_host(node, &hosts, shape.as_deref())?]))
+}
+
+fn evaluate_host(
+    node: &NodeProto,
+    inputs: &[Option<HostTensor>],
+    shape_of: Option<&[usize]>,
+) -> Result<HostTensor> {
+    let int_attr = |name: &str| attribute(node, name).map(|a| a.i);
+    let ints_attr = |name: &str| attribute(node, name).map(|a| a.ints.clone());
+    let tensor_attr = |name: &str| {
+        attribute(node, name)
+            .and_then(|a| a.t.as_ref())
+            .and_then(|t| small_tensor(t).ok())
+    };
+    let args = host::HostArgs {
+        inputs,
+        int_attr: &int_attr,
+        ints_attr: &ints_attr,
+        tensor_attr: &tensor_attr,
+    };
+    host::evaluate(&node.op_type, &args, shape_of)
+}
+
+/// A tensor attribute read without its model's external data (ConstantOfShape's value).
+fn small_tensor(t: &TensorProto) -> Result<HostTensor> {
+    let dims: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+    let ints: Vec<i64> = if !t.int64_data.is_empty() {
+        t.int64_data.clone()
+    } else if !t.int32_data.is_empty() {
+        t.int32_data.iter().map(|&v| v as i64).collect()
+    } else {
+        Vec::new()
+    };
+    Ok(match t.data_type {
+        // FLOAT, DOUBLE
+        1 => HostTensor::floats(
+            dims,
+            if t.float_data.is_empty() {
+                t.raw_data
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect()
+            } else {
+                t.float_data.clone()
+            },
+        ),
+        11 => HostTensor::floats(dims, t.double_data.iter().map(|&v| v as f32).collect()),
+        // INT64
+        7 if ints.is_empty() => HostTensor::ints(
+            dims,
+            t.raw_data
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().expect("chunk of 8")))
+                .collect(),
+        ),
+        // INT32, BOOL, INT8, UINT8
+        6 | 9 | 3 | 2 if ints.is_empty() && t.data_type != 6 => {
+            HostTensor::ints(dims, t.raw_data.iter().map(|&b| b as i8 as i64).collect())
+        }
+        6 if ints.is_empty() => HostTensor::ints(
+            dims,
+            t.raw_data
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+                .collect(),
+        ),
+        _ => HostTensor::ints(dims, ints),
+    })
+}
+
+/// A Constant node's value, from whichever attribute carries it.
+fn constant_node_value(model: &OnnxModel, node: &NodeProto) -> Result<HostOrWeight> {
+    if let Some(t) = attribute(node, "value").and_then(|a| a.t.as_ref()) {
+        let (dims, values) = model.tensor(t)?;
+        return Ok(match values {
+            TensorValues::Float(v) => HostOrWeight::Float(dims, v),
+            TensorValues::Int(v) => HostOrWeight::Host(HostTensor::ints(dims, v)),
+        });
+    }
+    if let Some(a) = attribute(node, "value_float") {
+        return Ok(HostOrWeight::Float(vec![], vec![a.f]));
+    }
+    if let Some(a) = attribute(node, "value_floats") {
+        return Ok(HostOrWeight::Float(vec![a.floats.len()], a.floats.clone()));
+    }
+    if let Some(a) = attribute(node, "value_int") {
+        return Ok(HostOrWeight::Host(HostTensor::ints(vec![], vec![a.i])));
+    }
+    if let Some(a) = attribute(node, "value_ints") {
+        return Ok(HostOrWeight::Host(HostTensor::vector(a.ints.clone())));
+    }
+    Err(Error::InvalidArgument(
+        "a Constant needs one of value, value_float(s) or value_int(s)".into(),
+    ))
+}
+
+/// A constant on its way in: float data goes to the GPU, the rest stays on the host.
+enum HostOrWeight {
+    Float(Vec<usize>, Vec<f32>),
+    Host(HostTensor),
+}
+
+impl From<HostTensor> for HostOrWeight {
+    fn from(h: HostTensor) -> Self {
+        match h.data {
+            HostData::Float(v) => HostOrWeight::Float(h.dims, v),
+            HostData::Int(_) => HostOrWeight::Host(h),
+        }
+    }
+}
+
+fn to_constant(gpu: &Gpu, value: impl Into<HostOrWeight>) -> Result<Constant> {
+    Ok(match value.into() {
+        HostOrWeight::Float(dims, v) => {
+            let numel: usize = dims.iter().product();
+            Constant {
+                // An empty tensor (an unused optional input, say) has no GPU form.
+                gpu: (numel > 0)
+                    .then(|| Tensor::from_slice(gpu, &dims, &v))
+                    .transpose()?,
+                host: (numel <= HOST_COPY_LIMIT).then(|| HostTensor::floats(dims, v)),
+            }
+        }
+        HostOrWeight::Host(h) => Constant {
+            gpu: None,
+            host: Some(h),
+        },
+    })
+}
+
+fn upload(gpu: &Gpu, model: &OnnxModel, t: &TensorProto) -> Result<Constant> {
+    let (dims, values) = model.tensor(t)?;
+    to_constant(
+        gpu,
+        match values {
+            TensorValues::Float(v) => HostOrWeight::Float(dims, v),
+            TensorValues::Int(v) => HostOrWeight::Host(HostTensor::ints(dims, v)),
+        },
+    )
+}
+
+fn constant_value(c: &Constant) -> Value {
+    match (&c.gpu, &c.host) {
+        (Some(t), host) => Value::Weight(t.clone(), host.clone()),
+        (None, Some(h)) => Value::Host(h.clone()),
+        (None, None) => Value::Host(HostTensor::floats(vec![0], vec![])),
+    }
+}
+
+/// A value's host form, when it has one.
+fn host_form(v: &Value) -> Option<HostTensor> {
+    match v {
+        Value::Host(h) => Some(h.clone()),
+        Value::Weight(_, h) => h.clone(),
+        Value::Var(_) | Value::Activated(..) => None,
+    }
+}
+
+fn value_shape(v: &Value) -> Vec<usize> {
+    match v {
+        Value::Var(x) | Value::Activated(x, _) => x.shape().to_vec(),
+        Value::Host(h) => h.dims.clone(),
+        Value::Weight(t, _) => t.shape().to_vec(),
+    }
+}
+
+/// A value's declared shape; `None` marks a dynamic or unnamed axis.
+fn declared_shape(value: &ValueInfoProto) -> Vec<Option<usize>> {
+    value
+        .r#type
+        .as_ref()
+        .and_then(|t| t.tensor_type.as_ref())
+        .and_then(|t| t.shape.as_ref())
+        .map(|s| {
+            s.dim
+                .iter()
+                .map(|d| d.dim_value.and_then(|v| usize::try_from(v).ok()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn attribute<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
