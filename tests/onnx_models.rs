@@ -149,3 +149,36 @@ fn every_op_fixture_matches_pytorch_output_and_gradient() {
         failures.join("\n")
     );
 }
+
+/// The real-size torchvision models, where `tools/onnx_models.py --full` has exported them
+/// (hundreds of MB, so not in the repository): `cargo test --release --test onnx_models --
+/// --ignored`. Same golden format and tolerances as the small fixtures.
+#[test]
+#[ignore = "needs tools/onnx_models.py --full (weights/onnx/)"]
+fn full_size_exports_match_pytorch() {
+    let gpu = common::gpu();
+    for path in fixtures("weights/onnx") {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let g = golden(&path);
+        let model = OnnxClassifier::load(&gpu, &path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let tape = Tape::new();
+        let shape = g.shape("input").unwrap();
+        let x = tape.param(Tensor::from_slice(&gpu, &shape, &g.get_f32("input").unwrap()).unwrap());
+        let logits = model.forward(&tape, &x).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let targets: Vec<usize> = g.get_f32("target").unwrap().iter().map(|&t| t as usize).collect();
+        let got_logits = logits.value().to_vec().unwrap();
+        let loss = log_odds(&logits, &targets).unwrap().sum().unwrap();
+        let got_grad = tape.backward(&loss).unwrap().get(&x).unwrap().to_vec().unwrap();
+        let e_logits = relative_error(&got_logits, &g.get_f32("logits").unwrap());
+        let e_grad = relative_error(&got_grad, &g.get_f32("grad").unwrap());
+        eprintln!("{name}: logits {e_logits:.1e}, gradient {e_grad:.1e}");
+        assert!(
+            e_logits < 1e-4,
+            "{name}: logits differ by {e_logits:.2e} of their scale"
+        );
+        assert!(
+            e_grad < 1e-3,
+            "{name}: input gradients differ by {e_grad:.2e} of their scale"
+        );
+    }
+}

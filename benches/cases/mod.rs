@@ -3,6 +3,7 @@
 mod conv;
 mod engine;
 mod models;
+mod onnx;
 mod spatial;
 
 use super::Bench;
@@ -15,6 +16,7 @@ pub fn run_all(bench: &mut Bench) {
     models::fido_step(bench);
     models::fido_explain(bench);
     models::inpainter(bench);
+    onnx::run(bench);
 }
 
 /// A file of the repository: under the source tree the benchmark was built from, or, where

@@ -129,15 +129,30 @@ enum Value {
     Host(HostTensor),
     /// A weight on the GPU, with its host copy when small.
     Weight(Tensor, Option<HostTensor>),
-    /// `act(input)`, not computed: each reader (a convolution) applies `act` as it reads.
-    Activated(Var, Activation),
+    /// A convolution's input not computed yet: `act(x)` zero-padded by `pads` (top, bottom,
+    /// left, right). Each reader, a convolution, applies both as it reads.
+    ConvInput {
+        x: Var,
+        act: Activation,
+        pads: [usize; 4],
+    },
 }
 
 /// One node of the forward pass.
 enum Step {
     Run(usize),
-    /// A ReLU fused into every convolution that reads it.
-    Fused(usize, Activation),
+    /// A node whose work the convolutions reading it do.
+    Fused(usize, Fusion),
+}
+
+#[derive(Clone, Copy)]
+enum Fusion {
+    /// ReLU or ReLU6, applied as the input is read (act(0) = 0, so it commutes with zero
+    /// padding).
+    Activation(Activation),
+    /// Zero padding of the two spatial axes, added to the convolution's own (exporters
+    /// write TF-style SAME padding as a Pad before a Conv).
+    Pad([usize; 4]),
 }
 
 pub struct OnnxClassifier {
@@ -263,11 +278,10 @@ impl OnnxClassifier {
             };
             let inputs = self.inputs(node, &values).map_err(in_node)?;
             let outputs = match fused {
-                Some(act) => {
-                    let x = ops::var_of(tape, &self.gpu, inputs.first().and_then(Option::as_ref), 0)
-                        .map_err(in_node)?;
-                    vec![Value::Activated(x, act)]
-                }
+                Some(fusion) => vec![
+                    fuse(tape, &self.gpu, inputs.first().and_then(Option::as_ref), fusion)
+                        .map_err(in_node)?,
+                ],
                 None => self.run(tape, node, &inputs).map_err(in_node)?,
             };
             for (name, value) in node.output.iter().zip(outputs) {
@@ -338,8 +352,10 @@ impl OnnxClassifier {
     }
 }
 
-/// What each node of the forward pass does, after folding: ReLUs read only by
-/// convolutions are fused into them.
+/// What each node of the forward pass does, after folding. A ReLU (or ReLU6) and a zero
+/// Pad of the spatial axes are fused when every reader is a convolution's input, or a
+/// fused node that a convolution reads in turn. Readers come later in the graph, so one
+/// walk from the end decides.
 fn plan(
     nodes: &[NodeProto],
     folded: &HashSet<usize>,
@@ -355,35 +371,107 @@ fn plan(
             readers.entry(name.as_str()).or_default().push((i, slot));
         }
     }
-    let relu6 = |node: &NodeProto| {
-        let bound = |i: usize| {
-            node.input
-                .get(i)
-                .and_then(|n| constants.get(n))
-                .and_then(|c| c.host.as_ref())
-                .and_then(|h| h.scalar().ok())
-        };
-        node.op_type == "Clip" && bound(1) == Some(0.0) && bound(2) == Some(6.0)
+    let host = |node: &NodeProto, i: usize| {
+        node.input
+            .get(i)
+            .filter(|n| !n.is_empty())
+            .and_then(|n| constants.get(n))
+            .and_then(|c| c.host.as_ref())
     };
+    let fusion_of = |node: &NodeProto| -> Option<Fusion> {
+        match node.op_type.as_str() {
+            "Relu" => Some(Fusion::Activation(Activation::Relu)),
+            "Clip" => {
+                let bound = |i| host(node, i).and_then(|h| h.scalar().ok());
+                (bound(1) == Some(0.0) && bound(2) == Some(6.0))
+                    .then_some(Fusion::Activation(Activation::Relu6))
+            }
+            "Pad" => spatial_zero_pads(
+                node,
+                host(node, 1),
+                node.input.get(2).filter(|n| !n.is_empty()).map(|_| host(node, 2)),
+            )
+            .map(Fusion::Pad),
+            _ => None,
+        }
+    };
+    let mut fused: HashMap<usize, Fusion> = HashMap::new();
+    for i in (0..nodes.len()).rev() {
+        let node = &nodes[i];
+        if folded.contains(&i) || node.output.len() != 1 || node.output[0] == output {
+            continue;
+        }
+        let Some(fusion) = fusion_of(node) else { continue };
+        let feeds_convs = readers.get(node.output[0].as_str()).is_some_and(|r| {
+            r.iter().all(|&(j, slot)| {
+                slot == 0
+                    && (nodes[j].op_type == "Conv"
+                        || matches!(
+                            (fusion, fused.get(&j)),
+                            (Fusion::Activation(_), Some(Fusion::Pad(_)))
+                        ))
+            })
+        });
+        if feeds_convs {
+            fused.insert(i, fusion);
+        }
+    }
     (0..nodes.len())
         .filter(|i| !folded.contains(i))
-        .map(|i| {
-            let node = &nodes[i];
-            let act = match node.op_type.as_str() {
-                "Relu" => Some(Activation::Relu),
-                _ if relu6(node) => Some(Activation::Relu6),
-                _ => None,
-            };
-            let out = node.output[0].as_str();
-            let only_convs = readers
-                .get(out)
-                .is_some_and(|r| r.iter().all(|&(j, slot)| slot == 0 && nodes[j].op_type == "Conv"));
-            match act {
-                Some(act) if only_convs && out != output && node.output.len() == 1 => Step::Fused(i, act),
-                _ => Step::Run(i),
-            }
+        .map(|i| match fused.get(&i) {
+            Some(&f) => Step::Fused(i, f),
+            None => Step::Run(i),
         })
         .collect()
+}
+
+/// A Pad's (top, bottom, left, right) when it zero-pads only the spatial axes of a 4-D
+/// tensor with constant pads.
+fn spatial_zero_pads(
+    node: &NodeProto,
+    pads: Option<&HostTensor>,
+    value: Option<Option<&HostTensor>>,
+) -> Option<[usize; 4]> {
+    let mode = attribute(node, "mode").map_or_else(
+        || "constant".into(),
+        |a| String::from_utf8_lossy(&a.s).into_owned(),
+    );
+    if mode != "constant" || node.input.get(3).is_some_and(|n| !n.is_empty()) {
+        return None;
+    }
+    match value {
+        None => {}
+        Some(Some(v)) if v.scalar().ok() == Some(0.0) => {}
+        Some(_) => return None,
+    }
+    let p = pads?.as_ints();
+    if p.len() != 8 || p.iter().any(|&v| v < 0) || p[0] != 0 || p[1] != 0 || p[4] != 0 || p[5] != 0 {
+        return None;
+    }
+    Some([p[2] as usize, p[6] as usize, p[3] as usize, p[7] as usize])
+}
+
+/// The value a fused node hands its convolutions.
+fn fuse(tape: &Tape, gpu: &Gpu, input: Option<&Value>, fusion: Fusion) -> Result<Value> {
+    let (x, act, pads) = match input {
+        Some(Value::ConvInput { x, act, pads }) => (x.clone(), *act, *pads),
+        other => (ops::var_of(tape, gpu, other, 0)?, Activation::None, [0; 4]),
+    };
+    Ok(match fusion {
+        Fusion::Activation(a) if act == Activation::None && pads == [0; 4] => {
+            Value::ConvInput { x, act: a, pads }
+        }
+        Fusion::Activation(_) => {
+            return Err(Error::InvalidArgument(
+                "an activation fused after padding or another activation".into(),
+            ))
+        }
+        Fusion::Pad(p) => Value::ConvInput {
+            x,
+            act,
+            pads: [pads[0] + p[0], pads[1] + p[1], pads[2] + p[2], pads[3] + p[3]],
+        },
+    })
 }
 
 /// Evaluate `node` at load time when it is a host op whose inputs are all constants with
@@ -563,13 +651,20 @@ fn host_form(v: &Value) -> Option<HostTensor> {
     match v {
         Value::Host(h) => Some(h.clone()),
         Value::Weight(_, h) => h.clone(),
-        Value::Var(_) | Value::Activated(..) => None,
+        Value::Var(_) | Value::ConvInput { .. } => None,
     }
 }
 
 fn value_shape(v: &Value) -> Vec<usize> {
     match v {
-        Value::Var(x) | Value::Activated(x, _) => x.shape().to_vec(),
+        Value::Var(x) => x.shape().to_vec(),
+        Value::ConvInput { x, pads, .. } => {
+            let mut shape = x.shape().to_vec();
+            let rank = shape.len();
+            shape[rank - 2] += pads[0] + pads[1];
+            shape[rank - 1] += pads[2] + pads[3];
+            shape
+        }
         Value::Host(h) => h.dims.clone(),
         Value::Weight(t, _) => t.shape().to_vec(),
     }

@@ -44,11 +44,18 @@ pub(super) fn var_of(tape: &Tape, gpu: &Gpu, value: Option<&Value>, i: usize) ->
                 h.dims
             ))),
         },
-        Some(Value::Activated(x, act)) => match act {
-            Activation::None => Ok(x.clone()),
-            Activation::Relu => x.relu(),
-            Activation::Relu6 => x.relu6(),
-        },
+        Some(Value::ConvInput { x, act, pads }) => {
+            let y = match act {
+                Activation::None => x.clone(),
+                Activation::Relu => x.relu()?,
+                Activation::Relu6 => x.relu6()?,
+            };
+            if *pads == [0; 4] {
+                Ok(y)
+            } else {
+                y.pad(*pads, 0.0)
+            }
+        }
     }
 }
 
@@ -343,14 +350,26 @@ fn softmax(ctx: &Context, x: &Var, log: bool) -> Result<Var> {
     apply(&x.permute(&perm)?)?.permute(&perm)
 }
 
-/// Conv, with a producer's fused ReLU applied as the input is read.
+/// Conv, with a producer's fused activation and zero padding applied as the input is read.
 fn convolution(ctx: &Context) -> Result<Var> {
-    let (x, act) = match ctx.input(0) {
-        Some(Value::Activated(x, act)) => (x.clone(), *act),
-        _ => (ctx.var(0)?, Activation::None),
+    let (x, act, extra) = match ctx.input(0) {
+        Some(Value::ConvInput { x, act, pads }) => (x.clone(), *act, *pads),
+        _ => (ctx.var(0)?, Activation::None, [0; 4]),
     };
     let w = ctx.var(1)?;
-    let opts = conv_options(ctx, x.shape(), w.shape())?.input_activation(act);
+    // SAME padding is computed from the padded input the graph describes.
+    let mut shape = x.shape().to_vec();
+    if shape.len() == 4 {
+        shape[2] += extra[0] + extra[1];
+        shape[3] += extra[2] + extra[3];
+    }
+    let mut opts = conv_options(ctx, &shape, w.shape())?.input_activation(act);
+    opts.padding = Padding {
+        top: opts.padding.top + extra[0],
+        bottom: opts.padding.bottom + extra[1],
+        left: opts.padding.left + extra[2],
+        right: opts.padding.right + extra[3],
+    };
     let b = ctx.input(2).map(|_| ctx.var(2)).transpose()?;
     x.conv2d(&w, b.as_ref(), &opts)
 }
