@@ -139,9 +139,14 @@ pub fn prepare(img: &RgbImage, resize: Resize, norm: &Normalize) -> Prepared {
 
 /// Undo the normalisation of a CHW input, giving the picture the model saw.
 pub fn to_picture(chw: &[f32], size: u32, norm: &Normalize) -> RgbImage {
-    let plane = (size * size) as usize;
-    RgbImage::from_fn(size, size, |x, y| {
-        let i = (y * size + x) as usize;
+    to_picture_hw(chw, size, size, norm)
+}
+
+/// [`to_picture`] for a `width`×`height` input.
+pub fn to_picture_hw(chw: &[f32], width: u32, height: u32, norm: &Normalize) -> RgbImage {
+    let plane = (width * height) as usize;
+    RgbImage::from_fn(width, height, |x, y| {
+        let i = (y * width + x) as usize;
         let v = |c: usize| {
             (norm.invert(c, chw[c * plane + i]) * 255.0)
                 .round()

@@ -533,3 +533,478 @@ fn device_check_refuses_bad_arguments_and_a_missing_bundle() {
         "nothing is written before the bundle is found"
     );
 }
+
+mod tiny_onnx;
+
+/// Deterministic values in [−1, 1) for an input tensor.
+fn input_values(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            let h = (i as u32)
+                .wrapping_mul(2654435761)
+                .wrapping_add(seed.wrapping_mul(40503))
+                >> 8;
+            (h % 2000) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
+fn write_input(path: &Path, shape: &[usize], values: &[f32]) {
+    write_safetensors(path, &[("input".into(), shape.to_vec(), values.to_vec())]);
+}
+
+fn json_stdout(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "fido failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Each result's logits from `classify --json`.
+fn json_logits(v: &serde_json::Value) -> Vec<Vec<f64>> {
+    v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["logits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|z| z.as_f64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+fn read_tensor(path: &Path, name: &str) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor(name).unwrap();
+    (
+        t.shape().to_vec(),
+        bytemuck::pod_collect_to_vec::<u8, f32>(t.data()),
+    )
+}
+
+#[track_caller]
+fn fails_in_one_line(out: &Output, needle: &str) {
+    fails_with(out, needle);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error: ") && stderr.trim_end().lines().count() == 1,
+        "one line expected: {stderr}"
+    );
+}
+
+/// `classify --model x.onnx` gives the graph's own logits, whether the graph takes a dynamic
+/// batch, was exported with batch 1 (run in turn, said once on stderr) or declares neither
+/// its input size (`--size`) nor its output (one forward pass finds the class count).
+#[test]
+fn onnx_models_classify_as_their_graph_computes() {
+    use tiny_onnx::{Shape, CLASSES, SIDE};
+    let dir = scratch("onnx-classify");
+    let dynamic = tiny_onnx::write(&dir, "tiny.onnx", Shape::default());
+    let one = tiny_onnx::write(
+        &dir,
+        "one.onnx",
+        Shape {
+            batch_one: true,
+            declare_output: false,
+            ..Shape::default()
+        },
+    );
+    let open = tiny_onnx::write(
+        &dir,
+        "open.onnx",
+        Shape {
+            declare_size: false,
+            ..Shape::default()
+        },
+    );
+    let shape = [2, 3, SIDE, SIDE];
+    let values = input_values(2 * 3 * SIDE * SIDE, 1);
+    let input = dir.join("input.safetensors");
+    write_input(&input, &shape, &values);
+    let args = |model: &Path| {
+        let mut a = vec!["classify", "--model", model.to_str().unwrap()];
+        a.extend(["--input", input.to_str().unwrap(), "--json"]);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |a: Vec<String>| fido(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let got = json_stdout(&run(args(&dynamic)));
+    assert_eq!(got["model"], "tiny");
+    let logits = json_logits(&got);
+    assert_eq!((logits.len(), logits[0].len()), (2, CLASSES));
+
+    // The graph's forward pass in this process, on the same adapter choice.
+    std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    let gpu = fido::Gpu::new(&fido::AdapterChoice::default()).unwrap();
+    let graph = fido::models::onnx::OnnxClassifier::load(&gpu, &dynamic).unwrap();
+    let tape = fido::Tape::new();
+    let x = tape.constant(fido::Tensor::from_slice(&gpu, &shape, &values).unwrap());
+    let want = graph.forward(&tape, &x).unwrap().value().to_vec().unwrap();
+    for (i, row) in logits.iter().enumerate() {
+        for (k, &z) in row.iter().enumerate() {
+            // JSON holds the f32 logits exactly: the same kernels give the same values.
+            assert!(
+                (z - want[i * CLASSES + k] as f64).abs() < 1e-6,
+                "[{i}, {k}]: {z} vs {}",
+                want[i * CLASSES + k]
+            );
+        }
+    }
+
+    let out = run(args(&one));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(stderr.matches("exported with batch 1").count(), 1, "{stderr}");
+    let one_logits = json_logits(&json_stdout(&out));
+    let mut open_args = args(&open);
+    open_args.extend(["--size".to_string(), SIDE.to_string()]);
+    let open_logits = json_logits(&json_stdout(&run(open_args)));
+    for other in [&one_logits, &open_logits] {
+        for (a, b) in other.iter().flatten().zip(logits.iter().flatten()) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    // Images go through the default `imagenet` preset; 3 classes are named `class i`.
+    let image = dir.join("photo.png");
+    write_png(&image, 10, 8, |x, y| [(x * 20) as u8, (y * 30) as u8, 77]);
+    let out = fido(&[
+        "classify",
+        "--model",
+        dynamic.to_str().unwrap(),
+        "--image",
+        image.to_str().unwrap(),
+        "--json",
+    ]);
+    let v = json_stdout(&out);
+    let top = &v["results"][0]["top"][0];
+    assert!(top["label"].as_str().unwrap().starts_with("class "), "{v}");
+}
+
+/// `explain --model x.onnx --input T`: the files of the contract at the graph's input size;
+/// `--method gradient` is the derivative of the log-odds (checked against central finite
+/// differences through `classify`), integrated gradients are complete, and FIDO runs on a
+/// graph exported with batch 1.
+#[test]
+fn onnx_explanations_and_the_gradient_baselines() {
+    use tiny_onnx::{Shape, SIDE};
+    let dir = scratch("onnx-explain");
+    let model = tiny_onnx::write(&dir, "tiny.onnx", Shape::default());
+    let m = model.to_str().unwrap();
+    let n = 3 * SIDE * SIDE;
+    let x = input_values(n, 7);
+    let input = dir.join("x.safetensors");
+    write_input(&input, &[1, 3, SIDE, SIDE], &x);
+    let i = input.to_str().unwrap();
+
+    let out_dir = dir.join("gradient");
+    let out = fido(&[
+        "explain",
+        "--model",
+        m,
+        "--input",
+        i,
+        "--method",
+        "gradient",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let saliency = out_dir.join("saliency.safetensors");
+    let (gshape, gradient) = read_tensor(&saliency, "gradient");
+    assert_eq!(gshape, [3, SIDE, SIDE]);
+    let (ishape, importance) = read_tensor(&saliency, "importance");
+    assert_eq!(ishape, [SIDE, SIDE]);
+    let top = importance.iter().copied().fold(0.0f32, f32::max);
+    assert!((top - 1.0).abs() < 1e-6 && importance.iter().all(|&v| (0.0..=1.0).contains(&v)));
+    for png in ["heatmap.png", "overlay.png"] {
+        let img = image::open(out_dir.join(png)).unwrap();
+        assert_eq!((img.width(), img.height()), (SIDE as u32, SIDE as u32), "{png}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["method"], "gradient");
+    assert_eq!(summary["model"], "tiny");
+    let map = &summary["source_to_model"];
+    assert_eq!(
+        [
+            &map["scale_x"],
+            &map["scale_y"],
+            &map["offset_x"],
+            &map["offset_y"]
+        ]
+        .map(|v| v.as_f64().unwrap()),
+        [1.0, 1.0, 0.0, 0.0]
+    );
+    let target = summary["target"]["label"].as_u64().unwrap() as usize;
+
+    // Central differences of the log-odds at a few elements, all in one classify batch.
+    let eps = 1e-2f32;
+    let picks = [0usize, 41, 77, n - 1];
+    let mut batch = x.clone();
+    for &p in &picks {
+        for sign in [1.0, -1.0] {
+            let mut v = x.clone();
+            v[p] += sign * eps;
+            batch.extend(v);
+        }
+    }
+    let perturbed = dir.join("perturbed.safetensors");
+    write_input(&perturbed, &[1 + 2 * picks.len(), 3, SIDE, SIDE], &batch);
+    let rows = json_logits(&json_stdout(&fido(&[
+        "classify",
+        "--model",
+        m,
+        "--input",
+        perturbed.to_str().unwrap(),
+        "--json",
+    ])));
+    for (k, &p) in picks.iter().enumerate() {
+        let plus = tiny_onnx::log_odds(&rows[1 + 2 * k], target);
+        let minus = tiny_onnx::log_odds(&rows[2 + 2 * k], target);
+        let fd = (plus - minus) / (2.0 * eps as f64);
+        // f32 logits of size ~1 carry ~1e-7 rounding, 1e-5 after dividing by 2ε; the
+        // ε² term of the smooth tanh net is ~1e-4. 2e-3 + 2% leaves a wide margin.
+        let g = gradient[p] as f64;
+        assert!(
+            (fd - g).abs() < 2e-3 + 0.02 * g.abs(),
+            "element {p}: fd {fd}, gradient {g}"
+        );
+    }
+    assert!(gradient.iter().any(|&g| g.abs() > 1e-3));
+
+    // Integrated gradients: Σ attributions ≈ s(x) − s(0).
+    let ig_dir = dir.join("ig");
+    let out = fido(&[
+        "explain",
+        "--model",
+        m,
+        "--input",
+        i,
+        "--method",
+        "integrated-gradients",
+        "--out",
+        ig_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, attribution) = read_tensor(&ig_dir.join("saliency.safetensors"), "gradient");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ig_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["method"], "integrated-gradients");
+    assert_eq!(summary["steps"], 32);
+    let ends = dir.join("ends.safetensors");
+    let mut both = x.clone();
+    both.extend(vec![0.0; n]);
+    write_input(&ends, &[2, 3, SIDE, SIDE], &both);
+    let rows = json_logits(&json_stdout(&fido(&[
+        "classify",
+        "--model",
+        m,
+        "--input",
+        ends.to_str().unwrap(),
+        "--json",
+    ])));
+    let delta = tiny_onnx::log_odds(&rows[0], target) - tiny_onnx::log_odds(&rows[1], target);
+    let total: f64 = attribution.iter().map(|&a| a as f64).sum();
+    // The midpoint rule's error is ≤ max|f''|/(24·S²) for f(α) = d s(α·x)/dα; with S = 32
+    // and |f''| of a few units for this net that is ~1e-4, and f32 sums of 108 terms add
+    // ~1e-5. 5e-3 (relative to max(1, |Δs|)) is far below what a wrong rule gives.
+    assert!(
+        (total - delta).abs() < 5e-3 * delta.abs().max(1.0),
+        "Σ attributions {total}, s(x) − s(0) {delta}"
+    );
+
+    // FIDO on a graph exported with batch 1: its B samples run one after another.
+    let one = tiny_onnx::write(
+        &dir,
+        "one.onnx",
+        Shape {
+            batch_one: true,
+            ..Shape::default()
+        },
+    );
+    let fido_dir = dir.join("fido");
+    let out = fido(&[
+        "explain",
+        "--model",
+        one.to_str().unwrap(),
+        "--input",
+        i,
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--mask-size",
+        "3",
+        "--out",
+        fido_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .matches("exported with batch 1")
+            .count(),
+        1
+    );
+    let saliency = fido_dir.join("saliency.safetensors");
+    assert_eq!(read_tensor(&saliency, "importance").0, [SIDE, SIDE]);
+    assert_eq!(read_tensor(&saliency, "logits").0, [3, 3]);
+}
+
+/// ONNX models, preprocessing flags and `explain --input`: every mistake is one line.
+#[test]
+fn onnx_and_preprocessing_mistakes_are_refused_in_one_line() {
+    use tiny_onnx::{Shape, SIDE};
+    let dir = scratch("onnx-errors");
+    let model = tiny_onnx::write(&dir, "tiny.onnx", Shape::default());
+    let m = model.to_str().unwrap();
+    let good = dir.join("good.safetensors");
+    write_input(&good, &[1, 3, SIDE, SIDE], &input_values(3 * SIDE * SIDE, 2));
+    let two = dir.join("two.safetensors");
+    write_input(&two, &[2, 3, SIDE, SIDE], &input_values(2 * 3 * SIDE * SIDE, 3));
+    let small = dir.join("small.safetensors");
+    write_input(&small, &[1, 3, 5, 5], &input_values(3 * 25, 4));
+    let missing = dir.join("missing.onnx");
+    let (g, t, s) = (
+        good.to_str().unwrap(),
+        two.to_str().unwrap(),
+        small.to_str().unwrap(),
+    );
+    let out = dir.join("out");
+    let o = out.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["classify", "--model", m, "--input", g, "--preprocess", "fancy"],
+            "unknown preprocessing `fancy`",
+        ),
+        (
+            vec!["classify", "--model", m, "--input", g, "--mean", "0.5,0.5"],
+            "has 2 values",
+        ),
+        (
+            vec!["classify", "--model", m, "--input", g, "--mean", "a,b,c"],
+            "not a list of three numbers",
+        ),
+        (
+            vec!["classify", "--model", m, "--input", g, "--std", "0.2,0,0.2"],
+            "--std must be three positive values",
+        ),
+        (
+            vec!["classify", "--model", m, "--weights", g, "--input", g],
+            "--weights is not used with an ONNX model",
+        ),
+        (
+            vec!["classify", "--model", missing.to_str().unwrap(), "--input", g],
+            "does not exist",
+        ),
+        (
+            vec!["classify", "--model", m, "--input", g, "--size", "8"],
+            "--size 8 disagrees",
+        ),
+        (
+            vec!["classify", "--model", "resnet18", "--input", g],
+            "--model resnet18 needs --weights",
+        ),
+        (
+            vec!["explain", "--model", m, "--input", t, "--out", o],
+            "explain takes one image",
+        ),
+        (
+            vec!["explain", "--model", m, "--input", s, "--out", o],
+            "takes [N, 3, 6, 6] inputs",
+        ),
+        (
+            vec![
+                "explain", "--model", m, "--input", g, "--method", "saliency", "--out", o,
+            ],
+            "unknown method `saliency`",
+        ),
+        (
+            vec!["eval", "--model", m, "--weights", g, "--manifest", g, "--out", o],
+            "--weights is not used with an ONNX model",
+        ),
+    ];
+    for (args, needle) in cases {
+        fails_in_one_line(&fido(&args), needle);
+    }
+}
+
+/// `fido eval --model x.onnx` with the gradient baselines: their maps go through the same
+/// metrics and report as FIDO's.
+#[test]
+fn eval_scores_the_gradient_baselines_on_an_onnx_model() {
+    use tiny_onnx::{Shape, SIDE};
+    let dir = scratch("onnx-eval");
+    let model = tiny_onnx::write(&dir, "tiny.onnx", Shape::default());
+    write_png(&dir.join("a.png"), 12, 12, |x, y| {
+        [(x * 20) as u8, (y * 20) as u8, 128]
+    });
+    let manifest = dir.join("manifest.csv");
+    std::fs::write(
+        &manifest,
+        "file,label,wnid,class_name,width,height,boxes_xyxy\na.png,1,n1,one,12,12,2 2 8 8\n",
+    )
+    .unwrap();
+    let out = dir.join("eval");
+    let run = fido(&[
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--config",
+        "gradient:-",
+        "ig:-",
+        "--steps",
+        "4",
+        "--all-images",
+        "--removal-step",
+        "0.25",
+        "--quiet",
+    ]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("results").join("a.png.json")).unwrap_or_else(|_| {
+            let file = std::fs::read_dir(out.join("results"))
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path();
+            std::fs::read_to_string(file).unwrap()
+        }),
+    )
+    .unwrap();
+    for name in ["gradient:-", "ig:-"] {
+        let entry = &record["configs"][name];
+        assert_eq!(entry["status"], "ok", "{name}: {record}");
+        assert!(entry["off_box_ratio"].as_f64().is_some(), "{name}: {entry}");
+        assert!(
+            entry["removal_drops"].as_array().is_some_and(|d| d.len() == 4),
+            "{name}: {entry}"
+        );
+        let maps = out.join("maps").join(name.replace(':', "_")).join("a");
+        assert_eq!(
+            read_tensor(&maps.join("saliency.safetensors"), "gradient").0,
+            [3, SIDE, SIDE]
+        );
+    }
+    let settings: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(settings["model"], "tiny");
+    assert_eq!(settings["configs"][1]["steps"], 4);
+    let report = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.path().extension().is_some_and(|x| x == "html"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .expect("an HTML report");
+    assert!(report.contains("ig:-") && report.contains("gradient:-"));
+}

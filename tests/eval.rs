@@ -660,3 +660,70 @@ fn records_keep_their_format_and_damaged_files_are_redone() {
     );
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// The gradient baselines are configurations like the others: `gradient:-` and `ig:-` (or
+/// `integrated-gradients:-`), scored by the same metrics. On the planted (linear)
+/// classifier the gradient is the region's weights, so its map is the region exactly: no
+/// pixel off the box.
+#[test]
+fn gradient_baselines_are_evaluated_like_fido() {
+    for (spec, name) in [
+        ("gradient:-", "gradient:-"),
+        ("ig:-", "ig:-"),
+        ("integrated-gradients:-", "ig:-"),
+        ("ig:blur", "ig:-"),
+        ("ig:mean", "ig:mean"),
+        ("ig-sdr:-", "ig-sdr:-"),
+    ] {
+        let c = EvalConfig::parse(spec).unwrap();
+        assert_eq!(c.name, name, "{spec}");
+        assert!(c.explain.method.is_gradient());
+    }
+    assert_eq!(EvalConfig::parse("ig:-").unwrap().explain.steps, 32);
+    let err = EvalConfig::parse("fido:-").unwrap_err().to_string();
+    assert!(err.contains("fido needs an in-filler"), "{err}");
+
+    let gpu = gpu();
+    let model = Planted::new(&gpu);
+    let dir = std::env::temp_dir().join(format!("fido-eval-{}-gradients", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let jobs = eval::read_manifest(&write_dataset(&dir)).unwrap();
+    let configs: Vec<EvalConfig> = ["gradient:-", "ig:-"]
+        .iter()
+        .map(|s| {
+            let mut c = EvalConfig::parse(s).unwrap();
+            if c.explain.steps > 1 {
+                c.explain.steps = 4;
+            }
+            c
+        })
+        .collect();
+    let out = dir.join("out");
+    let o = EvalOptions {
+        configs,
+        metrics: MetricSettings {
+            infill_quality: Vec::new(),
+            ..options(Vec::new(), out.clone()).metrics
+        },
+        ..options(jobs, out.clone())
+    };
+    let outcome = eval::run_eval(&gpu, &model, &o).unwrap();
+    assert_eq!(outcome.scored, 2, "{outcome:?}");
+    let records = fido::eval::report::load_records(&out).unwrap();
+    let scored: Vec<&Value> = records.iter().filter(|r| r["status"] == "ok").collect();
+    assert_eq!(scored.len(), 2);
+    for r in scored {
+        for name in ["gradient:-", "ig:-"] {
+            let entry = &r["configs"][name];
+            assert_eq!(entry["status"], "ok", "{name}: {entry}");
+            assert!(entry["removal_drops"].is_array(), "{name}: {entry}");
+        }
+        // The map is the region: the off-box ratio is 0 and the MAP mask covers the region.
+        let gradient = &r["configs"]["gradient:-"];
+        assert_eq!(gradient["off_box_ratio"].as_f64(), Some(0.0), "{gradient}");
+        let share = region_pixels() as f64 / (SIDE * SIDE) as f64;
+        assert!((gradient["map_fraction"].as_f64().unwrap() - share).abs() < 1e-9);
+    }
+    let report = std::fs::read_to_string(outcome.report).unwrap();
+    assert!(report.contains("ig:-") && report.contains("gradient:-"));
+}

@@ -517,3 +517,79 @@ fn a_profiled_step_reports_each_phase_and_matches_a_plain_step() {
     }
     assert_eq!(plain.mask().to_vec().unwrap(), profiled.mask().to_vec().unwrap());
 }
+
+/// The planted classifier squared: logits `[z0², 0]`, so the log-odds are `s = z0²` with
+/// `z0 = Σ w·x`. Along the path α·x, `d s/dα = 2α·z0(x)²` is linear in α, so the midpoint
+/// rule integrates it exactly for any number of points: integrated gradients must sum to
+/// `s(x) − s(0) = z0(x)²` up to f32 rounding, and every path point must be counted.
+#[test]
+fn gradient_baselines_are_exact_on_a_quadratic_classifier() {
+    use fido::explain::ExplainOverrides;
+    let gpu = gpu();
+    let planted = Planted::new(&gpu);
+    let squared = |tape: &Tape, x: &Var| -> Result<Var> {
+        let z = planted.forward(tape, x)?;
+        z.mul(&z)
+    };
+    let (x, xv) = image(&gpu);
+    let w = planted.host_weights();
+    let z0: f64 = (0..xv.len()).map(|i| xv[i] as f64 * w[2 * i] as f64).sum();
+    assert!((z0 - 6.0).abs() < 1e-4, "{z0}");
+
+    // 5 points in chunks of 2: three forward passes, one of them short.
+    let ig = ExplainConfig::builder(Method::IntegratedGradients)
+        .overrides(&ExplainOverrides {
+            steps: Some(5),
+            batch: Some(2),
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    assert_eq!((ig.steps, ig.batch, ig.infill), (5, 2, InfillKind::Blur));
+    let mut explainer = Explainer::new(&squared, &x, Some(0), Normalize::IMAGENET, ig, None).unwrap();
+    let mut seen = Vec::new();
+    explainer.run(1, |p| seen.push(p.step)).unwrap();
+    assert_eq!(seen, [2, 4, 5]);
+    let e = explainer.finish().unwrap();
+    let attribution = e.gradient.clone().unwrap();
+    assert!(e.mask_logits.is_empty());
+    let total: f64 = attribution.iter().map(|&a| a as f64).sum();
+    // f32 sums of ~500 terms of size ~0.1: rounding well below 1e-3 of 36.
+    assert!(
+        (total - z0 * z0).abs() < 1e-3 * z0 * z0,
+        "Σ {total} vs {}",
+        z0 * z0
+    );
+    // Per element, x·mean(2α·z0·w) = x·w·z0.
+    for i in 0..xv.len() {
+        let want = xv[i] as f64 * w[2 * i] as f64 * z0;
+        assert!((attribution[i] as f64 - want).abs() < 1e-4, "element {i}");
+    }
+
+    // Vanilla gradients: ∂s/∂x = 2·z0·w, so the map is 1 on the region and 0 elsewhere.
+    let vanilla = ExplainConfig::builder(Method::Gradient)
+        .overrides(&ExplainOverrides {
+            steps: Some(50),
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    assert_eq!((vanilla.steps, vanilla.batch), (1, 1));
+    let mut explainer = Explainer::new(&squared, &x, Some(0), Normalize::IMAGENET, vanilla, None).unwrap();
+    explainer.run(0, |_| {}).unwrap();
+    let e = explainer.finish().unwrap();
+    let gradient = e.gradient.unwrap();
+    for i in 0..xv.len() {
+        let want = 2.0 * z0 * w[2 * i] as f64;
+        assert!(
+            (gradient[i] as f64 - want).abs() < 1e-5 * (1.0 + want.abs()),
+            "element {i}"
+        );
+    }
+    for (p, &v) in e.importance.iter().enumerate() {
+        let want = if in_region(p / SIDE, p % SIDE) { 1.0 } else { 0.0 };
+        assert!((v - want).abs() < 1e-5, "pixel {p}: {v}");
+    }
+    assert_eq!("ig".parse::<Method>().unwrap(), Method::IntegratedGradients);
+    assert_eq!(Method::IntegratedGradients.to_string(), "integrated-gradients");
+}

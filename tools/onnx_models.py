@@ -309,18 +309,27 @@ def log_odds(z, t):
     return picked - others
 
 
-def classifier_golden(model, x_np, targets):
-    m = copy.deepcopy(model).double().eval()
-    x = torch.from_numpy(x_np).double().requires_grad_(True)
-    z = m(x)
-    t = torch.tensor(targets)
-    log_odds(z, t).sum().backward()
-    return {
+def classifier_golden(model, x_np, targets, with_f32=False):
+    """The float64 answers; with `with_f32`, also PyTorch's own float32 ones
+    (`logits_f32`, `grad_f32`), which tell how well conditioned the model is: a deep network
+    with random weights can lose digits in f32 whoever computes it."""
+    def run(dtype):
+        m = copy.deepcopy(model).to(dtype).eval()
+        x = torch.from_numpy(x_np).to(dtype).requires_grad_(True)
+        z = m(x)
+        log_odds(z, torch.tensor(targets)).sum().backward()
+        return z.detach().float().numpy(), x.grad.float().numpy()
+
+    logits, grad = run(torch.float64)
+    out = {
         "input": x_np,
-        "logits": z.detach().float().numpy(),
+        "logits": logits,
         "target": np.array(targets, dtype=np.float32),
-        "grad": x.grad.float().numpy(),
+        "grad": grad,
     }
+    if with_f32:
+        out["logits_f32"], out["grad_f32"] = run(torch.float32)
+    return out
 
 
 def op_golden(fn, x_np, seed):
@@ -680,7 +689,7 @@ def write_full(out_dir, names=None):
         calibrate(model, x_np)
         path = f"{out_dir}/{name}.onnx"
         export(model, torch.from_numpy(x_np), path, 17)
-        gold = classifier_golden(model, x_np, TARGETS)
+        gold = classifier_golden(model, x_np, TARGETS, with_f32=True)
         gpath = f"{out_dir}/{name}.golden.safetensors"
         save_golden(gpath, gold, model=name, variant=name, opset=17, exporter="torchscript", batch="dynamic",
                     score="sum_b log-odds of target")

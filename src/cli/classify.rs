@@ -73,13 +73,13 @@ fn accuracy(gpu: &Gpu, args: &ClassifyArgs, manifest: &Path) -> Result<()> {
     bar.finish_and_clear();
     let n = jobs.len() as f64;
     if args.json {
-        let out = json!({"model": loaded.kind.to_string(), "adapter": gpu.adapter_name(), "images": jobs.len(),
+        let out = json!({"model": loaded.name, "adapter": gpu.adapter_name(), "images": jobs.len(),
             "top1": top1 as f64 / n, "top5": top5 as f64 / n, "results": rows});
         println!("{}", serde_json::to_string(&out).expect("JSON of plain values"));
     } else {
         println!(
             "{}: top-1 {:.1}% ({top1}/{}), top-5 {:.1}% on {}",
-            loaded.kind,
+            loaded.name,
             100.0 * top1 as f64 / n,
             jobs.len(),
             100.0 * top5 as f64 / n,
@@ -158,8 +158,7 @@ pub fn run(args: &ClassifyArgs) -> Result<()> {
         }
     }
     if args.json {
-        let out =
-            json!({"model": loaded.kind.to_string(), "adapter": gpu.adapter_name(), "results": results});
+        let out = json!({"model": loaded.name, "adapter": gpu.adapter_name(), "results": results});
         println!("{}", serde_json::to_string(&out).expect("JSON of plain values"));
     }
     Ok(())

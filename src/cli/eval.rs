@@ -9,22 +9,25 @@ use fido::eval::{
 };
 use fido::explain::{CaSetup, InfillKind};
 use fido::inpaint::CaGenerator;
-use fido::models::{LoadedModel, ModelKind};
+use fido::models::ModelSpec;
 use fido::{Error, Result};
 
-use super::{parsed, AdapterArgs};
+use super::{parsed, AdapterArgs, PreprocessArgs};
 
 /// `fido eval` options.
 #[derive(Args)]
 pub struct EvalArgs {
     #[command(flatten)]
     pub adapter: AdapterArgs,
-    /// The classifier (see `fido classify --help`); not needed with --merge.
-    #[arg(long, required_unless_present = "merge", value_parser = parsed::<ModelKind>)]
-    pub model: Option<ModelKind>,
-    /// The classifier's weights (safetensors).
-    #[arg(long, required_unless_present = "merge")]
+    /// The classifier, a built-in name or an ONNX file (see `fido classify --help`); not
+    /// needed with --merge.
+    #[arg(long, required_unless_present = "merge", value_parser = parsed::<ModelSpec>)]
+    pub model: Option<ModelSpec>,
+    /// The built-in classifier's weights (safetensors); not used with an ONNX model.
+    #[arg(long)]
     pub weights: Option<PathBuf>,
+    #[command(flatten)]
+    pub preprocess: PreprocessArgs,
     /// CSV with file, label, ..., boxes_xyxy columns (like imagenet-val/manifest.csv).
     #[arg(long, required_unless_present = "merge")]
     pub manifest: Option<PathBuf>,
@@ -32,7 +35,8 @@ pub struct EvalArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Configurations to compare, `method[-objective]:infill`, e.g. fido:local fido-sdr:local bbmp:blur
-    /// (fido:ca needs --infill-weights).
+    /// (fido:ca needs --infill-weights); the gradient baselines are gradient:- and ig:-
+    /// (integrated gradients, --steps path points [default: 32]).
     #[arg(
         long = "config",
         num_args = 1..,
@@ -102,8 +106,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         return merge(&args.merge, &args.out);
     }
     let missing = |what: &str| Error::InvalidArgument(format!("fido eval needs --{what}"));
-    let model = args.model.ok_or_else(|| missing("model"))?;
-    let weights = args.weights.as_deref().ok_or_else(|| missing("weights"))?;
+    let model = args.model.as_ref().ok_or_else(|| missing("model"))?;
     let manifest = args.manifest.as_deref().ok_or_else(|| missing("manifest"))?;
     let configs = args
         .configs
@@ -126,13 +129,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
         ..MetricSettings::default()
     };
     let gpu = args.adapter.gpu()?;
-    let loaded = LoadedModel::load(&gpu, model, weights)?;
+    let loaded = super::load_model(&gpu, model, args.weights.as_deref(), &args.preprocess)?;
     let ca = match &args.infill_weights {
         Some(path) => Some(CaSetup::new(CaGenerator::load(&gpu, path)?)),
         None => None,
     };
     let options = EvalOptions {
-        model_name: loaded.kind.to_string(),
+        model_name: loaded.name.clone(),
         resize: loaded.resize,
         norm: loaded.norm,
         metrics,

@@ -10,9 +10,10 @@ use serde_json::json;
 use fido::dataset::{collect_images, ImageJob};
 use fido::explain::report::{self, RunInfo};
 use fido::explain::{CaSetup, ExplainConfig, ExplainOverrides, Explainer, InfillKind, Method, Objective};
+use fido::imageio::{self, SourceToModel};
 use fido::inpaint::CaGenerator;
-use fido::models::LoadedModel;
-use fido::{Gpu, IoContext, Result, Tensor};
+use fido::models::{read_input_tensor, LoadedModel};
+use fido::{Error, Gpu, IoContext, Result, Tensor};
 
 use super::{parsed, AdapterArgs, ModelArgs};
 
@@ -24,8 +25,12 @@ pub struct ExplainArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Image files or folders; several give one output folder each and a gallery.
-    #[arg(long, num_args = 1..)]
+    #[arg(long, num_args = 1.., conflicts_with = "input")]
     pub image: Vec<PathBuf>,
+    /// A .safetensors file whose tensor `input` (1×3×H×W, already normalised) is explained as
+    /// is; overlay.png shows it de-normalised with the model's preprocessing.
+    #[arg(long, conflicts_with = "manifest")]
+    pub input: Option<PathBuf>,
     /// A CSV of `file,label,...` rows (like imagenet-val/manifest.csv); images beside it or in images/.
     #[arg(long)]
     pub manifest: Option<PathBuf>,
@@ -35,13 +40,15 @@ pub struct ExplainArgs {
     /// Output folder (one subfolder per image when there are several).
     #[arg(long)]
     pub out: PathBuf,
-    /// fido or bbmp.
+    /// fido, bbmp, gradient (vanilla gradients of the target's log-odds) or integrated-gradients
+    /// (ig: zero baseline, midpoint rule, --steps points [default: 32]).
     #[arg(long, default_value = "fido", value_parser = parsed::<Method>)]
     pub method: Method,
     /// ssr (smallest sufficient region) or sdr (smallest destroying region).
     #[arg(long, default_value = "ssr", value_parser = parsed::<Objective>)]
     pub objective: Objective,
-    /// mean, blur, random, local or ca [default: local for FIDO, blur for BBMP].
+    /// mean, blur, random, local or ca [default: local for FIDO, blur for BBMP and the gradient
+    /// methods, where it only scores the MAP mask].
     #[arg(long, value_parser = parsed::<InfillKind>)]
     pub infill: Option<InfillKind>,
     /// Weights of the CA in-painter, for --infill ca.
@@ -61,7 +68,13 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
         .overrides(&args.settings)
         .ca_weights(args.infill_weights.is_some())
         .build()?;
-    let jobs = collect_images(&args.image, args.manifest.as_deref(), args.label)?;
+    let jobs = match &args.input {
+        Some(path) => vec![ImageJob {
+            path: path.clone(),
+            label: args.label,
+        }],
+        None => collect_images(&args.image, args.manifest.as_deref(), args.label)?,
+    };
     let gpu = args.adapter.gpu()?;
     let ca = match (config.infill, &args.infill_weights) {
         (InfillKind::Ca, Some(path)) => Some(CaSetup::new(CaGenerator::load(&gpu, path)?)),
@@ -92,6 +105,7 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
             &gpu,
             &loaded,
             job,
+            args.input.is_some(),
             &dir,
             config.clone(),
             ca.as_ref(),
@@ -124,6 +138,7 @@ fn explain_one(
     gpu: &Gpu,
     loaded: &LoadedModel,
     job: &ImageJob,
+    tensor_input: bool,
     dir: &Path,
     config: ExplainConfig,
     ca: Option<&CaSetup>,
@@ -131,9 +146,19 @@ fn explain_one(
     since: Instant,
 ) -> Result<serde_json::Value> {
     let started = Instant::now();
-    let prepared = loaded.prepare_image(&job.path)?;
-    let size = prepared.size as usize;
-    let x = Tensor::from_slice(gpu, &[1, 3, size, size], &prepared.chw)?;
+    let input = if tensor_input {
+        prepare_tensor(loaded, &job.path)?
+    } else {
+        let p = loaded.prepare_image(&job.path)?;
+        let size = p.size as usize;
+        Input {
+            shape: [1, 3, size, size],
+            chw: p.chw,
+            picture: p.picture,
+            source_to_model: p.source_to_model,
+        }
+    };
+    let x = Tensor::from_slice(gpu, &input.shape, &input.chw)?;
     let steps = config.steps;
     let infiller = fido::explain::infill::build(config.infill, &x, loaded.norm, ca)?;
     let mut explainer = Explainer::new(
@@ -169,13 +194,16 @@ fn explain_one(
     bar.finish_and_clear();
     let explanation = explainer.finish()?;
     let info = RunInfo {
-        model: &loaded.kind.to_string(),
+        model: &loaded.name,
         adapter: &gpu.adapter_name(),
         source: &job.path.display().to_string(),
         target_name: &name,
-        source_to_model: prepared.source_to_model,
+        source_to_model: input.source_to_model,
     };
-    let mut summary = report::write(dir, &explanation, &prepared.picture, &info)?;
+    let mut summary = report::write(dir, &explanation, &input.picture, &info)?;
+    if tensor_input {
+        summary["picture"] = json!("the input tensor de-normalised with the model's preprocessing");
+    }
     summary["wall_seconds"] = json!(started.elapsed().as_secs_f64());
     summary["setup_seconds"] = json!(setup_seconds);
     std::fs::write(
@@ -193,6 +221,48 @@ fn explain_one(
         dir.display()
     );
     Ok(summary)
+}
+
+/// A model input with the picture its overlay is drawn on.
+struct Input {
+    shape: [usize; 4],
+    chw: Vec<f32>,
+    picture: image::RgbImage,
+    source_to_model: SourceToModel,
+}
+
+/// The tensor `input` of a safetensors file, 1×3×H×W and already normalised. The picture
+/// is the tensor de-normalised with the model's preprocessing (the only one fido knows of),
+/// and source pixels are model pixels.
+fn prepare_tensor(loaded: &LoadedModel, path: &Path) -> Result<Input> {
+    let (shape, chw) = read_input_tensor(path)?;
+    if shape[0] != 1 {
+        return Err(Error::InvalidArgument(format!(
+            "`{}`: explain takes one image, `input` 1×3×H×W, but it holds {shape:?}; fido classify takes batches",
+            path.display()
+        )));
+    }
+    let (h, w) = (shape[2], shape[3]);
+    if let Some([mh, mw]) = loaded.classifier.fixed_input_size() {
+        if [h, w] != [mh, mw] {
+            return Err(Error::InvalidArgument(format!(
+                "`{}` holds a {h}×{w} input; {} takes [N, 3, {mh}, {mw}] inputs",
+                path.display(),
+                loaded.name
+            )));
+        }
+    }
+    Ok(Input {
+        shape: [1, 3, h, w],
+        picture: imageio::to_picture_hw(&chw, w as u32, h as u32, &loaded.norm),
+        chw,
+        source_to_model: SourceToModel {
+            scale_x: 1.0,
+            scale_y: 1.0,
+            offset_x: 0.0,
+            offset_y: 0.0,
+        },
+    })
 }
 
 /// A folder name per image: its file stem, made unique by its position when stems repeat.

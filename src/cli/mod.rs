@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 
-use fido::models::{LoadedModel, ModelKind};
+use fido::models::{LoadedModel, ModelSpec, PreprocessOptions, PreprocessPreset};
 use fido::{AdapterChoice, AdapterSelector, BackendSelector, Error, Gpu, Result};
 
 #[derive(Parser)]
@@ -36,7 +36,8 @@ pub enum Command {
     Info(info::InfoArgs),
     /// Classify images (or a prepared input tensor) and print the top classes.
     Classify(classify::ClassifyArgs),
-    /// Explain a classifier's decision with a FIDO (or BBMP) saliency map.
+    /// Explain a classifier's decision with a FIDO saliency map, or with BBMP, vanilla or
+    /// integrated gradients to compare.
     Explain(explain::ExplainArgs),
     /// Measure saliency maps on a labelled, boxed manifest: off-box ratio, pixel removal,
     /// saliency metric, seed stability and in-filler quality, with plots and an HTML report.
@@ -93,18 +94,77 @@ impl AdapterArgs {
 #[derive(Args)]
 pub struct ModelArgs {
     /// The classifier: resnet18 resnet34 resnet50 resnet101 resnet152 vgg11 vgg13 vgg16 vgg19 alexnet
-    /// efficientnet-lite0.
-    #[arg(long, value_parser = parsed::<ModelKind>)]
-    pub model: ModelKind,
-    /// The model's weights (.safetensors with the original state_dict names).
+    /// efficientnet-lite0, or an ONNX file (a path ending in .onnx, or any existing file), which
+    /// holds its own weights.
+    #[arg(long, value_parser = parsed::<ModelSpec>)]
+    pub model: ModelSpec,
+    /// The built-in model's weights (.safetensors with the original state_dict names); not
+    /// used with an ONNX model.
     #[arg(long)]
-    pub weights: PathBuf,
+    pub weights: Option<PathBuf>,
+    #[command(flatten)]
+    pub preprocess: PreprocessArgs,
 }
 
 impl ModelArgs {
     pub fn load(&self, gpu: &Gpu) -> Result<LoadedModel> {
-        LoadedModel::load(gpu, self.model, &self.weights)
+        load_model(gpu, &self.model, self.weights.as_deref(), &self.preprocess)
     }
+}
+
+/// How images become the model's input, on top of the model's own preprocessing.
+#[derive(Args, Clone, Debug, Default)]
+pub struct PreprocessArgs {
+    /// imagenet (shorter side to 256·N/224, centre crop N, pixel/255, ImageNet mean and std),
+    /// lite0 (stretch to N×N, (pixel − 127)/128 on 0..255, as the native efficientnet-lite0) or
+    /// none (pixel/255 only, stretch to N×N) [default: a built-in model's own; imagenet for ONNX]
+    #[arg(long, value_parser = parsed::<PreprocessPreset>)]
+    pub preprocess: Option<PreprocessPreset>,
+    /// Per-channel mean R,G,B replacing the preprocessing's, in its pixel units (0..1 for
+    /// imagenet and none, 0..255 for lite0).
+    #[arg(long, value_parser = channels, allow_hyphen_values = true)]
+    pub mean: Option<[f32; 3]>,
+    /// Per-channel standard deviation R,G,B replacing the preprocessing's (positive, same units).
+    #[arg(long, value_parser = channels)]
+    pub std: Option<[f32; 3]>,
+    /// Input side N [default: an ONNX graph's declared input, else 224; a built-in model's own].
+    #[arg(long)]
+    pub size: Option<usize>,
+}
+
+impl PreprocessArgs {
+    pub fn options(&self) -> PreprocessOptions {
+        PreprocessOptions {
+            preset: self.preprocess,
+            mean: self.mean,
+            std: self.std,
+            size: self.size,
+        }
+    }
+}
+
+fn channels(text: &str) -> std::result::Result<[f32; 3], String> {
+    fido::models::parse_channels(text).map_err(|e| match e {
+        Error::InvalidArgument(message) => message,
+        other => other.to_string(),
+    })
+}
+
+/// Load the model `--model` names, and say once when its samples run one at a time.
+pub fn load_model(
+    gpu: &Gpu,
+    spec: &ModelSpec,
+    weights: Option<&std::path::Path>,
+    preprocess: &PreprocessArgs,
+) -> Result<LoadedModel> {
+    let loaded = LoadedModel::open(gpu, spec, weights, &preprocess.options())?;
+    if loaded.classifier.runs_one_at_a_time() {
+        eprintln!(
+            "note: {} was exported with batch 1; fido runs the samples of a batch one after another",
+            loaded.name
+        );
+    }
+    Ok(loaded)
 }
 
 /// A value parser for any of the library's `FromStr` types, reporting the library's message

@@ -15,7 +15,8 @@ use crate::imageio::{Normalize, Resize};
 use crate::{Error, Result};
 
 /// A configuration as written, `method[-objective]:infill` (`fido:local`, `fido-sdr:blur`,
-/// `bbmp:blur`, …); [`build`](Self::build) turns it into settings.
+/// `bbmp:blur`, …, and the gradient baselines `gradient:-` and `ig:-`, whose in-filler only
+/// scores the MAP mask); [`build`](Self::build) turns it into settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConfigSpec {
     pub method: Method,
@@ -33,28 +34,44 @@ impl FromStr for ConfigSpec {
             ))
         };
         let (head, infill) = spec.split_once(':').ok_or_else(|| bad("no `:`".into()))?;
-        let (method, objective) = match head.split_once('-') {
-            Some((m, o)) => (m, Some(o)),
-            None => (head, None),
+        // A whole method name first (`integrated-gradients` holds a `-` of its own).
+        let (method, objective) = match (head.trim().parse::<Method>(), head.split_once('-')) {
+            (Ok(method), _) => (method, None),
+            (Err(_), Some((m, o))) => (m.trim().parse().map_err(|e| bad(reason(&e)))?, Some(o)),
+            (Err(e), None) => return Err(bad(reason(&e))),
         };
         let reason = |e: Error| bad(reason(&e));
+        let objective = objective.map(|o| o.trim().parse()).transpose().map_err(reason)?;
+        // The gradient methods have no in-filler in the loop: `-` takes the one that scores
+        // their MAP mask by default.
+        let infill = match infill.trim() {
+            "-" if method.is_gradient() => ExplainConfig::paper(method).infill,
+            "-" => return Err(bad(format!("{method} needs an in-filler"))),
+            other => other.parse().map_err(reason)?,
+        };
         Ok(ConfigSpec {
-            method: method.trim().parse().map_err(reason)?,
-            objective: objective.map(|o| o.trim().parse()).transpose().map_err(reason)?,
-            infill: infill.trim().parse().map_err(reason)?,
+            method,
+            objective,
+            infill,
         })
     }
 }
 
-/// The canonical name: `method[-objective]:infill`, the objective left out when it is SSR.
+/// The canonical name: `method[-objective]:infill`, the objective left out when it is SSR;
+/// integrated gradients are `ig`, and a gradient method with its default in-filler (which
+/// only scores the MAP mask) is written `gradient:-` or `ig:-`.
 impl fmt::Display for ConfigSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.method)?;
+        write!(f, "{}", self.method.short_name())?;
         match self.objective {
             None | Some(Objective::Ssr) => {}
             Some(o) => write!(f, "-{o}")?,
         }
-        write!(f, ":{}", self.infill)
+        if self.method.is_gradient() && self.infill == ExplainConfig::paper(self.method).infill {
+            write!(f, ":-")
+        } else {
+            write!(f, ":{}", self.infill)
+        }
     }
 }
 

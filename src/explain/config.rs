@@ -12,6 +12,29 @@ use super::InfillKind;
 pub enum Method {
     Fido,
     Bbmp,
+    /// Vanilla gradients (Simonyan et al.): the derivative of the target's log-odds with
+    /// respect to the input.
+    Gradient,
+    /// Integrated gradients (Sundararajan et al.) from a zero baseline, midpoint rule.
+    IntegratedGradients,
+}
+
+impl Method {
+    /// The gradient baselines, which optimise nothing: no mask, no in-filler in the loop.
+    pub fn is_gradient(self) -> bool {
+        matches!(self, Method::Gradient | Method::IntegratedGradients)
+    }
+
+    /// The name in `fido eval` configurations, where `-` separates the objective: `ig` for
+    /// integrated gradients, else the method's name.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Method::IntegratedGradients => "ig",
+            Method::Fido => "fido",
+            Method::Bbmp => "bbmp",
+            Method::Gradient => "gradient",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,8 +51,10 @@ impl FromStr for Method {
         match s.to_ascii_lowercase().as_str() {
             "fido" => Ok(Self::Fido),
             "bbmp" => Ok(Self::Bbmp),
+            "gradient" => Ok(Self::Gradient),
+            "integrated-gradients" | "ig" => Ok(Self::IntegratedGradients),
             other => Err(Error::InvalidArgument(format!(
-                "unknown method `{other}`; expected fido or bbmp"
+                "unknown method `{other}`; expected fido, bbmp, gradient or integrated-gradients (ig)"
             ))),
         }
     }
@@ -50,7 +75,10 @@ impl FromStr for Objective {
 
 impl fmt::Display for Method {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if *self == Self::Fido { "fido" } else { "bbmp" })
+        f.write_str(match self {
+            Self::IntegratedGradients => "integrated-gradients",
+            other => other.short_name(),
+        })
     }
 }
 
@@ -83,10 +111,12 @@ pub struct ExplainConfig {
 /// unset ones take the method's defaults, which are the paper's.
 #[derive(Clone, Debug, Default, PartialEq, clap::Args)]
 pub struct ExplainOverrides {
-    /// Optimisation steps [default: 300].
+    /// Optimisation steps [default: 300]; for integrated gradients the number of points on
+    /// the path [default: 32]; vanilla gradients take one.
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Mask samples per FIDO step [default: 8]; BBMP always optimises one image.
+    /// Mask samples per FIDO step [default: 8]; BBMP always optimises one image; integrated
+    /// gradients: path points per forward pass [default: 8].
     #[arg(long)]
     pub batch: Option<usize>,
     /// Sparsity weight [default: 1e-3 for FIDO, 5e-3 for BBMP].
@@ -156,11 +186,15 @@ impl ExplainConfigBuilder {
         let config = ExplainConfig {
             objective: self.objective.unwrap_or(paper.objective),
             infill: self.infill.unwrap_or(paper.infill),
-            steps: o.steps.unwrap_or(paper.steps),
-            // BBMP always optimises one image.
+            // Vanilla gradients are one backward pass.
+            steps: match self.method {
+                Method::Gradient => paper.steps,
+                _ => o.steps.unwrap_or(paper.steps),
+            },
+            // BBMP always optimises one image, vanilla gradients look at one.
             batch: match self.method {
-                Method::Fido => o.batch.unwrap_or(paper.batch),
-                Method::Bbmp => paper.batch,
+                Method::Fido | Method::IntegratedGradients => o.batch.unwrap_or(paper.batch),
+                Method::Bbmp | Method::Gradient => paper.batch,
             },
             mask_size: o.mask_size.unwrap_or(paper.mask_size),
             lambda: o.lambda.unwrap_or(paper.lambda),
@@ -192,7 +226,10 @@ impl ExplainConfig {
         }
     }
 
-    /// The paper's settings for `method`.
+    /// The paper's settings for `method`. The gradient baselines optimise nothing: their
+    /// in-filler only scores the MAP mask (Blur, as BBMP's reference), `steps` is the number
+    /// of gradients taken (1; 32 path points for integrated gradients) and `batch` the
+    /// gradients per forward pass; λ, lr, mask size and temperature are unused.
     pub fn paper(method: Method) -> ExplainConfig {
         ExplainConfig {
             method,
@@ -202,9 +239,20 @@ impl ExplainConfig {
             } else {
                 InfillKind::Blur
             },
-            steps: 300,
-            batch: if method == Method::Fido { 8 } else { 1 },
-            lambda: if method == Method::Fido { 1e-3 } else { 5e-3 },
+            steps: match method {
+                Method::Fido | Method::Bbmp => 300,
+                Method::Gradient => 1,
+                Method::IntegratedGradients => 32,
+            },
+            batch: match method {
+                Method::Fido | Method::IntegratedGradients => 8,
+                Method::Bbmp | Method::Gradient => 1,
+            },
+            lambda: match method {
+                Method::Fido => 1e-3,
+                Method::Bbmp => 5e-3,
+                Method::Gradient | Method::IntegratedGradients => 0.0,
+            },
             lr: 0.05,
             mask_size: 56,
             temperature: 0.1,

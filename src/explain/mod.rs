@@ -1,4 +1,4 @@
-//! FIDO and BBMP saliency.
+//! FIDO and BBMP saliency, and the gradient baselines ([`gradient`]).
 //!
 //! FIDO learns one dropout logit per cell of an m×m grid. Each step it upsamples the dropout
 //! probabilities to the input size, draws B relaxed-Bernoulli masks (Concrete, temperature t),
@@ -12,6 +12,7 @@
 
 pub mod ca_infill;
 mod config;
+pub mod gradient;
 pub mod infill;
 pub mod report;
 
@@ -74,8 +75,12 @@ pub struct Explanation {
     pub importance: Vec<f32>,
     pub height: usize,
     pub width: usize,
-    /// The m×m parameters: dropout logits (FIDO) or the keep mask (BBMP).
+    /// The m×m parameters: dropout logits (FIDO) or the keep mask (BBMP); empty for the
+    /// gradient methods.
     pub mask_logits: Vec<f32>,
+    /// The gradient methods' attribution, row-major 3×H×W: `∂s/∂x` (vanilla) or
+    /// `x · mean ∂s/∂x` along the path (integrated gradients); None for FIDO and BBMP.
+    pub gradient: Option<Vec<f32>>,
     pub prob_before: f32,
     /// Target probability after the MAP mask is applied (SSR: only the important pixels
     /// kept; SDR: the important pixels in-filled).
@@ -126,7 +131,7 @@ impl<'m> Explainer<'m> {
             });
         }
         let (h, w) = (image.shape()[2], image.shape()[3]);
-        if config.mask_size > h.min(w) {
+        if !config.method.is_gradient() && config.mask_size > h.min(w) {
             return Err(Error::InvalidArgument(format!(
                 "--mask-size {} exceeds the {h}×{w} model input",
                 config.mask_size
@@ -156,6 +161,8 @@ impl<'m> Explainer<'m> {
             Method::Fido => Tensor::zeros(&gpu, &[1, 1, m, m])?,
             // BBMP's keep mask starts fully kept.
             Method::Bbmp => Tensor::full(&gpu, &[1, 1, m, m], 1.0)?,
+            // The gradient methods sum their gradients here, in the input's shape.
+            Method::Gradient | Method::IntegratedGradients => Tensor::zeros(&gpu, &[1, 3, h, w])?,
         };
         let adam = optim::Adam::new(&params, optim::AdamConfig::default())?;
         let infiller = match infiller {
@@ -190,7 +197,8 @@ impl<'m> Explainer<'m> {
     pub fn config(&self) -> &ExplainConfig {
         &self.config
     }
-    /// The m×m parameters as a GPU tensor (`[1, 1, m, m]`), which a host can bind.
+    /// The m×m parameters as a GPU tensor (`[1, 1, m, m]`), which a host can bind. For the
+    /// gradient methods, the sum of the gradients taken so far (`[1, 3, H, W]`).
     pub fn mask(&self) -> &Tensor {
         &self.params
     }
@@ -204,9 +212,16 @@ impl<'m> Explainer<'m> {
             )));
         }
         let (loss, score, grad) = self.method_step()?;
+        if self.config.method.is_gradient() {
+            self.params = elementwise::add(&self.params, &grad)?;
+            self.last = Some((loss, score));
+            self.step = self.path_chunk().end;
+            self.gpu.flush();
+            return Ok(());
+        }
         let lr = match self.config.method {
             Method::Fido => self.config.lr * (1.0 - self.step as f32 / self.config.steps as f32),
-            Method::Bbmp => self.config.lr,
+            _ => self.config.lr,
         };
         self.adam.step(&self.params, &grad, lr)?;
         if self.config.method == Method::Bbmp {
@@ -258,7 +273,41 @@ impl<'m> Explainer<'m> {
         match self.config.method {
             Method::Fido => self.fido_step(),
             Method::Bbmp => self.bbmp_step(),
+            Method::Gradient | Method::IntegratedGradients => self.gradient_step(),
         }
+    }
+
+    /// The path points the next gradient step takes: up to `batch` of them.
+    fn path_chunk(&self) -> std::ops::Range<usize> {
+        let c = &self.config;
+        self.step..(self.step + c.batch.max(1)).min(c.steps)
+    }
+
+    /// The gradient methods' step: the score (as loss and score) and the gradients summed
+    /// over this chunk of path points (vanilla gradients: the one point α = 1).
+    fn gradient_step(&mut self) -> Result<(Tensor, Tensor, Tensor)> {
+        let alphas = match self.config.method {
+            Method::IntegratedGradients => {
+                gradient::path_points(self.config.steps)[self.path_chunk()].to_vec()
+            }
+            _ => vec![1.0],
+        };
+        self.phase_done()?;
+        let (score, grad) = gradient::gradient_sum(self.model, &self.image, self.target, &alphas)?;
+        // The forward and backward passes are one call here: profile them as one phase.
+        self.phase_done()?;
+        self.phase_done()?;
+        Ok((score.clone(), score, grad))
+    }
+
+    /// The gradient methods' attribution so far, `[1, 3, H, W]`.
+    fn attribution(&self) -> Result<Tensor> {
+        gradient::attribution(
+            self.config.method == Method::IntegratedGradients,
+            &self.image,
+            &self.params,
+            self.step,
+        )
     }
 
     fn fido_step(&mut self) -> Result<(Tensor, Tensor, Tensor)> {
@@ -372,6 +421,10 @@ impl<'m> Explainer<'m> {
     pub fn importance(&self) -> Result<Tensor> {
         let (h, w) = (self.image.shape()[2], self.image.shape()[3]);
         match self.config.method {
+            Method::Gradient | Method::IntegratedGradients => {
+                let values = gradient::importance(&self.attribution()?.to_vec()?, h, w);
+                Tensor::from_slice(&self.gpu, &[1, 1, h, w], &values)
+            }
             Method::Fido => {
                 // SSR: keep probability sigmoid(−up(θ)); SDR: dropout probability sigmoid(up(θ)).
                 let up = resize::resize_bilinear(&self.params, h, w, true)?;
@@ -408,9 +461,18 @@ impl<'m> Explainer<'m> {
 
     /// Read the result back, and score the MAP mask.
     pub fn finish(mut self) -> Result<Explanation> {
-        let importance_t = self.importance()?;
-        let importance = importance_t.to_vec()?;
         let (h, w) = (self.image.shape()[2], self.image.shape()[3]);
+        let (importance_t, gradient) = if self.config.method.is_gradient() {
+            let attribution = self.attribution()?.to_vec()?;
+            let values = gradient::importance(&attribution, h, w);
+            (
+                Tensor::from_slice(&self.gpu, &[1, 1, h, w], &values)?,
+                Some(attribution),
+            )
+        } else {
+            (self.importance()?, None)
+        };
+        let importance = importance_t.to_vec()?;
         // The MAP mask keeps (SSR) or drops (SDR) the pixels marked important.
         let important = elementwise::unary(&importance_t, UnaryOp::Step(0.5))?;
         let keep = match self.config.objective {
@@ -427,7 +489,12 @@ impl<'m> Explainer<'m> {
             importance,
             height: h,
             width: w,
-            mask_logits: self.params.to_vec()?,
+            mask_logits: if gradient.is_some() {
+                Vec::new()
+            } else {
+                self.params.to_vec()?
+            },
+            gradient,
             prob_before: self.prob_before,
             prob_with_map,
             seconds: self.started.elapsed().as_secs_f64(),

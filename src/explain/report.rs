@@ -71,15 +71,31 @@ fn tidy(x: f32) -> f64 {
 fn write_tensors(path: &Path, e: &Explanation) -> Result<()> {
     use safetensors::tensor::{Dtype, TensorView};
     let m = (e.mask_logits.len() as f64).sqrt() as usize;
-    let importance: &[u8] = bytemuck::cast_slice(&e.importance);
-    let logits: &[u8] = bytemuck::cast_slice(&e.mask_logits);
-    let views = [
-        (
-            "importance",
-            TensorView::new(Dtype::F32, vec![e.height, e.width], importance),
+    let mut views = vec![(
+        "importance",
+        TensorView::new(
+            Dtype::F32,
+            vec![e.height, e.width],
+            bytemuck::cast_slice(&e.importance),
         ),
-        ("logits", TensorView::new(Dtype::F32, vec![m, m], logits)),
-    ];
+    )];
+    // FIDO and BBMP have mask parameters; the gradient methods have an attribution instead.
+    if !e.mask_logits.is_empty() {
+        views.push((
+            "logits",
+            TensorView::new(Dtype::F32, vec![m, m], bytemuck::cast_slice(&e.mask_logits)),
+        ));
+    }
+    if let Some(gradient) = &e.gradient {
+        views.push((
+            "gradient",
+            TensorView::new(
+                Dtype::F32,
+                vec![3, e.height, e.width],
+                bytemuck::cast_slice(gradient),
+            ),
+        ));
+    }
     let views: Vec<(&str, TensorView)> = views
         .into_iter()
         .map(|(name, v)| {

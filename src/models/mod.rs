@@ -20,6 +20,7 @@ pub mod synthetic;
 mod vgg;
 
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
 
 use crate::autodiff::{Tape, Var};
@@ -28,7 +29,7 @@ use crate::tensor::Tensor;
 use crate::weights::WeightFile;
 use crate::{Error, Result};
 
-pub use loaded::{image_pipeline, read_input_tensor, LoadedModel};
+pub use loaded::{image_pipeline, read_input_tensor, LoadedModel, ModelSpec};
 
 /// The architectures `fido classify --model` accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -210,9 +211,144 @@ impl Preprocess {
         std: [128.0; 3],
     };
 
+    /// Pixel / 255 only, stretched to the input size.
+    pub const UNIT: Preprocess = Preprocess {
+        input_size: [224, 224],
+        resize: ResizeMode::Stretch,
+        pixel_range: 1.0,
+        mean: [0.0; 3],
+        std: [1.0; 3],
+    };
+
     /// The normalised input value of an 8-bit `pixel` in `channel` (0 = R, 1 = G, 2 = B).
     pub fn normalize(&self, pixel: u8, channel: usize) -> f32 {
         (pixel as f32 / 255.0 * self.pixel_range - self.mean[channel]) / self.std[channel]
+    }
+
+    /// The same pipeline for an `n`×`n` input: a shorter-side resize scales with it
+    /// (256 for 224 becomes `round(256·n/224)`).
+    pub fn resized(&self, n: usize) -> Preprocess {
+        let resize = match self.resize {
+            ResizeMode::ShorterSideThenCenterCrop { shorter_side } => {
+                let old = self.input_size[0].max(1);
+                ResizeMode::ShorterSideThenCenterCrop {
+                    shorter_side: ((shorter_side * n) as f64 / old as f64).round().max(n as f64) as usize,
+                }
+            }
+            ResizeMode::Stretch => ResizeMode::Stretch,
+        };
+        Preprocess {
+            input_size: [n, n],
+            resize,
+            ..*self
+        }
+    }
+}
+
+/// A named preprocessing, as `--preprocess` takes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreprocessPreset {
+    /// Resize the shorter side to `256·N/224`, centre-crop N, pixel/255, ImageNet mean and std.
+    Imagenet,
+    /// What the native EfficientNet-Lite0 uses: stretch to N×N, `(pixel − 127) / 128` on 0..255.
+    Lite0,
+    /// Pixel/255 only, stretched to N×N.
+    None,
+}
+
+impl PreprocessPreset {
+    /// The preset's pipeline for an `n`×`n` input.
+    pub fn at_size(self, n: usize) -> Preprocess {
+        match self {
+            PreprocessPreset::Imagenet => Preprocess::TORCHVISION.resized(n),
+            PreprocessPreset::Lite0 => ModelKind::EfficientNetLite0.preprocess().resized(n),
+            PreprocessPreset::None => Preprocess::UNIT.resized(n),
+        }
+    }
+}
+
+impl FromStr for PreprocessPreset {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<PreprocessPreset> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "imagenet" => Ok(PreprocessPreset::Imagenet),
+            "lite0" => Ok(PreprocessPreset::Lite0),
+            "none" => Ok(PreprocessPreset::None),
+            _ => Err(Error::InvalidArgument(format!(
+                "unknown preprocessing `{s}`; expected imagenet, lite0 or none"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for PreprocessPreset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PreprocessPreset::Imagenet => "imagenet",
+            PreprocessPreset::Lite0 => "lite0",
+            PreprocessPreset::None => "none",
+        })
+    }
+}
+
+/// Three per-channel values (R, G, B) written `R,G,B`, as `--mean` and `--std` take them.
+pub fn parse_channels(text: &str) -> Result<[f32; 3]> {
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let values: Vec<f32> = parts
+        .iter()
+        .map(|p| p.parse::<f32>().ok().filter(|v| v.is_finite()))
+        .collect::<Option<_>>()
+        .ok_or_else(|| Error::InvalidArgument(format!("`{text}` is not a list of three numbers R,G,B")))?;
+    <[f32; 3]>::try_from(values).map_err(|v| {
+        Error::InvalidArgument(format!("`{text}` has {} values; expected three, R,G,B", v.len()))
+    })
+}
+
+/// What the user imposes on a model's preprocessing (None: the model's own, or for ONNX
+/// models the `imagenet` preset at the graph's input size).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PreprocessOptions {
+    pub preset: Option<PreprocessPreset>,
+    /// Per-channel mean, in the pipeline's pixel units (0..1 for imagenet and none, 0..255
+    /// for lite0).
+    pub mean: Option<[f32; 3]>,
+    /// Per-channel standard deviation, same units; every value must be positive.
+    pub std: Option<[f32; 3]>,
+    /// Input side N.
+    pub size: Option<usize>,
+}
+
+impl PreprocessOptions {
+    /// `base` with these options on top: the preset replaces it (at `--size`, else at
+    /// `base`'s size), then mean and std replace the preset's.
+    pub fn apply(&self, base: Preprocess) -> Result<Preprocess> {
+        let n = self.size.unwrap_or(base.input_size[0]);
+        if n == 0 {
+            return Err(Error::InvalidArgument("--size must be at least 1".into()));
+        }
+        let mut p = match self.preset {
+            Some(preset) => preset.at_size(n),
+            None if n == base.input_size[0] && base.input_size[0] == base.input_size[1] => base,
+            None => base.resized(n),
+        };
+        if let Some(mean) = self.mean {
+            if mean.iter().any(|v| !v.is_finite()) {
+                return Err(Error::InvalidArgument(format!(
+                    "--mean must be finite, got {mean:?}"
+                )));
+            }
+            p.mean = mean;
+        }
+        if let Some(std) = self.std {
+            if std.iter().any(|v| !(*v > 0.0 && v.is_finite())) {
+                return Err(Error::InvalidArgument(format!(
+                    "--std must be three positive values, got {},{},{}",
+                    std[0], std[1], std[2]
+                )));
+            }
+            p.std = std;
+        }
+        Ok(p)
     }
 }
 
@@ -255,10 +391,15 @@ fn is_ignorable(name: &str) -> bool {
     name.ends_with("num_batches_tracked")
 }
 
-/// A loaded classifier: architecture plus weights resident on the GPU.
+/// A loaded classifier: architecture plus weights resident on the GPU. Built-in
+/// architectures and ONNX graphs look the same from here up: a name, a class count, the
+/// preprocessing its inputs go through and a forward pass on the tape.
 pub struct Classifier {
-    kind: ModelKind,
+    /// The built-in architecture; None for an ONNX graph.
+    kind: Option<ModelKind>,
+    name: String,
     num_classes: usize,
+    preprocess: Preprocess,
     network: Network,
     gpu: Gpu,
 }
@@ -268,6 +409,11 @@ enum Network {
     Vgg(vgg::Vgg),
     AlexNet(alexnet::AlexNet),
     EfficientNet(efficientnet::EfficientNet),
+    /// An ONNX graph; `batch_one` when it was exported for one image at a time.
+    Onnx {
+        model: Box<onnx::OnnxClassifier>,
+        batch_one: bool,
+    },
 }
 
 impl Classifier {
@@ -302,23 +448,168 @@ impl Classifier {
             }
         };
         Ok(Classifier {
-            kind,
+            kind: Some(kind),
+            name: kind.to_string(),
             num_classes,
+            preprocess: kind.preprocess(),
             network,
             gpu: gpu.clone(),
         })
     }
 
-    pub fn kind(&self) -> ModelKind {
+    /// Load an ONNX classifier from `path` with the preprocessing `options` choose (default:
+    /// the `imagenet` preset). The input side comes from the graph's declared input, else
+    /// from `options.size`, else 224; see [`from_onnx`](Self::from_onnx) for the rest.
+    pub fn load_onnx(gpu: &Gpu, path: &Path, options: &PreprocessOptions) -> Result<Classifier> {
+        if !path.is_file() {
+            return Err(Error::InvalidArgument(format!(
+                "model file `{}` does not exist",
+                path.display()
+            )));
+        }
+        let model = onnx::OnnxClassifier::load(gpu, path)?;
+        let declared = match model.input_shape() {
+            [_, _, Some(h), Some(w)] => Some((*h, *w)),
+            _ => None,
+        };
+        let n = match (declared, options.size) {
+            (Some((h, w)), _) if h != w => {
+                return Err(Error::InvalidArgument(format!(
+                    "`{}` declares a {h}×{w} input; fido takes square inputs only",
+                    path.display()
+                )))
+            }
+            (Some((h, _)), Some(n)) if n != h => {
+                return Err(Error::InvalidArgument(format!(
+                    "--size {n} disagrees with the {h}×{h} input `{}` declares",
+                    path.display()
+                )))
+            }
+            (Some((h, _)), _) => h,
+            (None, Some(n)) => n,
+            (None, None) => 224,
+        };
+        let preprocess = options.apply(PreprocessPreset::Imagenet.at_size(n))?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "onnx".into());
+        Self::from_onnx(gpu, model, name, preprocess)
+    }
+
+    /// Wrap a loaded ONNX graph. Its input must be `[N, 3, H, W]` as declared (any axis may
+    /// be dynamic; a declared H×W must be `preprocess`'s size). A dynamic batch axis takes
+    /// the samples in one pass; a graph exported with batch 1 runs them one after another
+    /// ([`runs_one_at_a_time`](Self::runs_one_at_a_time)); another fixed batch is refused.
+    /// The class count is the declared output's, else one forward pass finds it.
+    pub fn from_onnx(
+        gpu: &Gpu,
+        model: onnx::OnnxClassifier,
+        name: impl Into<String>,
+        preprocess: Preprocess,
+    ) -> Result<Classifier> {
+        let name = name.into();
+        let bad = |why: String| Error::InvalidArgument(format!("ONNX model `{name}`: {why}"));
+        let shape = model.input_shape().to_vec();
+        if shape.len() != 4 || shape[1].is_some_and(|c| c != 3) {
+            let dims: Vec<String> = shape
+                .iter()
+                .map(|d| d.map_or("?".to_string(), |v| v.to_string()))
+                .collect();
+            return Err(bad(format!(
+                "its input is [{}]; fido feeds images as [N, 3, H, W]",
+                dims.join(", ")
+            )));
+        }
+        let [h, w] = preprocess.input_size;
+        if let (Some(gh), Some(gw)) = (shape[2], shape[3]) {
+            if (gh, gw) != (h, w) {
+                return Err(bad(format!(
+                    "it declares a {gh}×{gw} input but the preprocessing makes {h}×{w}"
+                )));
+            }
+        }
+        let batch_one = match shape[0] {
+            None => false,
+            Some(1) => true,
+            Some(b) => return Err(bad(format!(
+                "it was exported with a fixed batch of {b}; export it with a dynamic batch axis or batch 1"
+            ))),
+        };
+        let num_classes = match model.output_classes() {
+            Some(k) => k,
+            None => {
+                let tape = Tape::new();
+                let x = Tensor::zeros(gpu, &[1, 3, h, w])?;
+                let out = tape.no_grad(|| model.forward(&tape, &tape.constant(x)))?;
+                match out.shape() {
+                    [1, k] => *k,
+                    other => return Err(bad(format!("its output is {other:?}, not [N, classes]"))),
+                }
+            }
+        };
+        Ok(Classifier {
+            kind: None,
+            name,
+            num_classes,
+            preprocess,
+            network: Network::Onnx {
+                model: Box::new(model),
+                batch_one,
+            },
+            gpu: gpu.clone(),
+        })
+    }
+
+    /// The built-in architecture, or None for an ONNX graph.
+    pub fn kind(&self) -> Option<ModelKind> {
         self.kind
+    }
+
+    /// The name reports print: the architecture (`resnet50`) or the ONNX file's stem.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn num_classes(&self) -> usize {
         self.num_classes
     }
 
+    /// How images become this classifier's input.
     pub fn preprocess(&self) -> Preprocess {
-        self.kind.preprocess()
+        self.preprocess
+    }
+
+    /// The same classifier with another preprocessing. For an ONNX graph with a declared
+    /// input size, the size must stay.
+    pub fn with_preprocess(mut self, preprocess: Preprocess) -> Result<Classifier> {
+        if let Some([h, w]) = self.fixed_input_size() {
+            if [h, w] != preprocess.input_size {
+                return Err(Error::InvalidArgument(format!(
+                    "ONNX model `{}` declares a {h}×{w} input; the preprocessing cannot change it",
+                    self.name
+                )));
+            }
+        }
+        self.preprocess = preprocess;
+        Ok(self)
+    }
+
+    /// The input height and width the model insists on: an ONNX graph's declared ones; None
+    /// when any size is taken (built-in architectures, dynamic ONNX axes).
+    pub fn fixed_input_size(&self) -> Option<[usize; 2]> {
+        match &self.network {
+            Network::Onnx { model, .. } => match model.input_shape() {
+                [_, _, Some(h), Some(w)] => Some([*h, *w]),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// True for an ONNX graph exported with batch 1: a batch runs one sample at a time.
+    pub fn runs_one_at_a_time(&self) -> bool {
+        matches!(self.network, Network::Onnx { batch_one: true, .. })
     }
 
     /// Logits `[N, num_classes]` of a normalised input `[N, 3, H, W]`. The weights enter the
@@ -329,7 +620,12 @@ impl Classifier {
         self.check_input(x)?;
         let shape = x.shape();
         let (h, w) = (shape[2], shape[3]);
-        let per_image = (self.kind.peak_elements_per_image(h, w) * 4) as u64;
+        let Some(kind) = self.kind else {
+            // An ONNX graph: all at once, or one sample at a time when exported with batch 1.
+            let per_slice = if self.runs_one_at_a_time() { 1 } else { shape[0] };
+            return self.forward_in_slices(tape, x, per_slice);
+        };
+        let per_image = (kind.peak_elements_per_image(h, w) * 4) as u64;
         let per_slice = (self.gpu.max_binding_bytes() / per_image.max(1)).max(1) as usize;
         self.forward_in_slices(tape, x, per_slice)
     }
@@ -358,9 +654,17 @@ impl Classifier {
                 op: "classifier",
                 detail: format!(
                     "{} expects a normalised input [N, 3, H, W] with N ≥ 1, got {shape:?}",
-                    self.kind
+                    self.name
                 ),
             });
+        }
+        if let Some([h, w]) = self.fixed_input_size() {
+            if (shape[2], shape[3]) != (h, w) {
+                return Err(Error::Shape {
+                    op: "classifier",
+                    detail: format!("{} takes [N, 3, {h}, {w}] inputs, got {shape:?}", self.name),
+                });
+            }
         }
         Ok(())
     }
@@ -371,13 +675,28 @@ impl Classifier {
             Network::Vgg(net) => net.forward(tape, x),
             Network::AlexNet(net) => net.forward(tape, x),
             Network::EfficientNet(net) => net.forward(tape, x),
+            Network::Onnx { model, .. } => {
+                let out = model.forward(tape, x)?;
+                if out.shape().len() != 2 || out.shape()[0] != x.shape()[0] {
+                    return Err(Error::Shape {
+                        op: "classifier",
+                        detail: format!(
+                            "ONNX model `{}` returned {:?} for {} inputs; expected logits [N, classes]",
+                            self.name,
+                            out.shape(),
+                            x.shape()[0]
+                        ),
+                    });
+                }
+                Ok(out)
+            }
         }
     }
 }
 
 impl fmt::Debug for Classifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Classifier({}, {} classes)", self.kind, self.num_classes)
+        write!(f, "Classifier({}, {} classes)", self.name, self.num_classes)
     }
 }
 
