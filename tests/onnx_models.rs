@@ -152,7 +152,11 @@ fn every_op_fixture_matches_pytorch_output_and_gradient() {
 
 /// The real-size torchvision models, where `tools/onnx_models.py --full` has exported them
 /// (hundreds of MB, so not in the repository): `cargo test --release --test onnx_models --
-/// --ignored`. Same golden format and tolerances as the small fixtures.
+/// --ignored`. Same golden format, plus PyTorch's own float32 answers (`logits_f32`,
+/// `grad_f32`): a deep network with random weights can be ill-conditioned (DenseNet-121's
+/// float32 input gradient is 1.5e-2 of its scale away from float64 in PyTorch itself), so
+/// fido is held to the fixtures' tolerances or to twice PyTorch's own float32 error,
+/// whichever is larger.
 #[test]
 #[ignore = "needs tools/onnx_models.py --full (weights/onnx/)"]
 fn full_size_exports_match_pytorch() {
@@ -169,15 +173,21 @@ fn full_size_exports_match_pytorch() {
         let got_logits = logits.value().to_vec().unwrap();
         let loss = log_odds(&logits, &targets).unwrap().sum().unwrap();
         let got_grad = tape.backward(&loss).unwrap().get(&x).unwrap().to_vec().unwrap();
-        let e_logits = relative_error(&got_logits, &g.get_f32("logits").unwrap());
-        let e_grad = relative_error(&got_grad, &g.get_f32("grad").unwrap());
-        eprintln!("{name}: logits {e_logits:.1e}, gradient {e_grad:.1e}");
+        let (want_logits, want_grad) = (g.get_f32("logits").unwrap(), g.get_f32("grad").unwrap());
+        let e_logits = relative_error(&got_logits, &want_logits);
+        let e_grad = relative_error(&got_grad, &want_grad);
+        let torch_logits = relative_error(&g.get_f32("logits_f32").unwrap(), &want_logits);
+        let torch_grad = relative_error(&g.get_f32("grad_f32").unwrap(), &want_grad);
+        eprintln!(
+            "{name}: logits {e_logits:.1e} (PyTorch f32 {torch_logits:.1e}), gradient {e_grad:.1e} (PyTorch f32 {torch_grad:.1e})"
+        );
+        let (tol_logits, tol_grad) = ((2.0 * torch_logits).max(1e-4), (2.0 * torch_grad).max(1e-3));
         assert!(
-            e_logits < 1e-4,
+            e_logits < tol_logits,
             "{name}: logits differ by {e_logits:.2e} of their scale"
         );
         assert!(
-            e_grad < 1e-3,
+            e_grad < tol_grad,
             "{name}: input gradients differ by {e_grad:.2e} of their scale"
         );
     }

@@ -532,9 +532,11 @@ impl Classifier {
         let batch_one = match shape[0] {
             None => false,
             Some(1) => true,
-            Some(b) => return Err(bad(format!(
+            Some(b) => {
+                return Err(bad(format!(
                 "it was exported with a fixed batch of {b}; export it with a dynamic batch axis or batch 1"
-            ))),
+            )))
+            }
         };
         let num_classes = match model.output_classes() {
             Some(k) => k,
