@@ -137,8 +137,21 @@ impl Manifest {
 pub fn open_manifest(path: &Path) -> Result<Manifest> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::InvalidArgument(format!("cannot read manifest `{}`: {e}", path.display())))?;
-    Ok(Manifest {
-        path: path.to_path_buf(),
-        text,
-    })
+    Ok(Manifest::from_text(path, text))
+}
+
+impl Manifest {
+    /// A manifest CSV already read; `path` is where its images are looked up and what
+    /// messages name.
+    pub fn from_text(path: &Path, text: String) -> Manifest {
+        Manifest {
+            path: path.to_path_buf(),
+            text,
+        }
+    }
+
+    /// The manifest's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }

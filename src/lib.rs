@@ -16,6 +16,7 @@ pub mod dataset;
 pub mod error;
 pub mod eval;
 pub mod explain;
+pub mod fsio;
 pub mod gpu;
 pub mod imageio;
 pub mod inpaint;

@@ -593,3 +593,80 @@ fn gradient_baselines_are_exact_on_a_quadratic_classifier() {
     assert_eq!("ig".parse::<Method>().unwrap(), Method::IntegratedGradients);
     assert_eq!(Method::IntegratedGradients.to_string(), "integrated-gradients");
 }
+
+mod tiny_onnx;
+
+/// Explain a fixed input with the tiny ONNX classifier (a convolution, tanh and a dense
+/// layer, so the convolution, matmul, reduction and RNG kernels of the profile all take
+/// part) on `gpu`, and return the importance and the mask logits.
+fn tiny_explanation(gpu: &Gpu, model_path: &std::path::Path, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    use fido::models::{LoadedModel, ModelSpec, PreprocessOptions};
+    let spec: ModelSpec = model_path.to_str().unwrap().parse().unwrap();
+    let loaded = LoadedModel::open(gpu, &spec, None, &PreprocessOptions::default()).unwrap();
+    let side = tiny_onnx::SIDE;
+    let values: Vec<f32> = (0..3 * side * side)
+        .map(|i| ((i * 37 % 23) as f32 / 11.0) - 1.0)
+        .collect();
+    let x = Tensor::from_slice(gpu, &[1, 3, side, side], &values).unwrap();
+    let cfg = ExplainConfig {
+        steps: 12,
+        batch: 4,
+        mask_size: 3,
+        seed,
+        infill: InfillKind::Random,
+        ..ExplainConfig::paper(Method::Fido)
+    };
+    let mut e = Explainer::new(&loaded.classifier, &x, None, loaded.norm, cfg, None).unwrap();
+    e.run(0, |_| {}).unwrap();
+    let r = e.finish().unwrap();
+    (r.importance, r.mask_logits)
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Same seed, same adapter, same kernel profile: the same map to the last bit, on a
+/// device that has run other work since and on a fresh device. Under both profiles.
+#[test]
+fn the_same_seed_adapter_and_profile_give_bit_identical_maps() {
+    let dir = std::env::temp_dir().join(format!("fido-explain-bits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = tiny_onnx::write(&dir, "tiny.onnx", tiny_onnx::Shape::default());
+    common::for_each_profile(|gpu| {
+        let (importance, logits) = tiny_explanation(gpu, &model, 5);
+        assert!(!logits.is_empty() && importance.iter().all(|v| v.is_finite()));
+        let (again, again_logits) = tiny_explanation(gpu, &model, 5);
+        assert_eq!(bits(&importance), bits(&again), "importance, same device");
+        assert_eq!(bits(&logits), bits(&again_logits), "mask logits, same device");
+        let fresh = common::gpu();
+        fresh.set_kernel_profile(gpu.kernel_profile());
+        let (third, third_logits) = tiny_explanation(&fresh, &model, 5);
+        assert_eq!(bits(&importance), bits(&third), "importance, fresh device");
+        assert_eq!(bits(&logits), bits(&third_logits), "mask logits, fresh device");
+        // The seed does matter, so the comparison above is not vacuous.
+        assert_ne!(bits(&logits), bits(&tiny_explanation(gpu, &model, 6).1));
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A device lost in the middle of an explanation ends it with `DeviceLost`, in one line
+/// that says what to do, and no panic: what `fido explain` prints as its error.
+#[test]
+fn a_device_lost_mid_explanation_is_a_one_line_error() {
+    let gpu = gpu();
+    let model = Planted::new(&gpu);
+    let (x, _) = image(&gpu);
+    let cfg = config(Method::Fido, Objective::Ssr, InfillKind::Mean);
+    let mut e = Explainer::new(&model, &x, Some(0), Normalize::IMAGENET, cfg, None).unwrap();
+    e.step().unwrap();
+    gpu.device().destroy();
+    let _ = gpu.device().poll(wgpu::PollType::wait_indefinitely());
+    let err = e
+        .run(5, |_| {})
+        .and_then(|()| e.finish().map(|_| ()))
+        .unwrap_err();
+    assert!(matches!(err, fido::Error::DeviceLost { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("device was lost") && !text.contains('\n'), "{text}");
+}

@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 /// Each layer and the modules it may import. A module may always import itself.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("error", &[]),
+    ("fsio", &["error"]),
     ("classes", &["error"]),
     ("tensor", &["gpu", "error"]),
     ("gpu", &["tensor", "error"]),
     ("weights", &["error"]),
     ("dataset", &["error"]),
-    ("imageio", &["error", "tensor", "gpu"]),
+    ("imageio", &["fsio", "error", "tensor", "gpu"]),
     ("ops", &["gpu", "tensor", "error"]),
     ("autodiff", &["ops", "gpu", "tensor", "error"]),
     ("inpaint", &["ops", "weights", "gpu", "tensor", "error"]),
@@ -25,14 +26,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "explain",
         &[
-            "models", "inpaint", "autodiff", "ops", "imageio", "classes", "gpu", "tensor", "error",
+            "models", "inpaint", "autodiff", "ops", "imageio", "classes", "fsio", "gpu", "tensor", "error",
         ],
     ),
     (
         "eval",
         &[
             "explain", "models", "inpaint", "autodiff", "ops", "weights", "imageio", "dataset", "classes",
-            "gpu", "tensor", "error",
+            "fsio", "gpu", "tensor", "error",
         ],
     ),
 ];

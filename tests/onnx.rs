@@ -271,6 +271,94 @@ fn foreign_and_hostile_files_are_refused_clearly() {
     );
 }
 
+/// A graph holding a billion-element constant, in each form the file can claim it: an
+/// initializer or a Constant node's `value`, with no data, with a few bytes, or in float64
+/// (8 GB, over the 4 GiB limit). Each is one line naming the tensor, and nothing of the
+/// claimed size is allocated: the dims are checked against the data the file holds.
+#[test]
+fn a_billion_element_constant_is_refused_before_allocating() {
+    let billion = [1000, 1000, 1000];
+    let empty = tensor("empty", 1, &billion);
+    let few = TensorProto {
+        raw_data: vec![0; 4],
+        ..tensor("few", 1, &billion)
+    };
+    let typed = TensorProto {
+        float_data: vec![1.0; 3],
+        ..tensor("typed", 1, &billion)
+    };
+    let double = tensor("double", 11, &billion);
+    let cases = [
+        (empty, "holds 0 values for dims [1000, 1000, 1000]"),
+        (few, "holds 4 bytes of data for dims [1000, 1000, 1000]"),
+        (typed, "holds 3 values for dims [1000, 1000, 1000]"),
+        (double, "over fido's limit of 4294967296 bytes"),
+    ];
+    let dir = scratch("billion");
+    for (t, needle) in cases {
+        let name = t.name.clone();
+        // As an initializer.
+        refused(&write(&dir, &model(17, vec![t.clone()])), needle);
+        // As the value of a Constant node, read from memory.
+        let mut m = model(17, vec![]);
+        m.graph.as_mut().unwrap().node = vec![NodeProto {
+            op_type: "Constant".into(),
+            output: vec!["c".into()],
+            attribute: vec![AttributeProto {
+                name: "value".into(),
+                r#type: 4,
+                t: Some(t),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }];
+        let read = OnnxModel::from_bytes(&m.encode_to_vec(), Path::new("billion.onnx")).unwrap();
+        let value = read.graph().node[0].attribute[0].t.as_ref().unwrap();
+        let err = read.tensor(value).unwrap_err().to_string();
+        assert!(
+            err.contains(needle) && err.contains(&format!("billion.onnx: tensor `{name}`")),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+    }
+}
+
+/// A model read from memory has no folder: its external tensors are refused, whatever path
+/// they name, and everything else reads as from a file.
+#[test]
+fn a_model_read_from_memory_refuses_external_data() {
+    let entry = |k: &str, v: &str| StringStringEntryProto {
+        key: k.into(),
+        value: v.into(),
+    };
+    let external = TensorProto {
+        data_location: 1,
+        external_data: vec![entry("location", "weights.bin")],
+        ..tensor("external", 1, &[4])
+    };
+    let inline = TensorProto {
+        float_data: vec![1.0, 2.0],
+        ..tensor("inline", 1, &[2])
+    };
+    let bytes = model(17, vec![external, inline]).encode_to_vec();
+    let m = OnnxModel::from_bytes(&bytes, Path::new("memory.onnx")).unwrap();
+    let init = &m.graph().initializer;
+    let err = m.tensor(&init[0]).unwrap_err().to_string();
+    assert!(
+        err.contains("memory.onnx: tensor `external`")
+            && err.contains("names external data `weights.bin`, which a model read from memory cannot have"),
+        "{err}"
+    );
+    assert_eq!(
+        m.tensor(&init[1]).unwrap(),
+        (vec![2], TensorValues::Float(vec![1.0, 2.0]))
+    );
+    let err = OnnxModel::from_bytes(b"\xff\xff\xff", Path::new("memory.onnx"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("memory.onnx: not an ONNX model"), "{err}");
+}
+
 // ---------------------------------------------------------------------------------------
 // The graph on the tape
 // ---------------------------------------------------------------------------------------
@@ -507,4 +595,46 @@ fn an_op_fido_cannot_run_is_named_before_any_gpu_work() {
         assert!(err.contains(needle), "expected {needle} in: {err}");
     }
     assert!(!err.contains('\n'));
+}
+
+#[test]
+fn shape_computations_that_would_allocate_without_bound_are_refused() {
+    let gpu = common::gpu();
+    let dir = scratch("host-bounds");
+    // ConstantOfShape of a billion elements from a constant shape: folded at load, refused
+    // before allocating; an empty `value` tensor is an error, not a default.
+    let shape = TensorProto {
+        name: "shape".into(),
+        data_type: 7,
+        dims: vec![3],
+        int64_data: vec![1000, 1000, 1000],
+        ..Default::default()
+    };
+    let huge = node("ConstantOfShape", &["shape"], "out", vec![]);
+    let mut m = model(17, vec![shape.clone()]);
+    m.graph.as_mut().unwrap().node = vec![huge];
+    let e = OnnxClassifier::load(&gpu, &write(&dir, &m))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("more than 16777216 elements"), "{e}");
+    let mut small = shape;
+    small.int64_data = vec![2, 2, 2];
+    let empty_value = AttributeProto {
+        name: "value".into(),
+        r#type: 4,
+        t: Some(TensorProto {
+            data_type: 1,
+            dims: vec![1],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut m = model(17, vec![small]);
+    m.graph.as_mut().unwrap().node = vec![node("ConstantOfShape", &["shape"], "out", vec![empty_value])];
+    let e = OnnxClassifier::load(&gpu, &write(&dir, &m))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("holds 0 values"), "{e}");
 }

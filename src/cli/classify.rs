@@ -50,6 +50,16 @@ const MANIFEST_CHUNK: usize = 16;
 fn accuracy(gpu: &Gpu, args: &ClassifyArgs, manifest: &Path) -> Result<()> {
     let jobs = collect_images(&[], Some(manifest), None)?;
     let loaded = args.model.load(gpu)?;
+    // A label the model cannot output would count as a silent miss: refuse it up front.
+    let classes = loaded.classifier.num_classes();
+    if let Some(job) = jobs.iter().find(|j| j.label.is_some_and(|l| l >= classes)) {
+        return Err(Error::InvalidArgument(format!(
+            "{}: label {} of `{}` is out of range: the model has {classes} classes",
+            manifest.display(),
+            job.label.unwrap_or_default(),
+            job.path.display()
+        )));
+    }
     let bar = indicatif::ProgressBar::new(jobs.len() as u64);
     let (mut top1, mut top5) = (0usize, 0usize);
     let mut rows = Vec::new();

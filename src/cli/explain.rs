@@ -13,7 +13,7 @@ use fido::explain::{CaSetup, ExplainConfig, ExplainOverrides, Explainer, InfillK
 use fido::imageio::{self, SourceToModel};
 use fido::inpaint::CaGenerator;
 use fido::models::{read_input_tensor, LoadedModel};
-use fido::{Error, Gpu, IoContext, Result, Tensor};
+use fido::{fsio, Error, Gpu, Result, Tensor};
 
 use super::{parsed, AdapterArgs, ModelArgs};
 
@@ -59,6 +59,11 @@ pub struct ExplainArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// With several images, explain every one again, also those whose folder holds a
+    /// finished explanation with the same settings (by default these are skipped, so a
+    /// stopped batch resumes where it was).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(args: &ExplainArgs) -> Result<()> {
@@ -83,13 +88,47 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
     let loaded = args.model.load(&gpu)?;
     let out = args.out.as_path();
     let batch_mode = jobs.len() > 1;
+    let dirs: Vec<PathBuf> = (0..jobs.len())
+        .map(|i| {
+            if batch_mode {
+                out.join(unique_stem(&jobs[i].path, i, &jobs))
+            } else {
+                out.to_path_buf()
+            }
+        })
+        .collect();
+    // A killed run leaves at most temporaries behind: remove them before anything else.
+    fsio::remove_stale_temporaries(out)?;
+    for dir in &dirs {
+        fsio::remove_stale_temporaries(dir)?;
+    }
+    // In a batch, folders a run before this one finished with the same settings are kept.
+    let done: Vec<Option<serde_json::Value>> = jobs
+        .iter()
+        .zip(&dirs)
+        .map(|(job, dir)| {
+            let source = job.path.display().to_string();
+            (batch_mode && !args.force)
+                .then(|| report::finished(dir, &config, &loaded.name, &source, job.label))
+                .flatten()
+        })
+        .collect();
+    let skipped = done.iter().filter(|d| d.is_some()).count();
+    if skipped > 0 {
+        eprintln!(
+            "skipped {skipped} finished of {} images in {} (--force redoes them)",
+            jobs.len(),
+            out.display()
+        );
+    }
+    let index = out.join("index.html");
     let mut summaries = Vec::new();
-    for (i, job) in jobs.iter().enumerate() {
-        let dir = if batch_mode {
-            out.join(unique_stem(&job.path, i, &jobs))
-        } else {
-            out.to_path_buf()
-        };
+    for (i, (job, finished)) in jobs.iter().zip(done).enumerate() {
+        let dir = dirs[i].clone();
+        if let Some(summary) = finished {
+            summaries.push((dir, summary));
+            continue;
+        }
         let label = if batch_mode {
             format!("[{}/{}] ", i + 1, jobs.len())
         } else {
@@ -119,10 +158,13 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
             );
         }
         summaries.push((dir, summary));
+        // The gallery grows with the run, so a long batch can be looked at while it goes.
+        if batch_mode {
+            fsio::write_atomic(&index, gallery(out, &summaries).as_bytes())?;
+        }
     }
     if batch_mode {
-        let index = out.join("index.html");
-        std::fs::write(&index, gallery(out, &summaries)).at(&index)?;
+        fsio::write_atomic(&index, gallery(out, &summaries).as_bytes())?;
         if args.json {
             let all: Vec<_> = summaries.iter().map(|(_, s)| s.clone()).collect();
             println!("{}", serde_json::to_string(&all).expect("JSON of plain values"));
@@ -187,12 +229,15 @@ fn explain_one(
     // Reading the score back waits for the GPU, so do it only every few steps.
     let every = (steps / 60).clamp(1, 10);
     let setup_seconds = since.elapsed().as_secs_f64();
-    explainer.run(every, |p| {
-        bar.set_position(p.step as u64);
-        bar.set_message(format!("log-odds {:+.2}", p.score));
-    })?;
+    // On failure (a lost device, no memory left) clear the bar, so the error is one line.
+    let explanation = explainer
+        .run(every, |p| {
+            bar.set_position(p.step as u64);
+            bar.set_message(format!("log-odds {:+.2}", p.score));
+        })
+        .and_then(|()| explainer.finish());
     bar.finish_and_clear();
-    let explanation = explainer.finish()?;
+    let explanation = explanation?;
     let info = RunInfo {
         model: &loaded.name,
         adapter: &gpu.adapter_name(),
@@ -206,11 +251,7 @@ fn explain_one(
     }
     summary["wall_seconds"] = json!(started.elapsed().as_secs_f64());
     summary["setup_seconds"] = json!(setup_seconds);
-    std::fs::write(
-        dir.join("summary.json"),
-        serde_json::to_string_pretty(&summary).expect("JSON"),
-    )
-    .at(dir.join("summary.json"))?;
+    report::write_summary(dir, &summary)?;
     eprintln!(
         "{prefix}{}: class {target} ({name}), p {:.3} → {:.3} with the MAP mask, {:.0}% important, {:.1} s → {}",
         job.path.display(),

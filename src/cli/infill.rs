@@ -83,9 +83,13 @@ pub fn run(args: &InfillArgs) -> Result<()> {
         let v = |c: usize| ((result[c * plane + i] + 1.0) * 127.5).clamp(0.0, 255.0) as u8;
         Rgb([v(2), v(1), v(0)])
     });
-    filled
-        .save(out)
-        .map_err(|e| Error::InvalidArgument(format!("cannot write `{}`: {e}", out.display())))?;
+    // In the format the file name asks for (PNG unless it says otherwise), written atomically.
+    let format = image::ImageFormat::from_path(out).unwrap_or(image::ImageFormat::Png);
+    fido::fsio::write_atomic_with(out, |bytes| {
+        filled
+            .write_to(&mut std::io::Cursor::new(bytes), format)
+            .map_err(|e| e.to_string())
+    })?;
     println!("wrote {}", out.display());
     Ok(())
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::metrics::SourceBox;
-use crate::dataset::open_manifest;
+use crate::dataset::{open_manifest, Manifest, ManifestRow};
 use crate::{Error, Result};
 
 /// One image to evaluate: its file, true label and ground-truth boxes in source pixels.
@@ -20,7 +20,16 @@ pub struct EvalJob {
 /// `;`; a missing or empty last column means no boxes). Images are looked up next to the
 /// manifest or in its `images/` folder. Jobs come back sorted by id.
 pub fn read_manifest(manifest: &Path) -> Result<Vec<EvalJob>> {
-    let csv = open_manifest(manifest)?;
+    jobs_from_manifest(&open_manifest(manifest)?, &|row| row.image())
+}
+
+/// The jobs of a manifest already read, with `image` finding each row's file ([`read_manifest`]
+/// looks next to the manifest and in its `images/` folder).
+pub fn jobs_from_manifest(
+    csv: &Manifest,
+    image: &dyn Fn(&ManifestRow<'_>) -> Result<PathBuf>,
+) -> Result<Vec<EvalJob>> {
+    let manifest = csv.path();
     let boxes_column = csv.header().iter().position(|h| h.starts_with("boxes"));
     let mut jobs = Vec::new();
     for row in csv.rows() {
@@ -33,7 +42,7 @@ pub fn read_manifest(manifest: &Path) -> Result<Vec<EvalJob>> {
         };
         jobs.push(EvalJob {
             id: row.file().to_string(),
-            path: row.image()?,
+            path: image(&row)?,
             label,
             boxes,
         });
@@ -58,12 +67,14 @@ pub fn parse_boxes(text: &str) -> std::result::Result<Vec<SourceBox>, String> {
                 .split_whitespace()
                 .map(|t| {
                     t.parse::<f64>()
-                        .map_err(|_| format!("box `{b}` is not four numbers"))
+                        .ok()
+                        .filter(|v| v.is_finite())
+                        .ok_or_else(|| format!("box `{b}` is not four finite numbers"))
                 })
                 .collect::<std::result::Result<_, _>>()?;
             match v[..] {
                 [x0, y0, x1, y1] => Ok([x0, y0, x1, y1]),
-                _ => Err(format!("box `{b}` is not four numbers")),
+                _ => Err(format!("box `{b}` is not four finite numbers")),
             }
         })
         .collect()

@@ -79,6 +79,7 @@ pub fn run_eval(gpu: &Gpu, classifier: &dyn Model, options: &EvalOptions) -> Res
     options.check()?;
     let results = options.out.join(RESULTS_DIR);
     std::fs::create_dir_all(&results).at(&results)?;
+    remove_stale_files(&options.out)?;
     let settings = settings_json(options);
     let settings_file = options.out.join(SETTINGS_FILE);
     check_resumable(&settings_file, &settings)?;
@@ -244,6 +245,7 @@ pub fn merge_shards(shards: &[PathBuf], out: &Path) -> Result<EvalOutcome> {
     }
     let settings = merged.ok_or_else(|| Error::InvalidArgument("no shard folders to merge".into()))?;
     let settings = Value::Object(settings);
+    remove_stale_files(out)?;
     shard::union_records(shards, out)?;
     write_json(&out.join(SETTINGS_FILE), &settings)?;
     let records = report::load_records(out)?;
@@ -381,8 +383,24 @@ fn write_json(path: &Path, value: &Value) -> Result<()> {
 
 /// Write through a temporary file and a rename, so a killed run never leaves half a record.
 pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).at(&tmp)?;
-    std::fs::rename(&tmp, path).at(path)?;
+    crate::fsio::write_atomic(path, text.as_bytes())
+}
+
+/// Remove what a killed run into `out` may have left: the temporaries of its atomic writes
+/// (in the folder, `results/`, `plots/` and the map folders `maps/CONFIG/IMAGE/`), and the
+/// `results/*.tmp` files of fido versions that named them so.
+fn remove_stale_files(out: &Path) -> Result<()> {
+    crate::fsio::remove_stale_temporaries(out)?;
+    crate::fsio::remove_stale_temporaries(&out.join("plots"))?;
+    crate::fsio::remove_stale_temporaries_within(&out.join(MAPS_DIR), 2)?;
+    let results = out.join(RESULTS_DIR);
+    crate::fsio::remove_stale_temporaries(&results)?;
+    if let Ok(entries) = std::fs::read_dir(&results) {
+        for path in entries.flatten().map(|e| e.path()) {
+            if path.extension().is_some_and(|x| x == "tmp") && path.is_file() {
+                std::fs::remove_file(&path).at(&path)?;
+            }
+        }
+    }
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use super::plots::{self, five_numbers};
-use super::{removal_metric_name, shard, slug, MAPS_DIR, RESULTS_DIR};
+use super::{removal_metric_name, shard, slug, write_atomic, MAPS_DIR, RESULTS_DIR};
 use crate::explain::report::save_png;
 use crate::Result;
 
@@ -115,13 +115,11 @@ pub fn write_reports(out: &Path, settings: &Value) -> Result<PathBuf> {
     let records = load_records(out)?;
     let configs = config_names(settings);
     let metrics = metric_names(settings);
-    std::fs::write(
-        out.join("per_image.json"),
-        serde_json::to_string_pretty(&records).expect("JSON"),
-    )
-    .at(out.join("per_image.json"))?;
-    std::fs::write(out.join("per_image.csv"), csv(&records, &configs, &metrics))
-        .at(out.join("per_image.csv"))?;
+    write_atomic(
+        &out.join("per_image.json"),
+        &serde_json::to_string_pretty(&records).expect("JSON"),
+    )?;
+    write_atomic(&out.join("per_image.csv"), &csv(&records, &configs, &metrics))?;
 
     let count = |s: &str| records.iter().filter(|r| r["status"] == s).count();
     let config_errors = |c: &str| {
@@ -155,13 +153,12 @@ pub fn write_reports(out: &Path, settings: &Value) -> Result<PathBuf> {
     }
     let quality = infill_quality_summary(&records, settings);
     summary["infill_quality"] = quality.clone();
-    std::fs::write(
-        out.join("summary.json"),
-        serde_json::to_string_pretty(&summary).expect("JSON"),
-    )
-    .at(out.join("summary.json"))?;
+    write_atomic(
+        &out.join("summary.json"),
+        &serde_json::to_string_pretty(&summary).expect("JSON"),
+    )?;
     let markdown = markdown(&summary, &configs, &metrics, settings);
-    std::fs::write(out.join("summary.md"), &markdown).at(out.join("summary.md"))?;
+    write_atomic(&out.join("summary.md"), &markdown)?;
 
     let plot_dir = out.join("plots");
     std::fs::create_dir_all(&plot_dir).at(&plot_dir)?;
@@ -306,7 +303,7 @@ pub fn write_reports(out: &Path, settings: &Value) -> Result<PathBuf> {
         settings,
     );
     let path = out.join("report.html");
-    std::fs::write(&path, html).at(&path)?;
+    write_atomic(&path, &html)?;
     Ok(path)
 }
 

@@ -106,7 +106,7 @@ pub fn union_records(shards: &[PathBuf], out: &Path) -> Result<usize> {
                     name.to_string_lossy()
                 )));
             }
-            std::fs::write(&target, text).at(&target)?;
+            crate::fsio::write_atomic(&target, &text)?;
             copied += 1;
         }
         copy_tree(&shard.join(super::MAPS_DIR), &out.join(super::MAPS_DIR))?;
@@ -131,8 +131,11 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         let target = to.join(path.file_name().expect("a file name"));
         if path.is_dir() {
             copy_tree(&path, &target)?;
-        } else {
-            std::fs::copy(&path, &target).at(&target)?;
+        } else if !path
+            .file_name()
+            .is_some_and(|n| crate::fsio::is_temporary(&n.to_string_lossy()))
+        {
+            crate::fsio::copy_atomic(&path, &target)?;
         }
     }
     Ok(())

@@ -5,9 +5,10 @@ use std::path::Path;
 use image::{Rgb, RgbImage};
 use serde_json::json;
 
-use super::Explanation;
-use crate::imageio::SourceToModel;
-use crate::{Error, IoContext, Result};
+use super::{ExplainConfig, Explanation};
+use crate::fsio;
+use crate::imageio::{encode_png, SourceToModel};
+use crate::{Error, Result};
 
 /// Everything `summary.json` records besides the explanation itself.
 pub struct RunInfo<'a> {
@@ -19,31 +20,25 @@ pub struct RunInfo<'a> {
 }
 
 /// Write `saliency.safetensors`, `heatmap.png`, `overlay.png` and `summary.json` into `dir`.
+///
+/// The four files are written as one group ([`fsio::write_group`]): all or none of them
+/// replace those already there, and `summary.json` comes last, so a folder holding one is
+/// complete ([`finished`]) even if a run was killed while rewriting it, and a full disk
+/// leaves the earlier explanation as it was.
 pub fn write(dir: &Path, e: &Explanation, picture: &RgbImage, info: &RunInfo) -> Result<serde_json::Value> {
     std::fs::create_dir_all(dir).map_err(|err| {
         Error::InvalidArgument(format!("cannot create output folder `{}`: {err}", dir.display()))
     })?;
-    write_tensors(&dir.join("saliency.safetensors"), e)?;
+    fsio::remove_stale_temporaries(dir)?;
+    let tensors = tensor_bytes(&dir.join("saliency.safetensors"), e)?;
     let heat = heatmap(&e.importance, e.width as u32, e.height as u32);
-    save_png(&heat, &dir.join("heatmap.png"))?;
-    save_png(&overlay(picture, &heat, &e.importance), &dir.join("overlay.png"))?;
-    let c = &e.config;
+    let heat_png = encode_png(&heat)?;
+    let overlay_png = encode_png(&overlay(picture, &heat, &e.importance))?;
     let important = e.importance.iter().filter(|&&v| v > 0.5).count() as f64 / e.importance.len() as f64;
-    let summary = json!({
+    let mut summary = json!({
         "model": info.model,
         "adapter": info.adapter,
         "source": info.source,
-        "method": c.method.to_string(),
-        "objective": c.objective.to_string(),
-        "infill": c.infill.to_string(),
-        "steps": c.steps,
-        "batch": c.batch,
-        "lambda": tidy(c.lambda),
-        "lr": tidy(c.lr),
-        "mask_size": c.mask_size,
-        "temperature": tidy(c.temperature),
-        "tv": tidy(c.tv),
-        "seed": c.seed,
         "target": {"label": e.target, "name": info.target_name},
         "target_prob_before": tidy(e.prob_before),
         "target_prob_with_map_mask": tidy(e.prob_with_map),
@@ -57,9 +52,74 @@ pub fn write(dir: &Path, e: &Explanation, picture: &RgbImage, info: &RunInfo) ->
         },
         "progress": e.history.iter().map(|p| json!({"step": p.step, "loss": tidy(p.loss), "score": tidy(p.score)})).collect::<Vec<_>>(),
     });
+    for (key, value) in settings(&e.config) {
+        summary[key] = value;
+    }
     let text = serde_json::to_string_pretty(&summary).expect("JSON of plain values");
-    std::fs::write(dir.join("summary.json"), text).at(dir.join("summary.json"))?;
+    fsio::write_group(&[
+        (dir.join(FILES[0]), tensors),
+        (dir.join(FILES[1]), heat_png),
+        (dir.join(FILES[2]), overlay_png),
+        (dir.join(SUMMARY), text.into_bytes()),
+    ])?;
     Ok(summary)
+}
+
+/// The name of the file a finished output folder holds last.
+pub const SUMMARY: &str = "summary.json";
+
+/// The files of a finished output folder.
+pub const FILES: [&str; 4] = ["saliency.safetensors", "heatmap.png", "overlay.png", SUMMARY];
+
+/// Write `summary` as `dir/summary.json`, atomically.
+pub fn write_summary(dir: &Path, summary: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(summary).expect("JSON of plain values");
+    fsio::write_atomic(&dir.join(SUMMARY), text.as_bytes())
+}
+
+/// The settings `summary.json` records, as (key, value) pairs.
+pub fn settings(c: &ExplainConfig) -> Vec<(&'static str, serde_json::Value)> {
+    vec![
+        ("method", json!(c.method.to_string())),
+        ("objective", json!(c.objective.to_string())),
+        ("infill", json!(c.infill.to_string())),
+        ("steps", json!(c.steps)),
+        ("batch", json!(c.batch)),
+        ("lambda", json!(tidy(c.lambda))),
+        ("lr", json!(tidy(c.lr))),
+        ("mask_size", json!(c.mask_size)),
+        ("temperature", json!(tidy(c.temperature))),
+        ("tv", json!(tidy(c.tv))),
+        ("seed", json!(c.seed)),
+    ]
+}
+
+/// The summary of `dir` if the folder holds a finished explanation of `source` with
+/// `model` under `config` (and of class `label` when one is asked for): every file present
+/// and `summary.json`, written last, readable and recording the same settings. None means
+/// the image is to be explained (again).
+pub fn finished(
+    dir: &Path,
+    config: &ExplainConfig,
+    model: &str,
+    source: &str,
+    label: Option<usize>,
+) -> Option<serde_json::Value> {
+    if !FILES.iter().all(|f| dir.join(f).is_file()) {
+        return None;
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(SUMMARY)).ok()?).ok()?;
+    let same = |a: &serde_json::Value, b: &serde_json::Value| match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()),
+        _ => a == b,
+    };
+    let settings_match = settings(config)
+        .iter()
+        .all(|(key, value)| same(&summary[*key], value));
+    let label_matches = label.is_none_or(|l| summary["target"]["label"].as_u64() == Some(l as u64));
+    (settings_match && label_matches && summary["model"] == model && summary["source"] == source)
+        .then_some(summary)
 }
 
 /// An f32 as the f64 with the same shortest decimal form, so JSON shows `0.001`, not
@@ -68,7 +128,8 @@ fn tidy(x: f32) -> f64 {
     format!("{x}").parse().unwrap_or(x as f64)
 }
 
-fn write_tensors(path: &Path, e: &Explanation) -> Result<()> {
+/// `saliency.safetensors`'s bytes (`path` only names it in errors).
+fn tensor_bytes(path: &Path, e: &Explanation) -> Result<Vec<u8>> {
     use safetensors::tensor::{Dtype, TensorView};
     let m = (e.mask_logits.len() as f64).sqrt() as usize;
     let mut views = vec![(
@@ -103,7 +164,7 @@ fn write_tensors(path: &Path, e: &Explanation) -> Result<()> {
                 .map_err(|err| Error::InvalidArgument(format!("{name}: {err}")))
         })
         .collect::<Result<_>>()?;
-    safetensors::serialize_to_file(views, None, path)
+    safetensors::serialize(views, None)
         .map_err(|err| Error::InvalidArgument(format!("cannot write `{}`: {err}", path.display())))
 }
 
@@ -142,7 +203,7 @@ pub fn overlay(picture: &RgbImage, heat: &RgbImage, values: &[f32]) -> RgbImage 
     })
 }
 
+/// Write a PNG atomically; [`crate::imageio::save_png`].
 pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
-    img.save(path)
-        .map_err(|err| Error::InvalidArgument(format!("cannot write `{}`: {err}", path.display())))
+    crate::imageio::save_png(img, path)
 }

@@ -84,10 +84,26 @@ fn write_f32_safetensors(
     Ok(())
 }
 
+/// The bytes of a safetensors file: a memory map of it, or a copy held in memory.
+enum Bytes {
+    Map(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Map(map) => map,
+            Bytes::Owned(bytes) => bytes,
+        }
+    }
+}
+
 /// A safetensors file, memory-mapped; tensors are converted to f32 when read.
 pub struct WeightFile {
     path: PathBuf,
-    map: Mmap,
+    map: Bytes,
     data_start: usize,
     metadata: Metadata,
     /// Names in file order.
@@ -112,6 +128,28 @@ impl WeightFile {
         // is mapped is outside what this program supports (as for any mmap reader).
         let map = unsafe { Mmap::map(&file) }
             .map_err(|e| Error::Weights(format!("cannot map `{}`: {e}", path.display())))?;
+        Self::parse(path, Bytes::Map(map))
+    }
+
+    /// Validates a safetensors file held in memory, as [`open`](Self::open) does a file;
+    /// `name` stands for its path in messages.
+    pub fn from_bytes(name: impl AsRef<Path>, bytes: Vec<u8>) -> Result<WeightFile> {
+        let path = name.as_ref().to_path_buf();
+        if bytes.len() < 8 {
+            return Err(Error::Weights(format!(
+                "`{}` is not a safetensors file: {} bytes is too short for a header",
+                path.display(),
+                bytes.len()
+            )));
+        }
+        Self::parse(path, Bytes::Owned(bytes))
+    }
+
+    /// The header is untrusted: `read_metadata` bounds its length (100 MB), checks that the
+    /// shapes' element counts match the byte ranges without overflow, and that the ranges tile
+    /// the data exactly up to the end of the file, so a tensor claiming more bytes than the file
+    /// holds (a 4 TB shape, say) is refused here and nothing is allocated for it.
+    fn parse(path: PathBuf, map: Bytes) -> Result<WeightFile> {
         let (header_len, metadata) = SafeTensors::read_metadata(&map).map_err(|e| {
             Error::Weights(format!(
                 "`{}` is not a valid safetensors file ({e}); is it truncated or a different format?",

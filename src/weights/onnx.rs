@@ -264,7 +264,9 @@ pub struct OnnxModel {
     pub model: ModelProto,
     /// The default domain's opset.
     pub opset: i64,
-    folder: PathBuf,
+    /// Where external data files are looked up; `None` for a model read from memory, whose
+    /// external tensors are refused.
+    folder: Option<PathBuf>,
     path: PathBuf,
 }
 
@@ -273,8 +275,20 @@ impl OnnxModel {
     /// domain in [`OPSETS`].
     pub fn open(path: &Path) -> Result<OnnxModel> {
         let bytes = std::fs::read(path).at(path)?;
+        let folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::parse(&bytes, path, Some(folder))
+    }
+
+    /// [`open`](Self::open) for a model held in memory; `name` stands for its path in
+    /// messages. External data resolves relative to nothing: a tensor stored outside the
+    /// model is refused.
+    pub fn from_bytes(bytes: &[u8], name: &Path) -> Result<OnnxModel> {
+        Self::parse(bytes, name, None)
+    }
+
+    fn parse(bytes: &[u8], path: &Path, folder: Option<PathBuf>) -> Result<OnnxModel> {
         let bad = |why: String| Error::Weights(format!("{}: {why}", path.display()));
-        let model = ModelProto::decode(bytes.as_slice())
+        let model = ModelProto::decode(bytes)
             .map_err(|e| bad(format!("not an ONNX model (the protobuf does not parse: {e})")))?;
         if model.graph.is_none() {
             return Err(bad("not an ONNX model (it has no graph)".into()));
@@ -292,7 +306,6 @@ impl OnnxModel {
                 OPSETS.end()
             )));
         }
-        let folder = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(OnnxModel {
             model,
             opset,
@@ -368,6 +381,11 @@ impl OnnxModel {
                 .map(|e| e.value.as_str())
         };
         let location = entry("location").ok_or("is external but names no `location`")?;
+        let Some(folder) = &self.folder else {
+            return Err(format!(
+                "names external data `{location}`, which a model read from memory cannot have"
+            ));
+        };
         let relative = Path::new(location);
         if relative.is_absolute() || relative.components().any(|c| !matches!(c, Component::Normal(_))) {
             return Err(format!(
@@ -389,7 +407,7 @@ impl OnnxModel {
                 "has external length {length}, but its dims need {expected} bytes"
             ));
         }
-        let file = self.folder.join(relative);
+        let file = folder.join(relative);
         let size = std::fs::metadata(&file)
             .map_err(|e| format!("names external data {}: {e}", file.display()))?
             .len();

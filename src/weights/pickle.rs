@@ -174,6 +174,52 @@ impl Drop for Value {
     }
 }
 
+/// Every mutable container (list, dict, object) a run of the VM made. A pickle can make them
+/// refer to themselves (`l = []; l.append(l)`, through the memo or DUP), and reference
+/// counting never frees such a cycle; dropping the arena empties each container, which breaks
+/// every cycle, so whatever a hostile file builds is freed. Keep it until the values are no
+/// longer read.
+#[derive(Default)]
+pub(crate) struct Arena {
+    containers: Vec<Value>,
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        for container in &self.containers {
+            // Moved out first and dropped after the borrow ends: dropping may reach this same
+            // container again through a cycle.
+            let mut contents = Vec::new();
+            match container {
+                Value::List(l) => {
+                    if let Ok(mut items) = l.try_borrow_mut() {
+                        contents.append(&mut items);
+                    }
+                }
+                Value::Dict(d) => {
+                    if let Ok(mut dict) = d.try_borrow_mut() {
+                        dict.string_keys.clear();
+                        for (k, v) in dict.entries.drain(..) {
+                            contents.push(k);
+                            contents.push(v);
+                        }
+                    }
+                }
+                Value::Object(o) => {
+                    if let Ok(mut object) = o.try_borrow_mut() {
+                        let object = &mut *object;
+                        for part in [&mut object.class, &mut object.args, &mut object.state] {
+                            contents.push(std::mem::replace(part, Value::None));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            drop(contents);
+        }
+    }
+}
+
 /// What the VM cannot decide alone: persistent ids (storages) and calls it may interpret.
 pub(crate) trait Host {
     fn persistent_load(&mut self, pid: &Value) -> Result<Value, String>;
@@ -182,7 +228,12 @@ pub(crate) trait Host {
 }
 
 /// Runs one pickle from the start of `bytes`; returns its value and the bytes it consumed.
-pub(crate) fn unpickle(bytes: &[u8], host: &mut dyn Host) -> Result<(Value, usize), String> {
+/// The containers it makes are recorded in `arena`, which must outlive every use of them.
+pub(crate) fn unpickle(
+    bytes: &[u8],
+    host: &mut dyn Host,
+    arena: &mut Arena,
+) -> Result<(Value, usize), String> {
     let mut vm = Machine {
         input: bytes,
         pos: 0,
@@ -190,6 +241,7 @@ pub(crate) fn unpickle(bytes: &[u8], host: &mut dyn Host) -> Result<(Value, usiz
         marks: Vec::new(),
         memo: HashMap::new(),
         host,
+        arena,
     };
     loop {
         let at = vm.pos;
@@ -211,6 +263,7 @@ struct Machine<'a, 'h> {
     marks: Vec<usize>,
     memo: HashMap<u32, Value>,
     host: &'h mut dyn Host,
+    arena: &'h mut Arena,
 }
 
 impl<'a> Machine<'a, '_> {
@@ -270,6 +323,14 @@ impl<'a> Machine<'a, '_> {
             return Err("MARK above the stack".into());
         }
         Ok(self.stack.split_off(mark))
+    }
+
+    /// Pushes a value, recording it in the arena when it is a mutable container.
+    fn push_container(&mut self, value: Value) {
+        if matches!(value, Value::List(_) | Value::Dict(_) | Value::Object(_)) {
+            self.arena.containers.push(value.clone());
+        }
+        self.stack.push(value);
     }
 
     fn push_str(&mut self, raw: &[u8]) -> Result<(), String> {
@@ -380,8 +441,8 @@ impl<'a> Machine<'a, '_> {
             }
             b'.' => return Ok(true),
             b'(' => self.marks.push(self.stack.len()),
-            b'}' => self.stack.push(Value::Dict(Rc::default())),
-            b']' | 0x8f => self.stack.push(Value::List(Rc::default())),
+            b'}' => self.push_container(Value::Dict(Rc::default())),
+            b']' | 0x8f => self.push_container(Value::List(Rc::default())),
             b')' => self.stack.push(Value::Tuple(Rc::default())),
             b'N' => self.stack.push(Value::None),
             0x88 => self.stack.push(Value::Bool(true)),
@@ -483,16 +544,16 @@ impl<'a> Machine<'a, '_> {
             }
             b'l' => {
                 let items = self.pop_mark()?;
-                self.stack.push(Value::List(Rc::new(RefCell::new(items))));
+                self.push_container(Value::List(Rc::new(RefCell::new(items))));
             }
             b'd' => {
                 let items = self.pop_mark()?;
-                self.stack.push(Value::Dict(Rc::default()));
+                self.push_container(Value::Dict(Rc::default()));
                 self.set_items(items)?;
             }
             0x91 => {
                 let items = self.pop_mark()?;
-                self.stack.push(Value::List(Rc::new(RefCell::new(items))));
+                self.push_container(Value::List(Rc::new(RefCell::new(items))));
             }
             b's' => {
                 let value = self.pop()?;
@@ -568,20 +629,20 @@ impl<'a> Machine<'a, '_> {
                 let args = self.pop()?;
                 let callable = self.pop()?;
                 let value = self.call(callable, args)?;
-                self.stack.push(value);
+                self.push_container(value);
             }
             0x81 => {
                 let args = self.pop()?;
                 let class = self.pop()?;
                 let value = self.call(class, args)?;
-                self.stack.push(value);
+                self.push_container(value);
             }
             0x92 => {
                 let _kwargs = self.pop()?;
                 let args = self.pop()?;
                 let class = self.pop()?;
                 let value = self.call(class, args)?;
-                self.stack.push(value);
+                self.push_container(value);
             }
             b'b' => {
                 let state = self.pop()?;

@@ -68,14 +68,39 @@ pub fn convert_tf_checkpoint(prefix_or_index: &Path, output: &Path) -> Result<Tf
     let index_path = with_suffix(&prefix, ".index");
     let index = std::fs::read(&index_path)
         .map_err(|e| Error::Weights(format!("cannot read `{}`: {e}", index_path.display())))?;
-    let (num_shards, entries) = read_index(&index).map_err(|why| {
-        Error::Weights(format!(
-            "`{}` is not a TF bundle index: {why}",
-            index_path.display()
-        ))
+    let mut read_shard = |shard_id: u64, num_shards: u64| {
+        let path = with_suffix(&prefix, &format!(".data-{shard_id:05}-of-{num_shards:05}"));
+        std::fs::read(&path)
+            .map_err(|e| Error::Weights(format!("cannot read shard `{}`: {e}", path.display())))
+    };
+    let (report, tensors) = read_bundle(&index, &mut read_shard).map_err(|e| match e {
+        Error::Weights(why) if why.starts_with(BAD_INDEX) => Error::Weights(format!(
+            "`{}` is not a TF bundle index: {}",
+            index_path.display(),
+            &why[BAD_INDEX.len()..]
+        )),
+        e => e,
     })?;
+    write_f32_safetensors(output, &tensors, None)?;
+    Ok(report)
+}
+
+/// Marks an error of [`read_index`] inside [`read_bundle`], so the caller can name the file.
+const BAD_INDEX: &str = "not a TF bundle index: ";
+
+/// The float tensors of a bundle: its `.index` bytes, and `read_shard(shard_id, num_shards)`
+/// giving a data shard's bytes. Returns the report and `(name, shape, f32 bytes)` tensors.
+pub fn read_bundle(
+    index: &[u8],
+    read_shard: &mut dyn FnMut(u64, u64) -> Result<Vec<u8>>,
+) -> Result<(TfConversion, Vec<(String, Vec<usize>, Vec<u8>)>)> {
+    let (num_shards, entries) =
+        read_index(index).map_err(|why| Error::Weights(format!("{BAD_INDEX}{why}")))?;
 
     let mut shards: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    // Tensors of a bundle lie in disjoint ranges of its shards: copying more than the shards
+    // hold means entries overlap, which would let a small index multiply a shard in memory.
+    let mut copy_left: u64 = 0;
     let mut report = TfConversion::default();
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, entry) in entries {
@@ -84,12 +109,8 @@ pub fn convert_tf_checkpoint(prefix_or_index: &Path, output: &Path) -> Result<Tf
             continue;
         }
         if !shards.contains_key(&entry.shard_id) {
-            let path = with_suffix(
-                &prefix,
-                &format!(".data-{:05}-of-{:05}", entry.shard_id, num_shards),
-            );
-            let data = std::fs::read(&path)
-                .map_err(|e| Error::Weights(format!("cannot read shard `{}`: {e}", path.display())))?;
+            let data = read_shard(entry.shard_id, num_shards)?;
+            copy_left = copy_left.saturating_add(data.len() as u64);
             shards.insert(entry.shard_id, data);
         }
         let data = &shards[&entry.shard_id];
@@ -109,12 +130,16 @@ pub fn convert_tf_checkpoint(prefix_or_index: &Path, output: &Path) -> Result<Tf
                 data.len()
             )));
         };
+        copy_left = copy_left.checked_sub(bytes.len() as u64).ok_or_else(|| {
+            Error::Weights(format!(
+                "tensor `{name}`: the bundle's tensors claim more bytes than its shards hold (entries overlap)"
+            ))
+        })?;
         report.tensors += 1;
         report.parameters += count;
         tensors.push((name, entry.shape, bytes.to_vec()));
     }
-    write_f32_safetensors(output, &tensors, None)?;
-    Ok(report)
+    Ok((report, tensors))
 }
 
 /// The bundle's shard count and its tensor entries in key order.
@@ -132,10 +157,21 @@ pub fn read_index(bytes: &[u8]) -> std::result::Result<(u64, Vec<(String, Bundle
     let index_handle = (varint(footer, &mut pos)?, varint(footer, &mut pos)?);
     let mut num_shards = 1;
     let mut entries = Vec::new();
-    for (_, handle) in block_entries(block(bytes, index_handle)?)? {
+    // The blocks of a table are disjoint, so an index whose data blocks add up to more than
+    // the file (the same block listed many times, say) is corrupt, and would otherwise cost
+    // time and memory quadratic in its size.
+    let mut block_bytes_left = bytes.len() as u64;
+    let mut budget = EntryBudget::for_table(bytes.len());
+    for (_, handle) in block_entries(block(bytes, index_handle)?, &mut budget)? {
         let mut p = 0;
         let data_handle = (varint(&handle, &mut p)?, varint(&handle, &mut p)?);
-        for (key, value) in block_entries(block(bytes, data_handle)?)? {
+        block_bytes_left = block_bytes_left.checked_sub(data_handle.1).ok_or_else(|| {
+            format!(
+                "the index lists data blocks adding up to more than the file's {} bytes",
+                bytes.len()
+            )
+        })?;
+        for (key, value) in block_entries(block(bytes, data_handle)?, &mut budget)? {
             if key.is_empty() {
                 num_shards = header_shards(&value)?;
                 continue;
@@ -190,7 +226,33 @@ fn block(bytes: &[u8], (offset, size): (u64, u64)) -> std::result::Result<&[u8],
     Ok(&bytes[start..end])
 }
 
-fn block_entries(block: &[u8]) -> std::result::Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+/// Caps the bytes the keys and values of a table's entries may expand to. Prefix compression
+/// lets a key reuse its predecessor's bytes, so a block of n bytes can spell keys of n bytes
+/// each n/3 times over; real bundles have short names and expand to about their own size.
+struct EntryBudget {
+    left: u64,
+}
+
+impl EntryBudget {
+    /// Sixteen times the table's size plus 1 MiB.
+    fn for_table(len: usize) -> EntryBudget {
+        EntryBudget {
+            left: (len as u64).saturating_mul(16).saturating_add(1 << 20),
+        }
+    }
+
+    fn spend(&mut self, bytes: usize) -> std::result::Result<(), String> {
+        self.left = self.left.checked_sub(bytes as u64).ok_or(
+            "the table's prefix-compressed keys expand to more than 16 times its size; it is corrupt",
+        )?;
+        Ok(())
+    }
+}
+
+fn block_entries(
+    block: &[u8],
+    budget: &mut EntryBudget,
+) -> std::result::Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
     if block.len() < 4 {
         return Err("block shorter than its restart count".into());
     }
@@ -210,6 +272,7 @@ fn block_entries(block: &[u8]) -> std::result::Result<Vec<(Vec<u8>, Vec<u8>)>, S
         if shared > key.len() || end.is_none_or(|end| end > limit) {
             return Err("corrupt block entry".into());
         }
+        budget.spend(shared + unshared + value_len)?;
         key.truncate(shared);
         key.extend_from_slice(&block[pos..pos + unshared]);
         pos += unshared;

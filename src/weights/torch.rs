@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::Path;
 use std::rc::Rc;
 
-use super::pickle::{unpickle, Global, Host, Value};
+use super::pickle::{unpickle, Arena, Global, Host, Value};
 use super::{bf16_to_f32, f16_to_f32, write_f32_safetensors, zip};
 use crate::{Error, IoContext, Result};
 
@@ -332,10 +332,13 @@ const STATE_DICT_KEYS: [&str; 8] = [
 const MAX_NESTED_LOADS: u32 = 2;
 
 fn read_checkpoint(bytes: &[u8]) -> Result<PyTorchCheckpoint, String> {
+    // Holds every container the pickles make until the tensors are out; dropping it then
+    // frees them, reference cycles included.
+    let mut arena = Arena::default();
     let (format, root) = if zip::is_zip(bytes) {
-        (CheckpointFormat::Zip, read_zip(bytes)?)
+        (CheckpointFormat::Zip, read_zip(bytes, &mut arena)?)
     } else if bytes.first() == Some(&0x80) {
-        read_legacy(bytes, 0)?
+        read_legacy(bytes, 0, &mut arena)?
     } else if bytes.get(257..262) == Some(b"ustar") {
         return Err(
             "tar checkpoints (the earliest PyTorch releases) are not supported; re-save with a newer PyTorch"
@@ -375,7 +378,7 @@ fn read_checkpoint(bytes: &[u8]) -> Result<PyTorchCheckpoint, String> {
     })
 }
 
-fn read_zip(bytes: &[u8]) -> Result<Value, String> {
+fn read_zip(bytes: &[u8], arena: &mut Arena) -> Result<Value, String> {
     let archive = zip::Archive::new(bytes, data_limit(bytes.len()))?;
     let pickle = archive
         .names
@@ -398,23 +401,29 @@ fn read_zip(bytes: &[u8]) -> Result<Value, String> {
         storages: HashMap::new(),
         zip: Some((&archive, &prefix)),
         nested_depth: 0,
+        loaded: HashMap::new(),
     };
-    let (root, _) = unpickle(&archive.read(pickle)?, &mut host)?;
+    let (root, _) = unpickle(&archive.read(pickle)?, &mut host, arena)?;
     Ok(root)
 }
 
 /// The legacy format: magic number, protocol version and system info pickles, the data
 /// pickle, a pickle listing storage keys, then each storage as a u64 element count and its bytes.
 /// Without the magic number, a top-level file is read as a plain pickle.
-fn read_legacy(bytes: &[u8], nested_depth: u32) -> Result<(CheckpointFormat, Value), String> {
+fn read_legacy(
+    bytes: &[u8],
+    nested_depth: u32,
+    arena: &mut Arena,
+) -> Result<(CheckpointFormat, Value), String> {
     let mut pos = 0;
     let mut host = TorchHost {
         storages: HashMap::new(),
         zip: None,
         nested_depth,
+        loaded: HashMap::new(),
     };
-    let next_pickle = |pos: &mut usize, what: &str, host: &mut TorchHost<'_>| {
-        let (value, used) = unpickle(&bytes[*pos..], host).map_err(|e| format!("{what}: {e}"))?;
+    let mut next_pickle = |pos: &mut usize, what: &str, host: &mut TorchHost<'_>| {
+        let (value, used) = unpickle(&bytes[*pos..], host, arena).map_err(|e| format!("{what}: {e}"))?;
         *pos += used;
         Ok::<Value, String>(value)
     };
@@ -471,6 +480,9 @@ struct TorchHost<'z> {
     storages: HashMap<String, Rc<Storage>>,
     zip: Option<(&'z zip::Archive<'z>, &'z str)>,
     nested_depth: u32,
+    /// `_load_from_bytes` results by the address of their bytes (kept alive here, so the
+    /// address is not reused).
+    loaded: HashMap<usize, (Rc<[u8]>, Value)>,
 }
 
 impl Host for TorchHost<'_> {
@@ -584,8 +596,18 @@ impl Host for TorchHost<'_> {
                 if self.nested_depth >= MAX_NESTED_LOADS {
                     return Err("storages nested too deeply".into());
                 }
-                match read_legacy(inner, self.nested_depth + 1)?.1 {
-                    storage @ Value::Storage(_) => Ok(Some(storage)),
+                // One bytes object (the memo can hand it out any number of times) is read once,
+                // so the work stays proportional to the file.
+                let at = Rc::as_ptr(inner) as *const u8 as usize;
+                if let Some((_, storage)) = self.loaded.get(&at) {
+                    return Ok(Some(storage.clone()));
+                }
+                // The embedded checkpoint's containers are freed here: a storage holds none.
+                match read_legacy(inner, self.nested_depth + 1, &mut Arena::default())?.1 {
+                    storage @ Value::Storage(_) => {
+                        self.loaded.insert(at, (inner.clone(), storage.clone()));
+                        Ok(Some(storage))
+                    }
                     other => Err(format!("_load_from_bytes gave {}", other.describe())),
                 }
             }
@@ -709,21 +731,29 @@ fn materialise(t: &TensorRef, budget: &mut Budget) -> Result<(Vec<usize>, Vec<u8
     if contiguous {
         return Ok((shape, base[..nbytes as usize].to_vec()));
     }
-    // Odometer over the index, tracking the element offset incrementally.
+    // Odometer over the index, tracking the element offset incrementally. Length-1 axes move
+    // nothing and are left out, so a file with a huge rank of them costs no time per element.
+    let (sizes, strides): (Vec<usize>, Vec<usize>) = t
+        .size
+        .iter()
+        .zip(&t.stride)
+        .filter(|(&d, _)| d != 1)
+        .map(|(&d, &s)| (d as usize, s as usize))
+        .unzip();
     let mut data = Vec::with_capacity(nbytes as usize);
-    let rank = shape.len();
+    let rank = sizes.len();
     let mut index = vec![0usize; rank];
     let mut src = 0usize;
     for _ in 0..numel {
         data.extend_from_slice(&base[src * elem..(src + 1) * elem]);
         for axis in (0..rank).rev() {
-            // Wrapping: a length-1 axis may carry any stride, and the result is exact modulo 2^64.
+            // Wrapping: the result is exact modulo 2^64, and in bounds by the check above.
             index[axis] += 1;
-            src = src.wrapping_add(t.stride[axis] as usize);
-            if index[axis] < shape[axis] {
+            src = src.wrapping_add(strides[axis]);
+            if index[axis] < sizes[axis] {
                 break;
             }
-            src = src.wrapping_sub(shape[axis].wrapping_mul(t.stride[axis] as usize));
+            src = src.wrapping_sub(sizes[axis].wrapping_mul(strides[axis]));
             index[axis] = 0;
         }
     }
@@ -796,29 +826,42 @@ fn key_name(key: &Value) -> Option<String> {
     }
 }
 
-/// Removes `prefix` (repeatedly) when every name carries it.
+/// Removes `prefix` (repeatedly) when every name carries it. Linear in the names' total
+/// length: the repetitions every name shares are counted first and removed at once.
 fn strip_common_prefix(
     tensors: &mut [TorchTensor],
     non_tensors: &mut [(String, String)],
     prefix: &str,
 ) -> Option<String> {
-    let mut stripped = 0;
-    loop {
-        let all = tensors
-            .iter()
-            .map(|t| &t.name)
-            .chain(non_tensors.iter().map(|(n, _)| n));
-        let mut all = all.peekable();
-        if all.peek().is_none() || !all.all(|n| n.starts_with(prefix) && n.len() > prefix.len()) {
-            break;
+    // How many times `name` starts with `prefix` with something left after them.
+    let repeats = |name: &str| {
+        let mut n = 0;
+        let mut rest = name;
+        while let Some(after) = rest.strip_prefix(prefix) {
+            if after.is_empty() {
+                break;
+            }
+            n += 1;
+            rest = after;
         }
-        for t in tensors.iter_mut() {
-            t.name.drain(..prefix.len());
-        }
-        for (n, _) in non_tensors.iter_mut() {
-            n.drain(..prefix.len());
-        }
-        stripped += 1;
+        n
+    };
+    let stripped = tensors
+        .iter()
+        .map(|t| t.name.as_str())
+        .chain(non_tensors.iter().map(|(n, _)| n.as_str()))
+        .map(repeats)
+        .min()
+        .unwrap_or(0);
+    if stripped == 0 {
+        return None;
     }
-    (stripped > 0).then(|| prefix.repeat(stripped))
+    let cut = stripped * prefix.len();
+    for t in tensors.iter_mut() {
+        t.name.drain(..cut);
+    }
+    for (n, _) in non_tensors.iter_mut() {
+        n.drain(..cut);
+    }
+    Some(prefix.repeat(stripped))
 }

@@ -74,6 +74,23 @@ fn bad(detail: String) -> Error {
     Error::InvalidArgument(detail)
 }
 
+/// The most elements a host tensor may have. Host tensors are shapes, indices and small
+/// constants; a graph that asks for more (a ConstantOfShape or Expand of a billion
+/// elements, say) is refused before anything is allocated.
+pub const MAX_HOST_ELEMENTS: usize = 1 << 24;
+
+/// The element count of `dims`, refused when it overflows or exceeds [`MAX_HOST_ELEMENTS`].
+fn checked_numel(dims: &[usize]) -> Result<usize> {
+    dims.iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= MAX_HOST_ELEMENTS)
+        .ok_or_else(|| {
+            bad(format!(
+                "a shape computation of shape {dims:?} has more than {MAX_HOST_ELEMENTS} elements"
+            ))
+        })
+}
+
 impl HostTensor {
     pub fn ints(dims: Vec<usize>, data: Vec<i64>) -> HostTensor {
         HostTensor {
@@ -194,6 +211,10 @@ fn broadcast_index(i: usize, out: &[usize], out_strides: &[usize], shape: &[usiz
 }
 
 fn expand(x: &HostTensor, dims: &[usize]) -> HostTensor {
+    debug_assert!(
+        dims.iter().product::<usize>() <= MAX_HOST_ELEMENTS,
+        "callers check the size"
+    );
     let out_strides = strides(dims);
     x.map_elements(
         dims.to_vec(),
@@ -210,6 +231,7 @@ fn binary(
     float: fn(f32, f32) -> f32,
 ) -> Result<HostTensor> {
     let dims = broadcast_shape(&a.dims, &b.dims)?;
+    checked_numel(&dims)?;
     let (ea, eb) = (expand(a, &dims), expand(b, &dims));
     Ok(if a.is_float() || b.is_float() {
         let (x, y) = (ea.as_floats(), eb.as_floats());
@@ -222,6 +244,7 @@ fn binary(
 
 fn compare(a: &HostTensor, b: &HostTensor, f: fn(f64, f64) -> bool) -> Result<HostTensor> {
     let dims = broadcast_shape(&a.dims, &b.dims)?;
+    checked_numel(&dims)?;
     let (x, y) = (expand(a, &dims).as_floats(), expand(b, &dims).as_floats());
     Ok(HostTensor::ints(
         dims,
@@ -541,10 +564,16 @@ pub fn evaluate(op: &str, args: &HostArgs, shape_of: Option<&[usize]>) -> Result
                 .into_iter()
                 .map(|d| usize::try_from(d).map_err(|_| bad(format!("negative dimension {d}"))))
                 .collect::<Result<_>>()?;
-            let n: usize = dims.iter().product();
+            let n = checked_numel(&dims)?;
             match (args.tensor_attr)("value") {
+                Some(v) if v.numel() != 1 => {
+                    return Err(bad(format!(
+                        "ConstantOfShape value of shape {:?}: expected one value",
+                        v.dims
+                    )))
+                }
                 Some(v) if !v.is_float() => HostTensor::ints(dims, vec![v.as_ints()[0]; n]),
-                Some(v) => HostTensor::floats(dims, vec![v.as_floats()[0]; n]),
+                Some(v) => HostTensor::floats(dims, vec![v.scalar()?; n]),
                 None => HostTensor::floats(dims, vec![0.0; n]),
             }
         }
@@ -561,6 +590,7 @@ pub fn evaluate(op: &str, args: &HostArgs, shape_of: Option<&[usize]>) -> Result
         "Where" => {
             let (c, a, b) = (x()?, args.input(1)?, args.input(2)?);
             let dims = broadcast_shape(&broadcast_shape(&c.dims, &a.dims)?, &b.dims)?;
+            checked_numel(&dims)?;
             let c = expand(c, &dims).as_ints();
             let (ea, eb) = (expand(a, &dims), expand(b, &dims));
             if a.is_float() || b.is_float() {
@@ -685,9 +715,7 @@ pub fn evaluate(op: &str, args: &HostArgs, shape_of: Option<&[usize]>) -> Result
                 return Err(bad("Range with a delta of 0".into()));
             }
             let n = ((limit - start) / delta).ceil().max(0.0) as usize;
-            if n > 1 << 24 {
-                return Err(bad(format!("Range of {n} elements")));
-            }
+            checked_numel(&[n])?;
             let values: Vec<f32> = (0..n).map(|i| start + i as f32 * delta).collect();
             if x()?.is_float() {
                 HostTensor::floats(vec![n], values)

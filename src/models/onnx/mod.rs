@@ -506,11 +506,15 @@ fn evaluate_host(
 ) -> Result<HostTensor> {
     let int_attr = |name: &str| attribute(node, name).map(|a| a.i);
     let ints_attr = |name: &str| attribute(node, name).map(|a| a.ints.clone());
-    let tensor_attr = |name: &str| {
-        attribute(node, name)
-            .and_then(|a| a.t.as_ref())
-            .and_then(|t| small_tensor(t).ok())
-    };
+    // Tensor attributes are decoded (and checked) up front, so a malformed one is an error
+    // rather than a silently absent value.
+    let tensors: Vec<(String, HostTensor)> = node
+        .attribute
+        .iter()
+        .filter_map(|a| a.t.as_ref().map(|t| (a.name.clone(), t)))
+        .map(|(name, t)| small_tensor(t).map(|v| (name, v)))
+        .collect::<Result<_>>()?;
+    let tensor_attr = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
     let args = host::HostArgs {
         inputs,
         int_attr: &int_attr,
@@ -522,6 +526,22 @@ fn evaluate_host(
 
 /// A tensor attribute read without its model's external data (ConstantOfShape's value).
 fn small_tensor(t: &TensorProto) -> Result<HostTensor> {
+    let tensor = decode_small_tensor(t);
+    let data_len = match &tensor.data {
+        HostData::Int(v) => v.len(),
+        HostData::Float(v) => v.len(),
+    };
+    // Dims and data must agree, or later indexing would read past the data.
+    if tensor.dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) != Some(data_len) {
+        return Err(Error::InvalidArgument(format!(
+            "tensor attribute `{}` of shape {:?} holds {data_len} values",
+            t.name, tensor.dims
+        )));
+    }
+    Ok(tensor)
+}
+
+fn decode_small_tensor(t: &TensorProto) -> HostTensor {
     let dims: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
     let ints: Vec<i64> = if !t.int64_data.is_empty() {
         t.int64_data.clone()
@@ -530,7 +550,7 @@ fn small_tensor(t: &TensorProto) -> Result<HostTensor> {
     } else {
         Vec::new()
     };
-    Ok(match t.data_type {
+    match t.data_type {
         // FLOAT, DOUBLE
         1 => HostTensor::floats(
             dims,
@@ -564,7 +584,7 @@ fn small_tensor(t: &TensorProto) -> Result<HostTensor> {
                 .collect(),
         ),
         _ => HostTensor::ints(dims, ints),
-    })
+    }
 }
 
 /// A Constant node's value, from whichever attribute carries it.
