@@ -3,22 +3,15 @@
 //! the input is odd but usable (a 1×1 image), a normal result. Uses the small ONNX ResNet-18
 //! fixture (64×64 input, 10 classes), which runs in well under a second here.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn fido(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fido"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .unwrap()
-}
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::fido;
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fido-bad-input-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch("bad-input", name)
 }
 
 fn model() -> String {

@@ -6,19 +6,12 @@ use std::process::{Command, Output};
 
 use safetensors::tensor::{Dtype, TensorView};
 
-fn fido(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fido"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .unwrap()
-}
+mod common;
+
+use common::fido;
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fido-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch("cli", name)
 }
 
 #[track_caller]
@@ -472,9 +465,8 @@ fn infill_fills_the_mask_and_rejects_bad_masks() {
 #[test]
 fn info_reports_the_kernel_profile_and_fido_kernels_forces_it() {
     let info = |profile: Option<&str>| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fido"));
-        cmd.args(["info", "--json"])
-            .env("XDG_RUNTIME_DIR", std::env::temp_dir());
+        let mut cmd = common::fido_command();
+        cmd.args(["info", "--json"]);
         match profile {
             Some(p) => cmd.env("FIDO_KERNELS", p),
             None => cmd.env_remove("FIDO_KERNELS"),

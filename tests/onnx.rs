@@ -11,10 +11,7 @@ use fido::weights::onnx::{
 use prost::Message;
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fido-onnx-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch("onnx", name)
 }
 
 fn model(opset: i64, initializer: Vec<TensorProto>) -> ModelProto {

@@ -6,6 +6,7 @@
 //! These run the `fido` binary (so they are not part of tests/device.rs) on the tiny ONNX
 //! classifier of tests/tiny_onnx, which is fast on lavapipe.
 
+mod common;
 mod tiny_onnx;
 
 use std::collections::BTreeMap;
@@ -13,21 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-fn fido() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fido"));
-    cmd.env("XDG_RUNTIME_DIR", std::env::temp_dir());
-    cmd
-}
-
-fn run(args: &[&str]) -> Output {
-    fido().args(args).output().unwrap()
-}
+use common::{fido as run, fido_command as fido};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("fido-runs-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch("runs", name)
 }
 
 /// `n` small, different pictures `img0.png`, `img1.png`, … in `dir`.

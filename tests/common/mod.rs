@@ -147,3 +147,23 @@ pub fn fd_scalar(f: impl Fn(&[f64]) -> f64, at: &[f64], eps: f64) -> Vec<f64> {
         })
         .collect()
 }
+
+/// A fresh, empty folder `fido-PREFIX-PID-NAME` in the system's temporary directory.
+pub fn scratch(prefix: &str, name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("fido-{prefix}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The `fido` binary this test was built with, ready for arguments.
+pub fn fido_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fido"));
+    cmd.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    cmd
+}
+
+/// Run the `fido` binary with `args` and collect its output.
+pub fn fido(args: &[&str]) -> std::process::Output {
+    fido_command().args(args).output().unwrap()
+}

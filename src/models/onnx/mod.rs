@@ -323,18 +323,27 @@ impl OnnxClassifier {
 
     fn run(&self, tape: &Tape, node: &NodeProto, inputs: &[Option<Value>]) -> Result<Vec<Value>> {
         let op = node.op_type.as_str();
-        let hosts: Vec<Option<HostTensor>> = inputs.iter().map(|v| v.as_ref().and_then(host_form)).collect();
-        let all_host = inputs.iter().zip(&hosts).all(|(v, h)| v.is_none() || h.is_some());
+        // Host forms are copied out only for the ops that compute on them; the GPU path
+        // reads the few it needs (axes, scalars) itself.
+        let host_forms =
+            || -> Vec<Option<HostTensor>> { inputs.iter().map(|v| v.as_ref().and_then(host_form)).collect() };
         if op == "Shape" || op == "Size" {
             let shape = inputs
                 .first()
                 .and_then(Option::as_ref)
                 .map(value_shape)
                 .ok_or_else(|| Error::InvalidArgument("input 0 is missing".into()))?;
-            return Ok(vec![Value::Host(evaluate_host(node, &hosts, Some(&shape))?)]);
+            return Ok(vec![Value::Host(evaluate_host(
+                node,
+                &host_forms(),
+                Some(&shape),
+            )?)]);
         }
+        let all_host = inputs
+            .iter()
+            .all(|v| v.as_ref().is_none_or(|v| host_form_exists(v)));
         if HOST_OPS.contains(&op) && all_host {
-            return Ok(vec![Value::Host(evaluate_host(node, &hosts, None)?)]);
+            return Ok(vec![Value::Host(evaluate_host(node, &host_forms(), None)?)]);
         }
         if HOST_ONLY_OPS.contains(&op) {
             return Err(Error::InvalidArgument(format!(
@@ -664,6 +673,11 @@ fn constant_value(c: &Constant) -> Value {
         (None, Some(h)) => Value::Host(h.clone()),
         (None, None) => Value::Host(HostTensor::floats(vec![0], vec![])),
     }
+}
+
+/// Whether [`host_form`] would give a value, without copying it.
+fn host_form_exists(v: &Value) -> bool {
+    matches!(v, Value::Host(_) | Value::Weight(_, Some(_)))
 }
 
 /// A value's host form, when it has one.
