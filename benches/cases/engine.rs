@@ -1,6 +1,7 @@
 //! Matmul, elementwise, reductions and softmax at the sizes the issue of record names.
 
 use fido::ops::elementwise::{self, BinaryOp};
+use fido::ops::layout;
 use fido::ops::matmul::{self, MatmulShape, MatmulTiles};
 use fido::ops::{reduce, softmax};
 use fido::{DType, Tensor};
@@ -95,6 +96,58 @@ pub fn run(bench: &mut Bench) {
                 )
             },
             |_| elementwise::unary_into(&x, op, &out),
+        );
+    }
+    // The ONNX activations: GELU's erf polynomial is the costliest unary op per element.
+    let name = "gelu 16M f32";
+    if bench.wants(name) {
+        let gpu = bench.gpu.clone();
+        let host = pseudo_random(n, 6);
+        let x = Tensor::from_slice(&gpu, &[n], &host).unwrap();
+        let out = Tensor::empty(&gpu, &[n], DType::F32).unwrap();
+        let op = elementwise::UnaryOp::Gelu;
+        bench.case(
+            name,
+            op.cost(n),
+            |_| {
+                elementwise::unary_into(&x, op, &out).map_err(|e| e.to_string())?;
+                let got = out.to_vec().map_err(|e| e.to_string())?;
+                let gelu =
+                    |v: f64| 0.5 * v * (1.0 + elementwise::reference::erf(v / std::f64::consts::SQRT_2));
+                check_close(
+                    name,
+                    (0..n).step_by(7919).map(|i| (got[i], gelu(host[i] as f64))),
+                    1e-6,
+                    4e-6,
+                )
+            },
+            |_| elementwise::unary_into(&x, op, &out).map(|_| ()),
+        );
+    }
+    // ONNX Transpose as ViTs and ConvNeXts use it: NCHW to NHWC of a B = 8 activation.
+    let name = "permute 8x64x56x56 to nhwc";
+    if bench.wants(name) {
+        let gpu = bench.gpu.clone();
+        let shape = [8usize, 64, 56, 56];
+        let count: usize = shape.iter().product();
+        let host = pseudo_random(count, 7);
+        let x = Tensor::from_slice(&gpu, &shape, &host).unwrap();
+        let perm = [0usize, 2, 3, 1];
+        bench.case(
+            name,
+            layout::cost(count),
+            |_| {
+                let got = layout::permute(&x, &perm)
+                    .and_then(|t| t.to_vec())
+                    .map_err(|e| e.to_string())?;
+                // out[b, h, w, c] = x[b, c, h, w]
+                let pairs = (0..count).step_by(4099).map(|i| {
+                    let (b, h, w, c) = (i / (56 * 56 * 64), (i / (56 * 64)) % 56, (i / 64) % 56, i % 64);
+                    (got[i], host[((b * 64 + c) * 56 + h) * 56 + w] as f64)
+                });
+                check_close(name, pairs, 0.0, 0.0)
+            },
+            |_| layout::permute(&x, &perm).map(|_| ()),
         );
     }
     let name = "log_softmax 8x1000";
