@@ -37,8 +37,13 @@ pub enum Error {
     #[error("tensor of {bytes} bytes exceeds the adapter's storage-binding limit of {limit} bytes (max_storage_buffer_binding_size); lower --batch or the input size, or use an adapter with a larger limit")]
     TooLarge { bytes: u64, limit: u64 },
 
-    #[error("the GPU ran out of memory creating a {bytes}-byte buffer (fido holds {held} bytes); lower --batch, use a smaller model or input, or free the GPU from other programs")]
-    OutOfMemory { bytes: u64, held: u64 },
+    #[error("the GPU ran out of memory creating a {bytes}-byte buffer (fido holds {held} bytes{}); lower --batch, use a smaller model or input, or free the GPU from other programs", budget.map(|b| format!(", its limit is {b} bytes: raise --gpu-memory")).unwrap_or_default())]
+    OutOfMemory {
+        bytes: u64,
+        held: u64,
+        /// The cap `Gpu::set_memory_budget` set, when that is what ran out.
+        budget: Option<u64>,
+    },
 
     #[error("the GPU device was lost ({reason}): the driver reset it or the GPU went away, and the work on it is gone; run again, and if it recurs lower --batch or choose another adapter with --adapter")]
     DeviceLost { reason: String },
@@ -60,6 +65,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the device itself failed (it ran out of memory or was lost), as opposed to
+    /// one input being bad: batch work stops on such an error instead of recording it and
+    /// going on, because every later item would fail the same way.
+    pub fn is_device_fault(&self) -> bool {
+        match self {
+            Error::OutOfMemory { .. } | Error::DeviceLost { .. } => true,
+            Error::Backward { source, .. } => source.is_device_fault(),
+            _ => false,
+        }
+    }
+
     /// An I/O failure on `path`, for `map_err`: `fs::read(p).map_err(Error::io(p))?`.
     pub fn io(path: impl AsRef<std::path::Path>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.as_ref().to_path_buf();

@@ -481,3 +481,73 @@ fn a_full_disk_or_a_read_only_folder_is_a_clear_error_and_keeps_earlier_results(
     drop(disk);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A GPU that runs out of memory, as a device whose memory is set tiny with `--gpu-memory`:
+/// `explain` and `eval` stop with one line that names the allocation and what to change, and
+/// the results of an earlier run over the same folders stay byte for byte as they were. A
+/// limit the run fits in changes nothing in the maps.
+#[test]
+fn a_gpu_out_of_memory_is_a_clear_error_and_keeps_earlier_results() {
+    let dir = scratch("oom");
+    let model = tiny_onnx::write(&dir, "tiny.onnx", tiny_onnx::Shape::default());
+    let images = pictures(&dir, 2);
+    let out = dir.join("out");
+    let explain = |extra: &[&str]| {
+        let mut cmd = fido();
+        cmd.args(["explain", "--model", model.to_str().unwrap(), "--mask-size", "3"])
+            .args(["--steps", "4", "--force", "--out"])
+            .arg(&out)
+            .args(extra)
+            .arg("--image")
+            .args(&images);
+        cmd.output().unwrap()
+    };
+    let first = explain(&[]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let earlier = contents(&out);
+
+    let starved = explain(&["--gpu-memory", "64K"]);
+    one_line_error(
+        &starved,
+        &[
+            "ran out of memory",
+            "its limit is 65536 bytes",
+            "--gpu-memory",
+            "--batch",
+        ],
+    );
+    assert_eq!(contents(&out), earlier, "the failed run changed earlier results");
+    assert_no_temporaries(&out);
+
+    let manifest = dir.join("manifest.csv");
+    std::fs::write(
+        &manifest,
+        "file,label,wnid,class_name,width,height,boxes_xyxy\nimg0.png,1,n1,one,12,12,2 2 8 8\n",
+    )
+    .unwrap();
+    let mut eval = fido();
+    eval.args(["eval", "--model", model.to_str().unwrap(), "--manifest"])
+        .arg(&manifest)
+        .arg("--out")
+        .arg(dir.join("eval"))
+        .args(["--steps", "4", "--mask-size", "3", "--all-images", "--quiet"])
+        .args(["--gpu-memory", "64K", "--config", "fido:mean"]);
+    one_line_error(&eval.output().unwrap(), &["ran out of memory", "--gpu-memory"]);
+
+    // 256 MiB is plenty: the same maps, bit for bit, as without a limit.
+    let roomy = explain(&["--gpu-memory", "256M"]);
+    assert!(
+        roomy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&roomy.stderr)
+    );
+    for k in 0..2 {
+        let map = out.join(format!("img{k}/saliency.safetensors"));
+        assert_eq!(std::fs::read(&map).unwrap(), earlier[&map], "{}", map.display());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

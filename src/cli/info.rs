@@ -4,7 +4,7 @@ use clap::Args;
 use serde_json::json;
 
 use fido::gpu::{describe, driver_version, list_adapters, upgrade_advice};
-use fido::{Gpu, Result};
+use fido::Result;
 
 use super::AdapterArgs;
 
@@ -23,7 +23,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
         .iter()
         .map(|a| a.get_info())
         .collect();
-    let gpu = Gpu::new(&choice)?;
+    let gpu = args.adapter.gpu()?;
     let limits = gpu.limits();
     // Each limit under its own name, widened to one integer type.
     macro_rules! rows {

@@ -75,6 +75,11 @@ pub struct AdapterArgs {
     /// auto, vulkan, metal, dx12 or gl.
     #[arg(long, default_value = "auto", value_parser = parsed::<BackendSelector>)]
     pub backend: BackendSelector,
+    /// The most GPU memory fido may hold, such as 512M or 2G (binary units; a plain number is
+    /// bytes). Past it, work stops with the same error as a GPU that ran out. Default: no
+    /// limit but the device's.
+    #[arg(long, value_name = "SIZE", value_parser = parse_byte_size)]
+    pub gpu_memory: Option<u64>,
 }
 
 impl AdapterArgs {
@@ -86,7 +91,9 @@ impl AdapterArgs {
     }
 
     pub fn gpu(&self) -> Result<Gpu> {
-        Gpu::new(&self.choice())
+        let gpu = Gpu::new(&self.choice())?;
+        gpu.set_memory_budget(self.gpu_memory);
+        Ok(gpu)
     }
 }
 
@@ -172,9 +179,59 @@ pub fn load_model(
 /// When the process started, for the start-up time the summaries report.
 pub static LAUNCHED: OnceLock<Instant> = OnceLock::new();
 
+/// `512M`, `2G`, `64K` (binary units) or a plain number of bytes.
+pub fn parse_byte_size(text: &str) -> std::result::Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, ""),
+    };
+    let scale: u64 = match unit
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "`{text}` is not a size; write it as 512M, 2G or a number of bytes"
+            ))
+        }
+    };
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size; write it as 512M, 2G or a number of bytes"))?;
+    match value.checked_mul(scale) {
+        Some(0) => Err("the GPU memory limit must be more than 0 bytes".into()),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("`{text}` is larger than any GPU")),
+    }
+}
+
 pub fn parsed<T: FromStr<Err = Error>>(text: &str) -> std::result::Result<T, String> {
     text.parse::<T>().map_err(|e| match e {
         Error::InvalidArgument(message) => message,
         other => other.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_byte_size;
+
+    #[test]
+    fn byte_sizes_take_binary_units_and_refuse_nonsense() {
+        assert_eq!(parse_byte_size("4096"), Ok(4096));
+        assert_eq!(parse_byte_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_byte_size("512m"), Ok(512 << 20));
+        assert_eq!(parse_byte_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_byte_size("3GB"), Ok(3 << 30));
+        for bad in ["", "G", "1.5G", "12X", "-1M", "0", "99999999999999G"] {
+            let err = parse_byte_size(bad).unwrap_err();
+            assert!(!err.contains('\n') && !err.is_empty(), "{bad}: {err}");
+        }
+    }
 }

@@ -136,6 +136,7 @@ fn evaluate_image(
     }
     let mut ctx = match ImageContext::new(gpu, classifier, options, job) {
         Ok(ctx) => ctx,
+        Err(e) if e.is_device_fault() => return Err(e),
         Err(e) => {
             record.status = Status::Error;
             record.error = Some(e.to_string());
@@ -162,6 +163,7 @@ fn evaluate_image(
     if !options.metrics.infill_quality.is_empty() && record.infill_quality.is_none() {
         match ctx.infill_quality(classifier, options) {
             Ok(q) => record.infill_quality = Some(q),
+            Err(e) if e.is_device_fault() => return Err(e),
             Err(e) => {
                 record.infill_quality_error = Some(e.to_string());
                 outcome.failures += 1;
@@ -181,6 +183,8 @@ fn evaluate_image(
                 outcome.reused += reused as usize;
                 entry
             }
+            // Not recorded as failed: a rerun on a working device redoes this pair.
+            Err(e) if e.is_device_fault() => return Err(e),
             Err(e) => {
                 outcome.failures += 1;
                 ConfigEntry::failed(e.to_string())

@@ -152,7 +152,12 @@ impl std::str::FromStr for KernelProfile {
 /// An asynchronous device error, kept until the next sync reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeviceError {
-    OutOfMemory,
+    /// An allocation failed: `bytes` of it (0 when wgpu does not say), past `budget` when
+    /// that is what ran out.
+    OutOfMemory {
+        bytes: u64,
+        budget: Option<u64>,
+    },
     Other(String),
 }
 
@@ -228,7 +233,10 @@ impl Gpu {
             .device
             .on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
                 let error = match e {
-                    wgpu::Error::OutOfMemory { .. } => DeviceError::OutOfMemory,
+                    wgpu::Error::OutOfMemory { .. } => DeviceError::OutOfMemory {
+                        bytes: 0,
+                        budget: None,
+                    },
                     other => DeviceError::Other(other.to_string()),
                 };
                 uncaptured.lock().unwrap().push(error);
@@ -343,6 +351,14 @@ impl Gpu {
         u64::from(self.inner.limits.max_storage_buffer_binding_size).min(self.inner.limits.max_buffer_size)
     }
 
+    /// Let fido hold at most `bytes` of device memory (`None`: no cap beyond the device's
+    /// own). An allocation past the cap first releases idle buffers, then fails with
+    /// [`Error::OutOfMemory`], exactly as a device that ran out would. A host that shares its
+    /// device with its own rendering uses it to bound fido's share; `--gpu-memory` sets it.
+    pub fn set_memory_budget(&self, bytes: Option<u64>) {
+        self.inner.pool.lock().unwrap().set_budget(bytes);
+    }
+
     /// Statistics of the buffer pool: (buffers created, reuses).
     pub fn pool_stats(&self) -> crate::gpu::pool::PoolStats {
         self.inner.pool.lock().unwrap().stats()
@@ -360,20 +376,22 @@ impl Gpu {
         }
         let errors = std::mem::take(&mut *list);
         drop(list);
-        if errors.contains(&DeviceError::OutOfMemory) {
+        if let Some(&DeviceError::OutOfMemory { bytes, budget }) = errors
+            .iter()
+            .find(|e| matches!(e, DeviceError::OutOfMemory { .. }))
+        {
+            let stats = self.pool_stats();
             return Err(Error::OutOfMemory {
-                bytes: 0,
-                held: {
-                    let stats = self.pool_stats();
-                    stats.bytes_created - stats.bytes_released
-                },
+                bytes,
+                held: stats.bytes_created - stats.bytes_released,
+                budget,
             });
         }
         let text: Vec<String> = errors
             .into_iter()
             .filter_map(|e| match e {
                 DeviceError::Other(text) => Some(text),
-                DeviceError::OutOfMemory => None,
+                DeviceError::OutOfMemory { .. } => None,
             })
             .collect();
         Err(Error::Gpu(text.join("; ")))

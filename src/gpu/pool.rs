@@ -56,6 +56,8 @@ pub struct BufferPool {
     free: HashMap<(BufferKind, u64), Vec<(wgpu::Buffer, u64)>>,
     flushes: u64,
     stats: PoolStats,
+    /// The most bytes fido may hold on the device, when a host or `--gpu-memory` caps it.
+    budget: Option<u64>,
 }
 
 /// The smallest size class holding `bytes`: 4, 5, 6 or 7 sixteenths-of-a-power-of-two steps.
@@ -76,6 +78,16 @@ impl BufferPool {
         self.stats
     }
 
+    /// Bytes of device memory fido's buffers take now, idle ones included.
+    fn held(&self) -> u64 {
+        self.stats.bytes_created - self.stats.bytes_released
+    }
+
+    /// Cap what the pool may hold; `None` lifts the cap.
+    pub(crate) fn set_budget(&mut self, bytes: Option<u64>) {
+        self.budget = bytes;
+    }
+
     /// A buffer of at least `bytes`. An allocation the device refuses is retried once after
     /// releasing every idle buffer, then reported as [`Error::OutOfMemory`].
     pub(crate) fn take(
@@ -89,6 +101,20 @@ impl BufferPool {
             self.stats.reused += 1;
             self.stats.bytes_idle -= class;
             return Ok(buffer);
+        }
+        if let Some(budget) = self.budget {
+            // The budget is the device's memory as far as fido is concerned: the same retry
+            // after releasing idle buffers, and the same error, as a real allocation failure.
+            if self.held() + class > budget {
+                self.trim();
+            }
+            if self.held() + class > budget {
+                return Err(Error::OutOfMemory {
+                    bytes: class,
+                    held: self.held(),
+                    budget: Some(budget),
+                });
+            }
         }
         let create = || {
             // Caught here rather than by the uncaptured-error handler, so the error names the
@@ -112,7 +138,8 @@ impl BufferPool {
                 self.trim();
                 create().ok_or(Error::OutOfMemory {
                     bytes: class,
-                    held: self.stats.bytes_created - self.stats.bytes_released,
+                    held: self.held(),
+                    budget: None,
                 })?
             }
         };

@@ -371,9 +371,17 @@ fn flush_inner(
                 inner.queue.write_buffer(b.buffer(), 0, &params);
                 Some(b)
             }
-            Err(_) => {
+            Err(e) => {
                 // This flush's work cannot run; the next sync reports why.
-                inner.uncaptured.lock().unwrap().push(DeviceError::OutOfMemory);
+                let (bytes, budget) = match e {
+                    crate::Error::OutOfMemory { bytes, budget, .. } => (bytes, budget),
+                    _ => (params.len() as u64, None),
+                };
+                inner
+                    .uncaptured
+                    .lock()
+                    .unwrap()
+                    .push(DeviceError::OutOfMemory { bytes, budget });
                 return None;
             }
         }

@@ -120,8 +120,9 @@ impl SyntheticWeights {
             ("model".to_string(), self.kind.to_string()),
             ("generator".to_string(), "fido synthetic weights".to_string()),
         ]);
-        safetensors::serialize_to_file(views, Some(metadata), path)
-            .map_err(|e| Error::Weights(format!("cannot write `{}`: {e}", path.display())))
+        let bytes = safetensors::serialize(views, Some(metadata))
+            .map_err(|e| Error::Weights(format!("cannot write `{}`: {e}", path.display())))?;
+        crate::fsio::write_atomic(path, &bytes)
     }
 }
 

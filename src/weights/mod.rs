@@ -73,15 +73,10 @@ fn write_f32_safetensors(
                 .map_err(|e| Error::Weights(format!("tensor `{name}`: {e}")))
         })
         .collect::<Result<_>>()?;
-    safetensors::serialize_to_file(views, metadata, output)
+    let bytes = safetensors::serialize(views, metadata)
         .map_err(|e| Error::Weights(format!("cannot write `{}`: {e}", output.display())))?;
-    // The writer goes through a private temporary file; weights are ordinary readable data.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(output, std::fs::Permissions::from_mode(0o644)).at(output)?;
-    }
-    Ok(())
+    // A temporary file, then a rename: an interrupted conversion leaves the old file or none.
+    crate::fsio::write_atomic(output, &bytes)
 }
 
 /// The bytes of a safetensors file: a memory map of it, or a copy held in memory.
