@@ -22,6 +22,7 @@ pub mod imageio;
 pub mod inpaint;
 pub mod models;
 pub mod ops;
+pub mod render;
 pub mod tensor;
 pub mod weights;
 

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Command::Classify(args) => cli::classify::run(&args),
         Command::Explain(args) => cli::explain::run(&args),
         Command::Eval(args) => cli::eval::run(args),
+        Command::View(args) => cli::view::run(&args),
         Command::Infill(args) => cli::infill::run(&args),
         Command::Convert(args) => cli::convert::run(&args),
         Command::Check(args) => cli::check::run(&args),

@@ -8,6 +8,7 @@ pub mod eval;
 pub mod explain;
 pub mod infill;
 pub mod info;
+pub mod view;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -42,6 +43,9 @@ pub enum Command {
     /// Measure saliency maps on a labelled, boxed manifest: off-box ratio, pixel removal,
     /// saliency metric, seed stability and in-filler quality, with plots and an HTML report.
     Eval(eval::EvalArgs),
+    /// Watch an explanation form in a window: the image, the importance map over it, what the
+    /// classifier sees and the score, live; pause, step, switch among the top-5 classes, save.
+    View(view::ViewArgs),
     /// Fill the white pixels of a mask with the Contextual Attention in-painter (DeepFill v1).
     Infill(infill::InfillArgs),
     /// Convert a checkpoint to safetensors, keeping tensor names: PyTorch .pth (zip or legacy

@@ -103,6 +103,8 @@ pub struct Explainer<'m> {
     infiller: Box<dyn Infiller>,
     step: usize,
     last: Option<(Tensor, Tensor)>,
+    /// The last step's mixed images `[B, 3, H, W]` (normalised), what the classifier saw.
+    last_mixed: Option<Tensor>,
     started: Instant,
     prob_before: f32,
     history: Vec<Progress>,
@@ -181,6 +183,7 @@ impl<'m> Explainer<'m> {
             infiller,
             step: 0,
             last: None,
+            last_mixed: None,
             started: Instant::now(),
             prob_before: probs[target],
             history: Vec::new(),
@@ -334,6 +337,7 @@ impl<'m> Explainer<'m> {
         )?;
         // x·keep + (1−keep)·background; only `keep` is differentiable.
         let mixed = keep.mix(&self.image, &background)?;
+        self.last_mixed = Some(mixed.value().clone());
         self.phase_done()?;
         let score = self
             .model
@@ -370,6 +374,7 @@ impl<'m> Explainer<'m> {
             .infiller
             .fill(&ones, self.config.seed.wrapping_add(self.step as u64))?;
         let mixed = keep.mix(&self.image, &reference)?;
+        self.last_mixed = Some(mixed.value().clone());
         self.phase_done()?;
         let score = self
             .model
@@ -459,8 +464,32 @@ impl<'m> Explainer<'m> {
         Ok(())
     }
 
+    /// The images the classifier scored in the last step, `[B, 3, H, W]` and normalised
+    /// as the model's input (FIDO: the B in-filled samples; BBMP: the one blend), on the
+    /// GPU; None before the first step and for the gradient methods.
+    pub fn last_mixed(&self) -> Option<&Tensor> {
+        self.last_mixed.as_ref()
+    }
+
+    /// The last step's score (the target's mean log-odds, one f32) on the GPU, which a host
+    /// can copy into a curve buffer without reading it back.
+    pub fn last_score(&self) -> Option<&Tensor> {
+        self.last.as_ref().map(|(_, score)| score)
+    }
+
+    /// The input image `[1, 3, H, W]`, normalised as the model's input.
+    pub fn image(&self) -> &Tensor {
+        &self.image
+    }
+
     /// Read the result back, and score the MAP mask.
     pub fn finish(mut self) -> Result<Explanation> {
+        self.snapshot()
+    }
+
+    /// [`Explainer::finish`] at the current step, leaving the explainer to go on: what a
+    /// live viewer saves mid-run.
+    pub fn snapshot(&mut self) -> Result<Explanation> {
         let (h, w) = (self.image.shape()[2], self.image.shape()[3]);
         let (importance_t, gradient) = if self.config.method.is_gradient() {
             let attribution = self.attribution()?.to_vec()?;

@@ -196,14 +196,25 @@ const WANTED_FEATURES: wgpu::Features = wgpu::Features::TIMESTAMP_QUERY
 impl Gpu {
     /// Choose an adapter and create fido's own device on it, with the adapter's real limits.
     pub fn new(choice: &AdapterChoice) -> Result<Gpu> {
+        Self::with_instance(&new_instance(choice.backend), choice, |_| true)
+    }
+
+    /// [`Gpu::new`] on a caller's instance, among the adapters `usable` accepts: a window
+    /// passes one that made its surface and a test of `adapter.is_surface_supported`, so
+    /// the engine computes and the window draws on one device.
+    pub fn with_instance(
+        instance: &wgpu::Instance,
+        choice: &AdapterChoice,
+        usable: impl Fn(&wgpu::Adapter) -> bool,
+    ) -> Result<Gpu> {
         let forced = KernelProfile::from_env()?;
-        let instance = new_instance(choice.backend);
         let adapters = pollster::block_on(instance.enumerate_adapters(choice.backend.backends()));
         if adapters.is_empty() && choice.backend != BackendSelector::Auto {
             return Err(Error::NoAdapter {
                 detail: format!(" on the {:?} backend", choice.backend),
             });
         }
+        let adapters: Vec<_> = adapters.into_iter().filter(|a| usable(a)).collect();
         let adapter = pick_adapter(adapters, &choice.adapter)?;
         let info = adapter.get_info();
         let features = adapter.features() & WANTED_FEATURES;
