@@ -45,6 +45,8 @@ mod pool;
 mod random;
 #[path = "reduce.rs"]
 mod reduce;
+#[path = "render.rs"]
+mod render;
 #[path = "resize.rs"]
 mod resize;
 #[path = "runtime.rs"]

@@ -272,3 +272,39 @@ fn subgroup_operations_live_only_in_subgroup_files() {
         }
     }
 }
+
+/// The render shaders of `fido::render` (`shaders/render/`) are not compute kernels, so
+/// they are not in `ALL_KERNELS`; they validate with naga all the same, each file is the one
+/// the library compiles, and each keeps to the portable limit of storage buffers per stage.
+#[test]
+fn every_render_shader_validates_and_is_the_one_compiled() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders/render");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("shaders/render/ exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    for path in files {
+        let source = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let (module, _) = parse_and_validate(&name, &source).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            [fido::render::PANEL_WGSL, fido::render::CURVE_WGSL].contains(&source.as_str()),
+            "{name} is not compiled into fido::render"
+        );
+        let stages: Vec<_> = module.entry_points.iter().map(|e| e.stage).collect();
+        assert!(
+            stages.contains(&naga::ShaderStage::Vertex) && stages.contains(&naga::ShaderStage::Fragment),
+            "{name}: {stages:?}"
+        );
+        let storage = module
+            .global_variables
+            .iter()
+            .filter(|(_, v)| matches!(v.space, naga::AddressSpace::Storage { .. }))
+            .count();
+        // WebGPU guarantees 8 storage buffers per stage (and GL-class devices 4).
+        assert!(storage <= 4, "{name} binds {storage} storage buffers");
+    }
+}

@@ -132,6 +132,18 @@ if ! python3 -m pip --version >/dev/null 2>&1; then
     apt_install python3 python3-pip
 fi
 
+# `fido view` opens an X11 window (winit loads these libraries at run time); its tests run
+# it on a virtual X server (Xvfb) and send it keys with xdotool.
+view_packages=()
+for pkg in libx11-6 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libxkbcommon-x11-0 xvfb xauth xdotool; do
+    [ -n "$(installed_version "$pkg")" ] || view_packages+=("$pkg")
+done
+if [ ${#view_packages[@]} -gt 0 ]; then
+    echo "setup: installing what fido view and its tests need: ${view_packages[*]}"
+    apt_update
+    apt_install "${view_packages[@]}"
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: cargo not found. Install Rust 1.85 or newer (https://rustup.rs) and run this again." >&2
     exit 1

@@ -87,7 +87,10 @@ pub fn run(args: &ViewArgs) -> Result<()> {
         }
     }
     if !args.image.exists() {
-        return Err(Error::InvalidArgument(format!("cannot open image `{}`: no such file", args.image.display())));
+        return Err(Error::InvalidArgument(format!(
+            "cannot open image `{}`: no such file",
+            args.image.display()
+        )));
     }
     no_display_check()?;
     let event_loop = EventLoop::new().map_err(|e| no_display(&e.to_string()))?;
@@ -229,7 +232,8 @@ impl Session {
                 )
                 .map_err(|e| no_display(&e.to_string()))?,
         );
-        let mut desc = wgpu::InstanceDescriptor::new_with_display_handle(Box::new(event_loop.owned_display_handle()));
+        let mut desc =
+            wgpu::InstanceDescriptor::new_with_display_handle(Box::new(event_loop.owned_display_handle()));
         desc.backends = args.adapter.choice().backend.backends();
         let instance = wgpu::Instance::new(desc);
         let surface = instance
@@ -239,7 +243,8 @@ impl Session {
         let gpu = Gpu::with_instance(&instance, &args.adapter.choice(), |a| {
             let ok = a.is_surface_supported(&surface);
             if ok {
-                caps.borrow_mut().push((a.get_info(), surface.get_capabilities(a)));
+                caps.borrow_mut()
+                    .push((a.get_info(), surface.get_capabilities(a)));
             }
             ok
         })?;
@@ -416,10 +421,19 @@ impl Session {
             target_name: &name,
             source_to_model: self.input.source_to_model,
         };
-        let summary = report::write(&self.out, &explanation, &self.input.picture, &info)?;
-        report::write_summary(&self.out, &summary)?;
-        self.status = format!("saved step {} to {}", self.explainer.steps_done(), self.out.display());
-        eprintln!("saved {} steps of class {} ({name}) to {}", self.explainer.steps_done(), explanation.target, self.out.display());
+        // `steps_done` in the summary says how far the run had come.
+        report::write(&self.out, &explanation, &self.input.picture, &info)?;
+        self.status = format!(
+            "saved step {} to {}",
+            self.explainer.steps_done(),
+            self.out.display()
+        );
+        eprintln!(
+            "saved {} steps of class {} ({name}) to {}",
+            self.explainer.steps_done(),
+            explanation.target,
+            self.out.display()
+        );
         Ok(())
     }
 
@@ -474,7 +488,13 @@ impl Session {
     }
 
     /// Draw the four panels and the text into `view`, `target` pixels.
-    fn paint(&self, painter: &Painter, view: &wgpu::TextureView, target: (u32, u32), text: &Tensor) -> Result<()> {
+    fn paint(
+        &self,
+        painter: &Painter,
+        view: &wgpu::TextureView,
+        target: (u32, u32),
+        text: &Tensor,
+    ) -> Result<()> {
         let (w, h) = (target.0 as f32, target.1 as f32);
         let band = h * BAND as f32 / (2 * SIDE + BAND) as f32;
         let (pw, ph) = (w / 2.0, (h - band) / 2.0);
@@ -489,7 +509,12 @@ impl Session {
             b: 0.09,
             a: 1.0,
         };
-        painter.draw(&mut encoder, view, &Panel::image(cell(0.0, 0.0), &self.x, 0, norm)?, Some(background))?;
+        painter.draw(
+            &mut encoder,
+            view,
+            &Panel::image(cell(0.0, 0.0), &self.x, 0, norm)?,
+            Some(background),
+        )?;
         painter.draw(
             &mut encoder,
             view,
@@ -497,9 +522,22 @@ impl Session {
             None,
         )?;
         let seen = self.explainer.last_mixed().unwrap_or(&self.x);
-        painter.draw(&mut encoder, view, &Panel::image(cell(0.0, 1.0), seen, 0, norm)?, None)?;
+        painter.draw(
+            &mut encoder,
+            view,
+            &Panel::image(cell(0.0, 1.0), seen, 0, norm)?,
+            None,
+        )?;
         let steps = self.explainer.steps_done().min(self.config.steps) as u32;
-        painter.draw_curve(&mut encoder, view, target, cell(1.0, 1.0), &self.scores, steps, [0.95, 0.75, 0.25])?;
+        painter.draw_curve(
+            &mut encoder,
+            view,
+            target,
+            cell(1.0, 1.0),
+            &self.scores,
+            steps,
+            [0.95, 0.75, 0.25],
+        )?;
         painter.draw(
             &mut encoder,
             view,
@@ -521,14 +559,34 @@ impl Session {
             .enumerate()
             .map(|(k, &(c, p))| {
                 let mark = if c == target { "▸" } else { "" };
-                format!("{mark}{} {} {:.2}", k + 1, short(&fido::classes::name(c, classes), 13), p)
+                format!(
+                    "{mark}{} {} {:.2}",
+                    k + 1,
+                    short(&fido::classes::name(c, classes), 13),
+                    p
+                )
             })
             .collect();
         let lines = [
             (4.0, 16.0, 13.0, "image".to_string()),
-            ((SIDE + 4) as f32, 16.0, 13.0, "importance over the image".to_string()),
-            (4.0, (SIDE + 16) as f32, 13.0, "what the classifier sees (sample 1)".to_string()),
-            ((SIDE + 4) as f32, (SIDE + 16) as f32, 13.0, format!("target log-odds, now {score}")),
+            (
+                (SIDE + 4) as f32,
+                16.0,
+                13.0,
+                "importance over the image".to_string(),
+            ),
+            (
+                4.0,
+                (SIDE + 16) as f32,
+                13.0,
+                "what the classifier sees (sample 1)".to_string(),
+            ),
+            (
+                (SIDE + 4) as f32,
+                (SIDE + 16) as f32,
+                13.0,
+                format!("target log-odds, now {score}"),
+            ),
             (
                 6.0,
                 (2 * SIDE + 18) as f32,
@@ -596,7 +654,14 @@ fn new_explainer(
     ca: Option<&CaSetup>,
 ) -> Result<Explainer<'static>> {
     let infiller = fido::explain::infill::build(config.infill, x, model.norm, ca)?;
-    Explainer::new(&model.classifier, x, target, model.norm, config.clone(), Some(infiller))
+    Explainer::new(
+        &model.classifier,
+        x,
+        target,
+        model.norm,
+        config.clone(),
+        Some(infiller),
+    )
 }
 
 fn scores_buffer(gpu: &Gpu, steps: usize) -> wgpu::Buffer {

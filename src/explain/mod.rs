@@ -86,6 +86,8 @@ pub struct Explanation {
     /// kept; SDR: the important pixels in-filled).
     pub prob_with_map: f32,
     pub seconds: f64,
+    /// Steps taken: the config's `steps` once finished, fewer for a snapshot mid-run.
+    pub steps_done: usize,
     /// Progress read back during the run.
     pub history: Vec<Progress>,
 }
@@ -527,6 +529,7 @@ impl<'m> Explainer<'m> {
             prob_before: self.prob_before,
             prob_with_map,
             seconds: self.started.elapsed().as_secs_f64(),
+            steps_done: self.step,
             history: self.history.clone(),
             config: self.config.clone(),
         })

@@ -44,6 +44,7 @@ pub fn write(dir: &Path, e: &Explanation, picture: &RgbImage, info: &RunInfo) ->
         "target_prob_with_map_mask": tidy(e.prob_with_map),
         "map_mask_fraction": important,
         "wall_seconds": e.seconds,
+        "steps_done": e.steps_done,
         "source_to_model": {
             "scale_x": info.source_to_model.scale_x,
             "scale_y": info.source_to_model.scale_y,

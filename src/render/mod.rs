@@ -125,8 +125,24 @@ impl Painter {
     /// Pipelines that draw into views of `format`, on `gpu`'s device.
     pub fn new(gpu: &Gpu, format: wgpu::TextureFormat) -> Result<Painter> {
         let device = gpu.device();
-        let panel = pipeline(device, "fido panel", PANEL_WGSL, "fs_panel", "vs_fullscreen", format, wgpu::PrimitiveTopology::TriangleList)?;
-        let curve = pipeline(device, "fido curve", CURVE_WGSL, "fs_curve", "vs_curve", format, wgpu::PrimitiveTopology::LineStrip)?;
+        let panel = pipeline(
+            device,
+            "fido panel",
+            PANEL_WGSL,
+            "fs_panel",
+            "vs_fullscreen",
+            format,
+            wgpu::PrimitiveTopology::TriangleList,
+        )?;
+        let curve = pipeline(
+            device,
+            "fido curve",
+            CURVE_WGSL,
+            "fs_curve",
+            "vs_curve",
+            format,
+            wgpu::PrimitiveTopology::LineStrip,
+        )?;
         let empty = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("fido empty binding"),
             contents: &[0u8; 16],
@@ -165,7 +181,12 @@ impl Painter {
         if let Some(src) = &panel.image {
             let (w, h, offset, stride) = image_dims(src.tensor, src.sample)?;
             block.image_dims = [w, h, offset, stride];
-            block.mean = [src.norm.mean[0], src.norm.mean[1], src.norm.mean[2], src.norm.range];
+            block.mean = [
+                src.norm.mean[0],
+                src.norm.mean[1],
+                src.norm.mean[2],
+                src.norm.range,
+            ];
             block.spread = [src.norm.std[0], src.norm.std[1], src.norm.std[2], 1.0];
             block.flags[0] = 1;
         }
@@ -192,11 +213,7 @@ impl Painter {
         let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("fido panel"),
             layout: &self.panel.get_bind_group_layout(0),
-            entries: &[
-                entry(0, &params),
-                entry(1, image),
-                entry(2, map),
-            ],
+            entries: &[entry(0, &params), entry(1, image), entry(2, map)],
         });
         let mut pass = begin(encoder, view, clear);
         pass.set_pipeline(&self.panel);
@@ -387,14 +404,18 @@ fn image_dims(t: &Tensor, sample: usize) -> Result<(u32, u32, u32, u32)> {
 /// (width, height) of a map `[H, W]`, `[1, H, W]` or `[1, 1, H, W]`.
 fn map_dims(t: &Tensor) -> Result<(u32, u32)> {
     let s = t.shape();
-    let ok = s.len() >= 2 && s[..s.len() - 2].iter().all(|&d| d == 1) && s[s.len() - 1] > 0 && s[s.len() - 2] > 0;
+    let ok =
+        s.len() >= 2 && s[..s.len() - 2].iter().all(|&d| d == 1) && s[s.len() - 1] > 0 && s[s.len() - 2] > 0;
     if !ok {
         return Err(Error::Shape {
             op: "render map",
             detail: format!("a map is [H, W] (leading dimensions of 1 allowed), got {s:?}"),
         });
     }
-    Ok((to_u32(s[s.len() - 1], "width")?, to_u32(s[s.len() - 2], "height")?))
+    Ok((
+        to_u32(s[s.len() - 1], "width")?,
+        to_u32(s[s.len() - 2], "height")?,
+    ))
 }
 
 fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {

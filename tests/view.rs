@@ -1,0 +1,322 @@
+//! `fido view` in a real window, on an X server of its own (Xvfb) with whatever adapter
+//! the machine has (lavapipe here): the screenshot is not blank, the map changes while the
+//! explanation runs and the image does not; keys pause, step, switch the target and save;
+//! resizing, hiding and closing the window mid-run lose nothing saved; no display is a
+//! one-line error naming `--screenshot` and Xvfb.
+//!
+//! Without `Xvfb` (Debian package xvfb, which tools/setup-debian.sh installs) the window
+//! tests print that they are skipped and why; without `xdotool` the key test does. These
+//! run the `fido` binary, so they are not part of tests/device.rs.
+
+mod common;
+mod tiny_onnx;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::fido_command;
+
+fn scratch(name: &str) -> PathBuf {
+    common::scratch("view", name)
+}
+
+/// An X server for one test, stopped when the test ends.
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+impl Xvfb {
+    /// Start Xvfb on a free display number, or say why not.
+    fn start() -> Result<Xvfb, String> {
+        // Numbers by process and by test, so tests running side by side do not collide.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let first = 100 + (std::process::id() % 300) as usize * 10;
+        let mine = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        for n in (first + mine..first + 400).step_by(3) {
+            if Path::new(&format!("/tmp/.X{n}-lock")).exists() {
+                continue;
+            }
+            let child = Command::new("Xvfb")
+                .arg(format!(":{n}"))
+                .args(["-screen", "0", "1024x768x24", "-nolisten", "tcp"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("cannot run Xvfb: {e}"))?;
+            let mut server = Xvfb {
+                child,
+                display: format!(":{n}"),
+            };
+            let socket = format!("/tmp/.X11-unix/X{n}");
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(10) {
+                if Path::new(&socket).exists() {
+                    // Ours only if it is still running: a server that lost the number exits.
+                    std::thread::sleep(Duration::from_millis(100));
+                    if let Ok(None) = server.child.try_wait() {
+                        return Ok(server);
+                    }
+                    break;
+                }
+                if let Ok(Some(_)) = server.child.try_wait() {
+                    break; // lost a race for this number: try the next
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Err("no free display number for Xvfb".into())
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = fido_command();
+        cmd.env("DISPLAY", &self.display);
+        cmd
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+macro_rules! xvfb_or_skip {
+    () => {
+        match Xvfb::start() {
+            Ok(x) => x,
+            Err(why) => {
+                eprintln!("skipped: no X server to open a window on ({why}); install xvfb (tools/setup-debian.sh does) to run this test");
+                return;
+            }
+        }
+    };
+}
+
+/// A 40×40 picture with structure, and the tiny ONNX classifier, in `dir`.
+fn inputs(dir: &Path) -> (PathBuf, PathBuf) {
+    let model = tiny_onnx::write(dir, "tiny.onnx", tiny_onnx::Shape::default());
+    let image = dir.join("picture.png");
+    image::RgbImage::from_fn(40, 40, |x, y| {
+        image::Rgb([(x * 6) as u8, (y * 6) as u8, ((x + y) * 3) as u8])
+    })
+    .save(&image)
+    .unwrap();
+    (model, image)
+}
+
+fn view_args(model: &Path, image: &Path, out: &Path, steps: &str) -> Vec<String> {
+    let mut args: Vec<String> = ["view", "--model"].map(String::from).to_vec();
+    args.push(model.display().to_string());
+    args.push("--image".into());
+    args.push(image.display().to_string());
+    args.extend(["--mask-size", "3", "--steps", steps, "--out"].map(String::from));
+    args.push(out.display().to_string());
+    args
+}
+
+/// The mean absolute difference per channel between two same-sized regions.
+fn region_difference(a: &image::RgbImage, b: &image::RgbImage, x0: u32, y0: u32, w: u32, h: u32) -> f64 {
+    let mut total = 0u64;
+    for y in y0..y0 + h {
+        for x in x0..x0 + w {
+            let (p, q) = (a.get_pixel(x, y), b.get_pixel(x, y));
+            total += (0..3)
+                .map(|c| (p[c] as i64 - q[c] as i64).unsigned_abs())
+                .sum::<u64>();
+        }
+    }
+    total as f64 / (3 * w * h) as f64
+}
+
+#[test]
+fn the_window_renders_a_forming_explanation_to_a_screenshot() {
+    let x = xvfb_or_skip!();
+    let dir = scratch("screenshot");
+    let (model, image) = inputs(&dir);
+    let shot = |steps_done: &str| -> image::RgbImage {
+        let path = dir.join(format!("after-{steps_done}.png"));
+        let mut args = view_args(&model, &image, &dir.join("out"), "30");
+        args.extend(["--exit-after", steps_done, "--screenshot"].map(String::from));
+        args.push(path.display().to_string());
+        let out = x.command().args(&args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("screenshot after"));
+        image::open(&path).unwrap().to_rgb8()
+    };
+    let first = shot("1");
+    let last = shot("30");
+    assert_eq!(first.dimensions(), last.dimensions());
+    let (w, h) = first.dimensions();
+    assert!(w >= 400 && h >= 400, "{w}×{h}");
+    // Not blank: many distinct colours, in every quarter.
+    let mut colours: Vec<[u8; 3]> = first.pixels().map(|p| p.0).collect();
+    colours.sort_unstable();
+    colours.dedup();
+    assert!(colours.len() > 200, "{} colours: blank?", colours.len());
+    // The window's layout: the image top left, the map over it top right.
+    let band = h * 66 / 666;
+    let (pw, ph) = (w / 2, (h - band) / 2);
+    let (inset_x, inset_y) = (pw / 8, ph / 4);
+    let image_change = region_difference(&first, &last, inset_x, inset_y, pw / 2, ph / 2);
+    let map_change = region_difference(&first, &last, pw + inset_x, inset_y, pw / 2, ph / 2);
+    eprintln!(
+        "mean change from step 1 to 30: image panel {image_change:.2}, map panel {map_change:.2} levels"
+    );
+    assert_eq!(image_change, 0.0, "the image panel changed");
+    assert!(map_change > 1.0, "the map did not change: {map_change}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Keys through the X server (xdotool): space pauses, s saves the state shown, n steps
+/// once, 2 switches to the second class, resizing and hiding the window mid-run keep it
+/// working, and q closes it with every save in place.
+#[test]
+fn keys_pause_step_retarget_and_save_and_resizing_loses_nothing() {
+    let x = xvfb_or_skip!();
+    if Command::new("xdotool").arg("version").output().is_err() {
+        eprintln!("skipped: xdotool is not installed (Debian package xdotool), so no keys can be sent to the window");
+        return;
+    }
+    let dir = scratch("keys");
+    let (model, image) = inputs(&dir);
+    let out = dir.join("saved");
+    let mut child = x
+        .command()
+        .args(view_args(&model, &image, &out, "100000"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let xdotool = |args: &[&str]| {
+        let o = Command::new("xdotool")
+            .env("DISPLAY", &x.display)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let started = Instant::now();
+    let window = loop {
+        let id = xdotool(&["search", "--name", "fido view"]);
+        if !id.is_empty() {
+            break id.lines().next().unwrap().to_string();
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            panic!("fido view ended ({status}) before its window appeared: {stderr}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no window appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    xdotool(&["windowfocus", "--sync", &window]);
+    let summary = || -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(out.join("summary.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    };
+    let wait_for = |what: &str, ok: &dyn Fn(&serde_json::Value) -> bool| -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            if let Some(s) = summary().filter(|s| ok(s)) {
+                return s;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{what}: no such save"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    std::thread::sleep(Duration::from_millis(800));
+    xdotool(&["key", "space"]);
+    std::thread::sleep(Duration::from_millis(300));
+    xdotool(&["key", "s"]);
+    let paused = wait_for("the first save", &|_| true);
+    let at = paused["steps_done"].as_u64().unwrap();
+    assert!(at > 0);
+    let first_target = paused["target"]["label"].as_u64();
+    // Paused: a second save is the same step; n steps once.
+    std::thread::sleep(Duration::from_millis(500));
+    xdotool(&["key", "n"]);
+    std::thread::sleep(Duration::from_millis(300));
+    xdotool(&["key", "s"]);
+    let stepped = wait_for("the save after n", &|s| s["steps_done"].as_u64() != Some(at));
+    assert_eq!(
+        stepped["steps_done"].as_u64(),
+        Some(at + 1),
+        "paused, n is one step"
+    );
+
+    // Resize and hide the window mid-run, then carry on.
+    xdotool(&["key", "space"]);
+    xdotool(&["windowsize", &window, "420", "330"]);
+    std::thread::sleep(Duration::from_millis(400));
+    xdotool(&["windowunmap", &window]);
+    std::thread::sleep(Duration::from_millis(400));
+    xdotool(&["windowmap", &window]);
+    xdotool(&["windowfocus", "--sync", &window]);
+    std::thread::sleep(Duration::from_millis(400));
+    // The second class restarts the explanation from step 0 on it.
+    xdotool(&["key", "2"]);
+    std::thread::sleep(Duration::from_millis(600));
+    xdotool(&["key", "s"]);
+    let other = wait_for("the save after 2", &|s| s["target"] != stepped["target"]);
+    let second_target = other["target"]["label"].as_u64();
+    assert!(first_target.is_some() && second_target.is_some());
+    assert_ne!(first_target, second_target);
+    let saved = std::fs::read(out.join("saliency.safetensors")).unwrap();
+    xdotool(&["key", "q"]);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "q did not close the window"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(stderr.matches("saved ").count(), 3, "{stderr}");
+    // Closing kept the last save as it was, with no temporaries beside it.
+    assert_eq!(std::fs::read(out.join("saliency.safetensors")).unwrap(), saved);
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        assert!(!name.contains(".tmp"), "a temporary was left: {name}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn no_display_is_a_one_line_error_naming_screenshot_and_xvfb() {
+    let dir = scratch("nodisplay");
+    let (model, image) = inputs(&dir);
+    let out = fido_command()
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .args(view_args(&model, &image, &dir.join("out"), "5"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--screenshot") && stderr.contains("xvfb"),
+        "{stderr}"
+    );
+    // Impossible options are refused before any window opens.
+    let mut args = view_args(&model, &image, &dir.join("out"), "5");
+    args.extend(["--exit-after", "9"].map(String::from));
+    let out = fido_command().args(&args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--exit-after 9"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
