@@ -29,4 +29,4 @@ pub mod weights;
 pub use autodiff::{Tape, Var};
 pub use error::{Error, IoContext, Result};
 pub use gpu::{AdapterChoice, AdapterSelector, BackendSelector, Gpu};
-pub use tensor::{DType, Tensor};
+pub use tensor::{DType, Layout, Tensor};

@@ -8,6 +8,20 @@ use crate::gpu::recorder::Command;
 use crate::gpu::Gpu;
 use crate::{Error, Result};
 
+/// A tensor's place in its buffer: element `[i0, i1, …]` is at byte
+/// `offset_bytes + (i0·strides[0] + i1·strides[1] + …) · dtype.size()`. fido's tensors are
+/// contiguous and row-major, starting at byte 0; a host binding the buffer should bind
+/// `offset_bytes .. offset_bytes + len_bytes`, or the whole buffer and index from there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub shape: Vec<usize>,
+    /// In elements, not bytes.
+    pub strides: Vec<usize>,
+    pub dtype: DType,
+    pub offset_bytes: u64,
+    pub len_bytes: u64,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DType {
     F32,
@@ -123,9 +137,26 @@ impl Tensor {
         (self.numel() * self.dtype.size()) as u64
     }
 
-    /// The underlying buffer, for hosts that bind it in their own pipelines.
+    /// The underlying buffer, for hosts that bind it in their own pipelines. It may be
+    /// larger than the tensor (buffers come in size classes): [`Tensor::layout`] says
+    /// which bytes are the tensor's.
     pub fn buffer(&self) -> &wgpu::Buffer {
         self.storage.buf.buffer()
+    }
+
+    /// Where the values lie in [`Tensor::buffer`], for a host's shader that reads them.
+    pub fn layout(&self) -> Layout {
+        let mut strides = vec![1usize; self.shape.len()];
+        for d in (0..self.shape.len().saturating_sub(1)).rev() {
+            strides[d] = strides[d + 1] * self.shape[d + 1];
+        }
+        Layout {
+            shape: self.shape.clone(),
+            strides,
+            dtype: self.dtype,
+            offset_bytes: 0,
+            len_bytes: self.bytes(),
+        }
     }
 
     pub(crate) fn pooled(&self) -> &Arc<PooledBuffer> {

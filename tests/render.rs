@@ -266,3 +266,31 @@ fn tensors_of_the_wrong_shape_are_refused_by_name() {
         .to_string();
     assert!(err.contains("sample 2 of a batch of 2"), "{err}");
 }
+
+/// A tensor's layout says where each element lies in its buffer: checked by copying the
+/// buffer out whole and indexing it with the strides.
+#[test]
+fn a_tensor_layout_locates_every_element_in_its_buffer() {
+    let gpu = gpu();
+    let mut rng = Rng::new(9);
+    let shape = [2usize, 3, 5, 7];
+    let values = rng.vec(shape.iter().product(), -1.0, 1.0);
+    let t = Tensor::from_slice(&gpu, &shape, &values).unwrap();
+    let layout = t.layout();
+    assert_eq!(layout.shape, shape);
+    assert_eq!(layout.strides, [105, 35, 7, 1]);
+    assert_eq!(layout.len_bytes, 4 * values.len() as u64);
+    assert!(t.buffer().size() >= layout.offset_bytes + layout.len_bytes);
+    let whole = Tensor::empty(&gpu, &[t.buffer().size() as usize / 4], fido::DType::F32).unwrap();
+    let mut encoder = gpu.device().create_command_encoder(&Default::default());
+    gpu.flush();
+    encoder.copy_buffer_to_buffer(t.buffer(), 0, whole.buffer(), 0, t.buffer().size());
+    gpu.queue().submit([encoder.finish()]);
+    let raw = whole.to_vec().unwrap();
+    for (i, &v) in values.iter().enumerate() {
+        let index = [i / 105, i / 35 % 3, i / 7 % 5, i % 7];
+        let at =
+            layout.offset_bytes as usize / 4 + (0..4).map(|d| index[d] * layout.strides[d]).sum::<usize>();
+        assert_eq!(raw[at], v, "element {index:?}");
+    }
+}

@@ -320,3 +320,39 @@ fn no_display_is_a_one_line_error_naming_screenshot_and_xvfb() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// examples/host_window.rs: a host that owns the window, device and surface draws fido's
+/// map into its own frames, on fido's tensors, until told to stop.
+#[test]
+fn the_host_window_example_draws_on_its_own_device() {
+    let x = xvfb_or_skip!();
+    // `cargo test` builds the examples beside the test binaries' folder.
+    let exe = std::env::current_exe().unwrap();
+    let example = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("host_window");
+    if !example.exists() {
+        eprintln!(
+            "skipped: {} is not built (cargo test builds it)",
+            example.display()
+        );
+        return;
+    }
+    let out = Command::new(&example)
+        .env("DISPLAY", &x.display)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .args(["--frames", "12"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("drew 12 frames"), "{stdout}");
+}
