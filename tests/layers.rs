@@ -11,16 +11,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("classes", &["error"]),
     ("tensor", &["gpu", "error"]),
     ("gpu", &["tensor", "error"]),
-    ("weights", &["error"]),
+    ("weights", &["fsio", "error"]),
     ("dataset", &["error"]),
     ("imageio", &["fsio", "error", "tensor", "gpu"]),
     ("ops", &["gpu", "tensor", "error"]),
+    ("render", &["imageio", "gpu", "tensor", "error"]),
     ("autodiff", &["ops", "gpu", "tensor", "error"]),
     ("inpaint", &["ops", "weights", "gpu", "tensor", "error"]),
     (
         "models",
         &[
-            "autodiff", "ops", "weights", "imageio", "classes", "gpu", "tensor", "error",
+            "autodiff", "ops", "weights", "imageio", "classes", "fsio", "gpu", "tensor", "error",
         ],
     ),
     (
