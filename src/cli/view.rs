@@ -210,6 +210,8 @@ struct Session {
     explainer: Explainer<'static>,
     /// One f32 score per step, copied on the GPU from each step's score.
     scores: wgpu::Buffer,
+    /// Scores in `scores` so far.
+    points: usize,
     /// The last score read back, for the status line (every few steps).
     score: Option<f32>,
     paused: bool,
@@ -308,6 +310,7 @@ impl Session {
             target: args.label,
             explainer,
             scores,
+            points: 0,
             score: None,
             paused: false,
             step_once: false,
@@ -344,9 +347,11 @@ impl Session {
         self.step_once = false;
         self.explainer.step()?;
         let done = self.explainer.steps_done();
+        // One point per call: the gradient methods take several path points a call.
+        self.points += 1;
         if let Some(score) = self.explainer.last_score() {
             let mut encoder = self.gpu.device().create_command_encoder(&Default::default());
-            let at = 4 * (done.min(self.config.steps) - 1) as u64;
+            let at = 4 * (self.points - 1) as u64;
             encoder.copy_buffer_to_buffer(score.buffer(), 0, &self.scores, at, 4);
             self.gpu.queue().submit([encoder.finish()]);
         }
@@ -404,6 +409,7 @@ impl Session {
     fn restart(&mut self) -> Result<()> {
         self.explainer = new_explainer(self.model, &self.x, self.target, &self.config, self.ca.as_ref())?;
         self.scores = scores_buffer(&self.gpu, self.config.steps);
+        self.points = 0;
         self.score = None;
         Ok(())
     }
