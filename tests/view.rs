@@ -28,45 +28,37 @@ struct Xvfb {
 }
 
 impl Xvfb {
-    /// Start Xvfb on a free display number, or say why not.
+    /// Start Xvfb on a display number it picks itself (`-displayfd`: it writes the number
+    /// to our pipe once it accepts connections), or say why not.
     fn start() -> Result<Xvfb, String> {
-        // Numbers by process and by test, so tests running side by side do not collide.
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let first = 100 + (std::process::id() % 300) as usize * 10;
-        let mine = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        for n in (first + mine..first + 400).step_by(3) {
-            if Path::new(&format!("/tmp/.X{n}-lock")).exists() {
-                continue;
-            }
-            let child = Command::new("Xvfb")
-                .arg(format!(":{n}"))
-                .args(["-screen", "0", "1024x768x24", "-nolisten", "tcp"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| format!("cannot run Xvfb: {e}"))?;
-            let mut server = Xvfb {
-                child,
-                display: format!(":{n}"),
-            };
-            let socket = format!("/tmp/.X11-unix/X{n}");
-            let started = Instant::now();
-            while started.elapsed() < Duration::from_secs(10) {
-                if Path::new(&socket).exists() {
-                    // Ours only if it is still running: a server that lost the number exits.
-                    std::thread::sleep(Duration::from_millis(100));
-                    if let Ok(None) = server.child.try_wait() {
-                        return Ok(server);
-                    }
-                    break;
-                }
-                if let Ok(Some(_)) = server.child.try_wait() {
-                    break; // lost a race for this number: try the next
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        let mut child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1024x768x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run Xvfb: {e}"))?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().unwrap();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .map_err(|e| format!("Xvfb did not say its display: {e}"))?;
+        let number = line.trim();
+        if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit()) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("Xvfb did not start (it said {line:?})"));
         }
-        Err("no free display number for Xvfb".into())
+        Ok(Xvfb {
+            display: format!(":{number}"),
+            child,
+        })
     }
 
     fn command(&self) -> Command {
@@ -78,10 +70,15 @@ impl Xvfb {
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SIGTERM, so that Xvfb removes its lock file and socket; SIGKILL would leave them.
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
     }
 }
+
+/// One X server at a time: a server shutting down removes its socket file by name, which
+/// would be the socket of a new server that took the same number meanwhile.
+static ONE_SERVER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 macro_rules! xvfb_or_skip {
     () => {
@@ -133,6 +130,7 @@ fn region_difference(a: &image::RgbImage, b: &image::RgbImage, x0: u32, y0: u32,
 
 #[test]
 fn the_window_renders_a_forming_explanation_to_a_screenshot() {
+    let _one = ONE_SERVER.lock().unwrap_or_else(|e| e.into_inner());
     let x = xvfb_or_skip!();
     let dir = scratch("screenshot");
     let (model, image) = inputs(&dir);
@@ -175,6 +173,7 @@ fn the_window_renders_a_forming_explanation_to_a_screenshot() {
 /// working, and q closes it with every save in place.
 #[test]
 fn keys_pause_step_retarget_and_save_and_resizing_loses_nothing() {
+    let _one = ONE_SERVER.lock().unwrap_or_else(|e| e.into_inner());
     let x = xvfb_or_skip!();
     if Command::new("xdotool").arg("version").output().is_err() {
         eprintln!("skipped: xdotool is not installed (Debian package xdotool), so no keys can be sent to the window");
@@ -325,6 +324,7 @@ fn no_display_is_a_one_line_error_naming_screenshot_and_xvfb() {
 /// map into its own frames, on fido's tensors, until told to stop.
 #[test]
 fn the_host_window_example_draws_on_its_own_device() {
+    let _one = ONE_SERVER.lock().unwrap_or_else(|e| e.into_inner());
     let x = xvfb_or_skip!();
     // `cargo test` builds the examples beside the test binaries' folder.
     let exe = std::env::current_exe().unwrap();
