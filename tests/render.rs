@@ -16,20 +16,7 @@ use fido::render::{ColorMap, Painter, Panel, Rect};
 use fido::{Gpu, Tensor};
 
 fn target(gpu: &Gpu, width: u32, height: u32) -> wgpu::Texture {
-    gpu.device().create_texture(&wgpu::TextureDescriptor {
-        label: Some("render test"),
-        size: wgpu::Extent3d {
-            width,
-            height,
-            depth_or_array_layers: 1,
-        },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: wgpu::TextureFormat::Rgba8Unorm,
-        usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
-        view_formats: &[],
-    })
+    fido::render::offscreen_target(gpu, width, height)
 }
 
 /// Draw `panels` (the first clears to black) and read the texture back as RGB.

@@ -12,9 +12,13 @@ const PORTABLE_WORKGROUP_STORAGE: u64 = 16 * 1024;
 const PORTABLE_INVOCATIONS: u32 = 256;
 
 fn shader_files() -> Vec<std::path::PathBuf> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    wgsl_files_in("shaders")
+}
+
+fn wgsl_files_in(folder: &str) -> Vec<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("shaders/ exists")
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
         .collect();
@@ -278,13 +282,7 @@ fn subgroup_operations_live_only_in_subgroup_files() {
 /// the library compiles, and each keeps to the portable limit of storage buffers per stage.
 #[test]
 fn every_render_shader_validates_and_is_the_one_compiled() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders/render");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("shaders/render/ exists")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
-        .collect();
-    files.sort();
+    let files = wgsl_files_in("shaders/render");
     assert_eq!(files.len(), 2, "{files:?}");
     for path in files {
         let source = std::fs::read_to_string(&path).unwrap();

@@ -9,13 +9,12 @@ use serde_json::json;
 
 use fido::dataset::{collect_images, ImageJob};
 use fido::explain::report::{self, RunInfo};
-use fido::explain::{CaSetup, ExplainConfig, ExplainOverrides, Explainer, InfillKind, Method, Objective};
+use fido::explain::{CaSetup, ExplainConfig, Explainer};
 use fido::imageio::{self, SourceToModel};
-use fido::inpaint::CaGenerator;
 use fido::models::{read_input_tensor, LoadedModel};
 use fido::{fsio, Error, Gpu, Result, Tensor};
 
-use super::{parsed, AdapterArgs, ModelArgs};
+use super::{AdapterArgs, MethodArgs, ModelArgs};
 
 /// `fido explain` options; defaults are the paper's.
 #[derive(Args)]
@@ -40,22 +39,8 @@ pub struct ExplainArgs {
     /// Output folder (one subfolder per image when there are several).
     #[arg(long)]
     pub out: PathBuf,
-    /// fido, bbmp, gradient (vanilla gradients of the target's log-odds) or integrated-gradients
-    /// (ig: zero baseline, midpoint rule, --steps points [default: 32]).
-    #[arg(long, default_value = "fido", value_parser = parsed::<Method>)]
-    pub method: Method,
-    /// ssr (smallest sufficient region) or sdr (smallest destroying region).
-    #[arg(long, default_value = "ssr", value_parser = parsed::<Objective>)]
-    pub objective: Objective,
-    /// mean, blur, random, local or ca [default: local for FIDO, blur for BBMP and the gradient
-    /// methods, where it only scores the MAP mask].
-    #[arg(long, value_parser = parsed::<InfillKind>)]
-    pub infill: Option<InfillKind>,
-    /// Weights of the CA in-painter, for --infill ca.
-    #[arg(long)]
-    pub infill_weights: Option<PathBuf>,
     #[command(flatten)]
-    pub settings: ExplainOverrides,
+    pub how: MethodArgs,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -67,12 +52,7 @@ pub struct ExplainArgs {
 }
 
 pub fn run(args: &ExplainArgs) -> Result<()> {
-    let config = ExplainConfig::builder(args.method)
-        .objective(args.objective)
-        .infill(args.infill)
-        .overrides(&args.settings)
-        .ca_weights(args.infill_weights.is_some())
-        .build()?;
+    let config = args.how.config()?;
     let jobs = match &args.input {
         Some(path) => vec![ImageJob {
             path: path.clone(),
@@ -81,10 +61,7 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
         None => collect_images(&args.image, args.manifest.as_deref(), args.label)?,
     };
     let gpu = args.adapter.gpu()?;
-    let ca = match (config.infill, &args.infill_weights) {
-        (InfillKind::Ca, Some(path)) => Some(CaSetup::new(CaGenerator::load(&gpu, path)?)),
-        _ => None,
-    };
+    let ca = args.how.ca(&gpu, &config)?;
     let loaded = args.model.load(&gpu)?;
     let out = args.out.as_path();
     let batch_mode = jobs.len() > 1;

@@ -17,6 +17,8 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 
+use fido::explain::{CaSetup, ExplainConfig, ExplainOverrides, InfillKind, Method, Objective};
+use fido::inpaint::CaGenerator;
 use fido::models::{LoadedModel, ModelSpec, PreprocessOptions, PreprocessPreset};
 use fido::{AdapterChoice, AdapterSelector, BackendSelector, Error, Gpu, Result};
 
@@ -98,6 +100,47 @@ impl AdapterArgs {
         let gpu = Gpu::new(&self.choice())?;
         gpu.set_memory_budget(self.gpu_memory);
         Ok(gpu)
+    }
+}
+
+/// How to explain, as `explain` and `view` take it; defaults are the paper's.
+#[derive(Args)]
+pub struct MethodArgs {
+    /// fido, bbmp, gradient (vanilla gradients of the target's log-odds) or integrated-gradients
+    /// (ig: zero baseline, midpoint rule, --steps points [default: 32]).
+    #[arg(long, default_value = "fido", value_parser = parsed::<Method>)]
+    pub method: Method,
+    /// ssr (smallest sufficient region) or sdr (smallest destroying region).
+    #[arg(long, default_value = "ssr", value_parser = parsed::<Objective>)]
+    pub objective: Objective,
+    /// mean, blur, random, local or ca [default: local for FIDO, blur for BBMP and the gradient
+    /// methods, where it only scores the MAP mask].
+    #[arg(long, value_parser = parsed::<InfillKind>)]
+    pub infill: Option<InfillKind>,
+    /// Weights of the CA in-painter, for --infill ca.
+    #[arg(long)]
+    pub infill_weights: Option<PathBuf>,
+    #[command(flatten)]
+    pub settings: ExplainOverrides,
+}
+
+impl MethodArgs {
+    /// The configuration these flags ask for, checked.
+    pub fn config(&self) -> Result<ExplainConfig> {
+        ExplainConfig::builder(self.method)
+            .objective(self.objective)
+            .infill(self.infill)
+            .overrides(&self.settings)
+            .ca_weights(self.infill_weights.is_some())
+            .build()
+    }
+
+    /// The CA in-painter, when the configuration uses it.
+    pub fn ca(&self, gpu: &Gpu, config: &ExplainConfig) -> Result<Option<CaSetup>> {
+        match (config.infill, &self.infill_weights) {
+            (InfillKind::Ca, Some(path)) => Ok(Some(CaSetup::new(CaGenerator::load(gpu, path)?))),
+            _ => Ok(None),
+        }
     }
 }
 

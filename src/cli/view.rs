@@ -16,15 +16,14 @@ use winit::keyboard::{Key, NamedKey};
 use winit::window::{Window, WindowId};
 
 use fido::explain::report::{self, RunInfo};
-use fido::explain::{CaSetup, ExplainConfig, ExplainOverrides, Explainer, InfillKind, Method, Objective};
+use fido::explain::{CaSetup, ExplainConfig, Explainer};
 use fido::imageio::Prepared;
-use fido::inpaint::CaGenerator;
 use fido::models::LoadedModel;
 use fido::ops::softmax;
 use fido::render::{ColorMap, Painter, Panel, Rect};
 use fido::{Error, Gpu, Result, Tape, Tensor};
 
-use super::{parsed, AdapterArgs, ModelArgs};
+use super::{AdapterArgs, MethodArgs, ModelArgs};
 
 /// `fido view` options: those of `explain` for one image, plus where saves go.
 #[derive(Args)]
@@ -39,20 +38,8 @@ pub struct ViewArgs {
     /// The class to explain first; default: the top-1 prediction. Keys 1-5 switch among the top five.
     #[arg(long)]
     pub label: Option<usize>,
-    /// fido, bbmp, gradient or integrated-gradients, as for `explain`.
-    #[arg(long, default_value = "fido", value_parser = parsed::<Method>)]
-    pub method: Method,
-    /// ssr (smallest sufficient region) or sdr (smallest destroying region).
-    #[arg(long, default_value = "ssr", value_parser = parsed::<Objective>)]
-    pub objective: Objective,
-    /// mean, blur, random, local or ca [default: as for `explain`].
-    #[arg(long, value_parser = parsed::<InfillKind>)]
-    pub infill: Option<InfillKind>,
-    /// Weights of the CA in-painter, for --infill ca.
-    #[arg(long)]
-    pub infill_weights: Option<PathBuf>,
     #[command(flatten)]
-    pub settings: ExplainOverrides,
+    pub how: MethodArgs,
     /// Where the S key saves the current state: the files `explain` writes.
     #[arg(long, default_value = "fido-view")]
     pub out: PathBuf,
@@ -72,12 +59,7 @@ const HINTS: &str = "space pause/resume   n step   1-5 target   r new seed   s s
 static DEJAVU_SANS: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 pub fn run(args: &ViewArgs) -> Result<()> {
-    let config = ExplainConfig::builder(args.method)
-        .objective(args.objective)
-        .infill(args.infill)
-        .overrides(&args.settings)
-        .ca_weights(args.infill_weights.is_some())
-        .build()?;
+    let config = args.how.config()?;
     if let Some(n) = args.exit_after {
         if n as usize > config.steps {
             return Err(Error::InvalidArgument(format!(
@@ -283,10 +265,7 @@ impl Session {
         let input = model.prepare_image(&args.image)?;
         let side = input.size as usize;
         let x = Tensor::from_slice(&gpu, &[1, 3, side, side], &input.chw)?;
-        let ca = match (config.infill, &args.infill_weights) {
-            (InfillKind::Ca, Some(path)) => Some(CaSetup::new(CaGenerator::load(&gpu, path)?)),
-            _ => None,
-        };
+        let ca = args.how.ca(&gpu, &config)?;
         let logits = Tape::new().no_grad_forward(&model.classifier, &x)?;
         let probs = softmax::softmax(&logits)?.to_vec()?;
         let mut order: Vec<usize> = (0..probs.len()).collect();
@@ -628,20 +607,7 @@ impl Session {
     /// Render what the window shows now into an offscreen texture and save it as a PNG.
     fn screenshot(&mut self, path: &std::path::Path) -> Result<()> {
         let target = (self.surface_config.width, self.surface_config.height);
-        let texture = self.gpu.device().create_texture(&wgpu::TextureDescriptor {
-            label: Some("fido view screenshot"),
-            size: wgpu::Extent3d {
-                width: target.0,
-                height: target.1,
-                depth_or_array_layers: 1,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: wgpu::TextureFormat::Rgba8Unorm,
-            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
-            view_formats: &[],
-        });
+        let texture = fido::render::offscreen_target(&self.gpu, target.0, target.1);
         let painter = Painter::new(&self.gpu, wgpu::TextureFormat::Rgba8Unorm)?;
         let view = texture.create_view(&Default::default());
         let text = self.text_layer()?;

@@ -291,6 +291,25 @@ pub fn draw_map(
     Ok(())
 }
 
+/// An `Rgba8Unorm` texture to draw into and read back with [`read_rgba`]: screenshots,
+/// tests, and hosts that render off screen.
+pub fn offscreen_target(gpu: &Gpu, width: u32, height: u32) -> wgpu::Texture {
+    gpu.device().create_texture(&wgpu::TextureDescriptor {
+        label: Some("fido offscreen"),
+        size: wgpu::Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba8Unorm,
+        usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+        view_formats: &[],
+    })
+}
+
 /// Read an `Rgba8Unorm` texture back as an image: for screenshots and tests, not for display.
 pub fn read_rgba(gpu: &Gpu, texture: &wgpu::Texture) -> Result<image::RgbaImage> {
     let (width, height) = (texture.width(), texture.height());
