@@ -1,8 +1,8 @@
 //! `fido view` in a real window, on an X server of its own (Xvfb) with whatever adapter
 //! the machine has (lavapipe here): the screenshot is not blank, the map changes while the
 //! explanation runs and the image does not; keys pause, step, switch the target and save;
-//! resizing, hiding and closing the window mid-run lose nothing saved; no display is a
-//! one-line error naming `--screenshot` and Xvfb.
+//! resizing, hiding and closing the window mid-run lose nothing saved; a lost surface is
+//! made again; no display is a one-line error naming `--screenshot` and Xvfb.
 //!
 //! Without `Xvfb` (Debian package xvfb, which tools/setup-debian.sh installs) the window
 //! tests print that they are skipped and why; without `xdotool` the key test does. These
@@ -171,6 +171,63 @@ fn the_window_renders_a_forming_explanation_to_a_screenshot() {
     );
     assert_eq!(image_change, 0.0, "the image panel changed");
     assert!(map_change > 1.0, "the map did not change: {map_change}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A lost surface (injected at the third frame: real drivers lose one rarely) is made
+/// again from the window, and frames are presented on it until the run ends normally.
+#[test]
+fn a_lost_surface_is_made_again_and_drawing_goes_on() {
+    let _one = ONE_SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let x = xvfb_or_skip!();
+    let dir = scratch("lost");
+    let (model, image) = inputs(&dir);
+    let shot = dir.join("after.png");
+    let mut args = view_args(&model, &image, &dir.join("out"), "30");
+    args.extend(["--exit-after", "30", "--screenshot"].map(String::from));
+    args.push(shot.display().to_string());
+    let out = x
+        .command()
+        .env("FIDO_VIEW_LOSE_SURFACE_AT", "3")
+        .args(&args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("view: presented "))
+        .unwrap_or_else(|| panic!("no frame count: {stderr}"));
+    let number_after = |words: &str| -> u64 {
+        let at = line
+            .find(words)
+            .unwrap_or_else(|| panic!("{words:?} not in {line:?}"))
+            + words.len();
+        line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    eprintln!("{line}");
+    assert_eq!(number_after("made again "), 1, "{line}");
+    let presented = number_after("view: presented ");
+    let since = number_after("time(s), ");
+    assert_eq!(presented, 2 + since, "two frames before the loss: {line}");
+    assert!(since >= 1, "nothing presented on the new surface: {line}");
+    assert!(shot.exists());
+    // A bad value is one line naming the variable.
+    let out = x
+        .command()
+        .env("FIDO_VIEW_LOSE_SURFACE_AT", "soon")
+        .args(&args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("FIDO_VIEW_LOSE_SURFACE_AT"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

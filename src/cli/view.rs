@@ -74,6 +74,7 @@ pub fn run(args: &ViewArgs) -> Result<()> {
             args.image.display()
         )));
     }
+    FrameCounts::from_env()?;
     no_display_check()?;
     let event_loop = EventLoop::new().map_err(|e| no_display(&e.to_string()))?;
     let mut app = App {
@@ -85,7 +86,63 @@ pub fn run(args: &ViewArgs) -> Result<()> {
     event_loop
         .run_app(&mut app)
         .map_err(|e| Error::Gpu(format!("the window's event loop failed: {e}")))?;
+    if let (Some(session), Ok(())) = (&app.session, &app.outcome) {
+        eprintln!("{}", session.frames.summary());
+    }
     app.outcome
+}
+
+/// `FIDO_VIEW_LOSE_SURFACE_AT=N` treats the Nth frame's surface as lost, so that tests can
+/// check the recovery path, which real drivers take rarely (a GPU reset, a display
+/// reconfigured under the window).
+const LOSE_SURFACE_AT: &str = "FIDO_VIEW_LOSE_SURFACE_AT";
+
+/// Frames presented and surfaces remade, for the line `fido view` prints when it closes.
+#[derive(Default)]
+struct FrameCounts {
+    presented: u64,
+    remade: u64,
+    presented_since_remade: u64,
+    lose_at: Option<u64>,
+}
+
+impl FrameCounts {
+    fn from_env() -> Result<FrameCounts> {
+        let lose_at = match std::env::var(LOSE_SURFACE_AT) {
+            Err(_) => None,
+            Ok(text) => Some(
+                text.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| {
+                        Error::InvalidArgument(format!(
+                            "{LOSE_SURFACE_AT}={text:?}: expected a frame number from 1"
+                        ))
+                    })?,
+            ),
+        };
+        Ok(FrameCounts {
+            lose_at,
+            ..FrameCounts::default()
+        })
+    }
+
+    /// Whether the frame about to be presented is the one to treat as lost.
+    fn inject_loss(&self) -> bool {
+        self.lose_at == Some(self.presented + 1) && self.remade == 0
+    }
+
+    fn summary(&self) -> String {
+        let mut line = format!("view: presented {} frames", self.presented);
+        if self.remade > 0 {
+            line += &format!(
+                "; the surface was lost and made again {} time(s), {} frames presented since",
+                self.remade, self.presented_since_remade
+            );
+        }
+        line
+    }
 }
 
 fn no_display(why: &str) -> Error {
@@ -203,6 +260,7 @@ struct Session {
     out: PathBuf,
     /// The image's path, as reports name it.
     source: String,
+    frames: FrameCounts,
 }
 
 impl Session {
@@ -297,6 +355,7 @@ impl Session {
             text: None,
             out: args.out.clone(),
             source: args.image.display().to_string(),
+            frames: FrameCounts::from_env()?,
         };
         session.status = "running".into();
         session.window.request_redraw();
@@ -437,7 +496,12 @@ impl Session {
         if size.width == 0 || size.height == 0 {
             return Ok(());
         }
-        let frame = match self.surface.get_current_texture() {
+        let mut acquired = self.surface.get_current_texture();
+        if self.frames.inject_loss() {
+            // Dropped unpresented, as a driver's lost surface would leave it.
+            acquired = wgpu::CurrentSurfaceTexture::Lost;
+        }
+        let frame = match acquired {
             wgpu::CurrentSurfaceTexture::Success(frame) => frame,
             wgpu::CurrentSurfaceTexture::Suboptimal(frame) => {
                 drop(frame);
@@ -458,6 +522,8 @@ impl Session {
                     .create_surface(self.window.clone())
                     .map_err(|e| Error::Gpu(format!("cannot draw into the window again: {e}")))?;
                 self.surface.configure(self.gpu.device(), &self.surface_config);
+                self.frames.remade += 1;
+                self.frames.presented_since_remade = 0;
                 self.window.request_redraw();
                 return Ok(());
             }
@@ -469,6 +535,8 @@ impl Session {
         self.paint(&self.painter, &view, target, &text)?;
         self.window.pre_present_notify();
         self.gpu.queue().present(frame);
+        self.frames.presented += 1;
+        self.frames.presented_since_remade += 1;
         Ok(())
     }
 
