@@ -152,6 +152,46 @@ fn scaled_panels_sample_the_nearest_value_and_ink_blends_by_coverage() {
     }
 }
 
+/// A panel covers exactly the pixels whose centres lie inside its rectangle, whether its
+/// edges are fractional, it hangs off the target, or it lies wholly outside (the draw
+/// clips fragments with a scissor, which must never cut one the rectangle holds).
+#[test]
+fn panels_cover_the_pixels_whose_centres_they_hold_even_off_the_target() {
+    let gpu = gpu();
+    let (width, height) = (23u32, 17u32);
+    let map = Tensor::from_slice(&gpu, &[1, 1], &[1.0]).unwrap();
+    let red = report::diverging(1.0);
+    for rect in [
+        Rect::new(2.4, 3.6, 7.3, 5.5),
+        Rect::new(-4.5, -2.2, 9.0, 8.0),
+        Rect::new(15.5, 10.49, 30.0, 30.0),
+        Rect::new(-12.0, 2.0, 5.0, 5.0),
+        Rect::new(40.0, 40.0, 5.0, 5.0),
+        Rect::new(0.0, 0.0, width as f32, height as f32),
+    ] {
+        let got = draw(
+            &gpu,
+            width,
+            height,
+            &[Panel::map(rect, &map, ColorMap::Diverging).unwrap()],
+        );
+        let mut drawn = 0;
+        for (x, y, g) in got.enumerate_pixels() {
+            let (cx, cy) = (x as f32 + 0.5, y as f32 + 0.5);
+            let inside =
+                cx >= rect.x && cx < rect.x + rect.width && cy >= rect.y && cy < rect.y + rect.height;
+            let want = if inside {
+                [red[0], red[1], red[2]]
+            } else {
+                [0, 0, 0]
+            };
+            assert_eq!([g[0], g[1], g[2]], want, "{rect:?}: pixel ({x}, {y})");
+            drawn += usize::from(inside);
+        }
+        eprintln!("{rect:?}: {drawn} pixels");
+    }
+}
+
 /// A rising curve starts at the panel's lower-left margin and ends at its upper right, and
 /// draws nothing outside the panel.
 #[test]

@@ -4,6 +4,7 @@ mod conv;
 mod engine;
 mod models;
 mod onnx;
+mod render;
 mod spatial;
 
 use super::Bench;
@@ -17,6 +18,7 @@ pub fn run_all(bench: &mut Bench) {
     models::fido_explain(bench);
     models::inpainter(bench);
     onnx::run(bench);
+    render::run(bench);
 }
 
 /// A file of the repository: under the source tree the benchmark was built from, or, where
