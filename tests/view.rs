@@ -2,11 +2,13 @@
 //! the machine has (lavapipe here): the screenshot is not blank, the map changes while the
 //! explanation runs and the image does not; keys pause, step, switch the target and save;
 //! resizing, hiding and closing the window mid-run lose nothing saved; a lost surface is
-//! made again; no display is a one-line error naming `--screenshot` and Xvfb.
+//! made again; on a headless Wayland compositor (weston) with no X server the window opens
+//! and draws the same picture; no display is a one-line error naming `--screenshot` and Xvfb.
 //!
 //! Without `Xvfb` (Debian package xvfb, which tools/setup-debian.sh installs) the window
-//! tests print that they are skipped and why; without `xdotool` the key test does. These
-//! run the `fido` binary, so they are not part of tests/device.rs.
+//! tests print that they are skipped and why; without `xdotool` the key test does, and
+//! without `weston` the Wayland test. These run the `fido` binary, so they are not part of
+//! tests/device.rs.
 
 mod common;
 mod tiny_onnx;
@@ -171,6 +173,140 @@ fn the_window_renders_a_forming_explanation_to_a_screenshot() {
     );
     assert_eq!(image_change, 0.0, "the image panel changed");
     assert!(map_change > 1.0, "the map did not change: {map_change}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Run `cmd` to the end, or kill it and fail after `limit`: a window that a compositor
+/// never lets draw would otherwise hang the suite.
+fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "fido view did not finish within {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A headless Wayland compositor (weston) for one test, on a socket in a runtime folder of
+/// its own, stopped when the test ends.
+struct Weston {
+    child: Child,
+    runtime: PathBuf,
+}
+
+impl Weston {
+    const SOCKET: &str = "fido-view-test";
+
+    fn start(runtime: PathBuf) -> Result<Weston, String> {
+        std::fs::create_dir_all(&runtime).map_err(|e| e.to_string())?;
+        // Wayland wants its runtime folder private to the user.
+        std::fs::set_permissions(&runtime, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|e| e.to_string())?;
+        let mut child = Command::new("weston")
+            .args([
+                "--backend=headless-backend.so",
+                &format!("--socket={}", Weston::SOCKET),
+                "--idle-time=0",
+                "--no-config",
+            ])
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run weston: {e}"))?;
+        let started = Instant::now();
+        while !runtime.join(Weston::SOCKET).exists() {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("weston ended ({status}) before it listened"));
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("weston did not listen within 20 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Weston { child, runtime })
+    }
+
+    /// `fido` with this compositor as its only display.
+    fn command(&self) -> Command {
+        let mut cmd = fido_command();
+        cmd.env_remove("DISPLAY")
+            .env("WAYLAND_DISPLAY", Weston::SOCKET)
+            .env("XDG_RUNTIME_DIR", &self.runtime);
+        cmd
+    }
+}
+
+impl Drop for Weston {
+    fn drop(&mut self) {
+        // SIGTERM, so that weston stops the helper clients it started (its shell's panel and
+        // the on-screen keyboard) and removes its socket.
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// `fido view` on Wayland alone: the window opens on the compositor, frames are presented,
+/// and the screenshot is the same picture the X11 window gives.
+#[test]
+fn the_window_opens_on_wayland_without_x11() {
+    let _one = ONE_SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch("wayland");
+    let weston = match Weston::start(dir.join("runtime")) {
+        Ok(w) => w,
+        Err(why) => {
+            eprintln!("skipped: no Wayland compositor to open a window on ({why}); install weston (tools/setup-debian.sh does) to run this test");
+            return;
+        }
+    };
+    let (model, image) = inputs(&dir);
+    let shot = |cmd: &mut Command, name: &str| -> (String, image::RgbImage) {
+        let path = dir.join(name);
+        let mut args = view_args(&model, &image, &dir.join("out"), "5");
+        args.extend(["--exit-after", "5", "--screenshot"].map(String::from));
+        args.push(path.display().to_string());
+        let out = output_within(cmd.args(&args), Duration::from_secs(120));
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{stderr}");
+        (stderr, image::open(&path).unwrap().to_rgb8())
+    };
+    let (stderr, on_wayland) = shot(&mut weston.command(), "wayland.png");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("view: presented "))
+        .unwrap_or_else(|| panic!("no frame count: {stderr}"));
+    eprintln!("{line}");
+    assert!(line.contains("(Wayland)"), "{line}");
+    let presented: u64 = line["view: presented ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(presented >= 1, "{line}");
+    // The same run on X11, where there is an X server: the same picture.
+    if let Ok(x) = Xvfb::start() {
+        let (stderr, on_x11) = shot(&mut x.command(), "x11.png");
+        assert!(stderr.contains("(X11)"), "{stderr}");
+        assert_eq!(on_wayland.dimensions(), on_x11.dimensions());
+        assert!(on_wayland == on_x11, "the Wayland and X11 screenshots differ");
+    } else {
+        let mut colours: Vec<[u8; 3]> = on_wayland.pixels().map(|p| p.0).collect();
+        colours.sort_unstable();
+        colours.dedup();
+        assert!(colours.len() > 200, "{} colours: blank?", colours.len());
+    }
+    drop(weston);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

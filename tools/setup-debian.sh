@@ -132,10 +132,12 @@ if ! python3 -m pip --version >/dev/null 2>&1; then
     apt_install python3 python3-pip
 fi
 
-# `fido view` opens an X11 window (winit loads these libraries at run time); its tests run
-# it on a virtual X server (Xvfb) and send it keys with xdotool.
+# `fido view` opens an X11 or a Wayland window (winit loads these libraries at run time); its
+# tests run it on a virtual X server (Xvfb), sending it keys with xdotool, and on a headless
+# Wayland compositor (weston).
 view_packages=()
-for pkg in libx11-6 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libxkbcommon-x11-0 xvfb xauth xdotool; do
+for pkg in libx11-6 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libxkbcommon-x11-0 xvfb xauth xdotool \
+    libwayland-client0 libwayland-cursor0 libxkbcommon0 weston; do
     [ -n "$(installed_version "$pkg")" ] || view_packages+=("$pkg")
 done
 if [ ${#view_packages[@]} -gt 0 ]; then

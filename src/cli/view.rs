@@ -87,7 +87,7 @@ pub fn run(args: &ViewArgs) -> Result<()> {
         .run_app(&mut app)
         .map_err(|e| Error::Gpu(format!("the window's event loop failed: {e}")))?;
     if let (Some(session), Ok(())) = (&app.session, &app.outcome) {
-        eprintln!("{}", session.frames.summary());
+        eprintln!("{}", session.frames.summary(session.window_system));
     }
     app.outcome
 }
@@ -133,8 +133,8 @@ impl FrameCounts {
         self.lose_at == Some(self.presented + 1) && self.remade == 0
     }
 
-    fn summary(&self) -> String {
-        let mut line = format!("view: presented {} frames", self.presented);
+    fn summary(&self, window_system: &str) -> String {
+        let mut line = format!("view: presented {} frames ({window_system})", self.presented);
         if self.remade > 0 {
             line += &format!(
                 "; the surface was lost and made again {} time(s), {} frames presented since",
@@ -151,10 +151,12 @@ fn no_display(why: &str) -> Error {
     ))
 }
 
-/// On X11 systems, a missing `DISPLAY` is the common case; say so before winit does.
+/// On X11 and Wayland systems, no display at all is the common case; say so before winit
+/// does, in words that name both.
 fn no_display_check() -> Result<()> {
-    if cfg!(all(unix, not(target_os = "macos"))) && std::env::var_os("DISPLAY").is_none_or(|d| d.is_empty()) {
-        return Err(no_display("DISPLAY is not set"));
+    let unset = |name: &str| std::env::var_os(name).is_none_or(|d| d.is_empty());
+    if cfg!(all(unix, not(target_os = "macos"))) && unset("DISPLAY") && unset("WAYLAND_DISPLAY") {
+        return Err(no_display("neither DISPLAY nor WAYLAND_DISPLAY is set"));
     }
     Ok(())
 }
@@ -261,6 +263,8 @@ struct Session {
     /// The image's path, as reports name it.
     source: String,
     frames: FrameCounts,
+    /// "X11" or "Wayland": winit takes Wayland when `WAYLAND_DISPLAY` is set.
+    window_system: &'static str,
 }
 
 impl Session {
@@ -356,6 +360,7 @@ impl Session {
             out: args.out.clone(),
             source: args.image.display().to_string(),
             frames: FrameCounts::from_env()?,
+            window_system: window_system(event_loop),
         };
         session.status = "running".into();
         session.window.request_redraw();
@@ -684,6 +689,21 @@ impl Session {
         let rgb = image::DynamicImage::ImageRgba8(rgba).to_rgb8();
         fido::imageio::save_png(&rgb, path)
     }
+}
+
+#[cfg(all(unix, not(any(target_os = "macos", target_os = "ios", target_os = "android"))))]
+fn window_system(event_loop: &ActiveEventLoop) -> &'static str {
+    use winit::platform::wayland::ActiveEventLoopExtWayland;
+    if event_loop.is_wayland() {
+        "Wayland"
+    } else {
+        "X11"
+    }
+}
+
+#[cfg(not(all(unix, not(any(target_os = "macos", target_os = "ios", target_os = "android")))))]
+fn window_system(_: &ActiveEventLoop) -> &'static str {
+    "native"
 }
 
 fn new_explainer(
