@@ -113,6 +113,83 @@ fn panels_match_the_report_pictures() {
     }
 }
 
+/// `Dashboard`, the frame `fido view` draws: its cells tile the target above the band, and
+/// at a size where each cell is exactly the tensors' size, the image, overlay and seen
+/// panels are the report's pictures, the curve is drawn in its cell, and an empty text
+/// layer changes nothing.
+#[test]
+fn the_dashboard_lays_out_the_report_pictures_and_the_curve() {
+    use fido::render::Dashboard;
+    let gpu = gpu();
+    let mut rng = Rng::new(29);
+    let (h, w) = (19usize, 31usize);
+    let norm = Normalize::IMAGENET;
+    let (images, pictures) = random_images(&gpu, &mut rng, 2, h, w, norm);
+    let (seen, seen_pictures) = random_images(&gpu, &mut rng, 3, h, w, norm);
+    let values = rng.vec(h * w, 0.0, 1.0);
+    let importance = Tensor::from_slice(&gpu, &[h, w], &values).unwrap();
+    let scores = Tensor::from_slice(&gpu, &[9], &rng.vec(9, -3.0, 3.0)).unwrap();
+    let target = (2 * (w as u32 + 8), 2 * (h as u32 + 26));
+    let text = Tensor::zeros(&gpu, &[7, 5]).unwrap();
+    // Each cell is the tensors' size when there is no band.
+    for (col, row) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+        let cell = Dashboard::cell(target, 0.0, col, row);
+        assert_eq!((cell.width, cell.height), (w as f32, h as f32));
+        assert!(cell.x + cell.width <= target.0 as f32 && cell.y + cell.height <= target.1 as f32);
+    }
+    // With a band, the cells end above it.
+    let low = Dashboard::cell((600, 666), 0.1, 1, 1);
+    assert!(low.y + low.height <= 666.0 * 0.9, "{low:?}");
+    let frame = Dashboard {
+        image: &images,
+        norm,
+        importance: &importance,
+        seen: &seen,
+        scores: scores.buffer(),
+        points: 9,
+        text: &text,
+        band: 0.0,
+    };
+    let texture = fido::render::offscreen_target(&gpu, target.0, target.1);
+    let view = texture.create_view(&Default::default());
+    let painter = Painter::new(&gpu, wgpu::TextureFormat::Rgba8Unorm).unwrap();
+    gpu.flush();
+    let mut encoder = gpu.device().create_command_encoder(&Default::default());
+    frame.draw(&painter, &mut encoder, &view, target).unwrap();
+    gpu.queue().submit([encoder.finish()]);
+    let got = fido::render::read_rgba(&gpu, &texture).unwrap();
+    let origin = |col, row| {
+        let c = Dashboard::cell(target, 0.0, col, row);
+        (c.x as u32, c.y as u32)
+    };
+    let (x, y) = origin(0, 0);
+    assert_within_one("image", &got, x, y, &pictures[0]);
+    let heat = report::heatmap(&values, w as u32, h as u32);
+    let (x, y) = origin(1, 0);
+    assert_within_one(
+        "overlay",
+        &got,
+        x,
+        y,
+        &report::overlay(&pictures[0], &heat, &values),
+    );
+    let (x, y) = origin(0, 1);
+    assert_within_one("seen", &got, x, y, &seen_pictures[0]);
+    let curve = Dashboard::cell(target, 0.0, 1, 1);
+    let background = got.get_pixel(0, 0).0;
+    let mut drawn = 0;
+    for (px, py, p) in got.enumerate_pixels() {
+        let inside = (px as f32) >= curve.x
+            && (px as f32) < curve.x + curve.width
+            && (py as f32) >= curve.y
+            && (py as f32) < curve.y + curve.height;
+        if inside && p.0 != background {
+            drawn += 1;
+        }
+    }
+    assert!(drawn >= w, "the curve drew {drawn} pixels in its cell");
+}
+
 /// A panel larger than its tensor shows each value as a block (nearest texel), and ink
 /// blends its colour over what is there by coverage.
 #[test]

@@ -1,6 +1,6 @@
-//! The frame `fido view` draws after every step: the image, the map over it, the in-filled
-//! sample and the score curve in four panels, then the text layer over the whole window, at
-//! the window's first size (600×666), from 224×224 engine tensors. Validated against the
+//! The frame `fido view` draws after every step (`render::Dashboard`): the image, the map
+//! over it, the in-filled sample and the score curve in four panels, then the text layer
+//! over the whole window, at the window's first size (600×666), from 224×224 engine tensors. Validated against the
 //! report's pictures first (the map panel must be `explain`'s heatmap, the overlay panel its
 //! overlay.png, within one level), then timed by wall clock around submit and a blocking
 //! poll: render passes are not in the engine's timestamped compute batches.
@@ -15,7 +15,7 @@ use std::time::Instant;
 use fido::explain::report;
 use fido::imageio::Normalize;
 use fido::ops::Cost;
-use fido::render::{ColorMap, Painter, Panel, Rect};
+use fido::render::{ColorMap, Dashboard, Painter, Panel, Rect};
 use fido::Tensor;
 
 use crate::{Bench, Timing};
@@ -24,6 +24,8 @@ const WIDTH: u32 = 600;
 const HEIGHT: u32 = 666;
 const SIDE: usize = 224;
 const STEPS: usize = 300;
+/// The text band's share of the window's height (cli/view.rs: 66 of 666 pixels).
+const BAND: f32 = 66.0 / 666.0;
 
 pub fn run(bench: &mut Bench) {
     let name = "view frame 4 panels + text 600x666";
@@ -75,49 +77,20 @@ pub fn run(bench: &mut Bench) {
     let texture = fido::render::offscreen_target(&gpu, WIDTH, HEIGHT);
     let view = texture.create_view(&Default::default());
 
-    // The window's layout (cli/view.rs): a text band below two rows of two panels.
-    let band = HEIGHT as f32 * 66.0 / 666.0;
-    let (pw, ph) = (WIDTH as f32 / 2.0, (HEIGHT as f32 - band) / 2.0);
-    let cell = |col: f32, row: f32| Rect::new(col * pw + 4.0, row * ph + 22.0, pw - 8.0, ph - 26.0);
+    let dashboard = Dashboard {
+        image: &image,
+        norm,
+        importance: &map,
+        seen: &seen,
+        scores: curve.buffer(),
+        points: STEPS as u32,
+        text: &text,
+        band: BAND,
+    };
     let frame = || -> fido::Result<()> {
         gpu.flush();
         let mut encoder = gpu.device().create_command_encoder(&Default::default());
-        let dark = wgpu::Color {
-            r: 0.08,
-            g: 0.08,
-            b: 0.09,
-            a: 1.0,
-        };
-        painter.draw(
-            &mut encoder,
-            &view,
-            &Panel::image(cell(0.0, 0.0), &image, 0, norm)?,
-            Some(dark),
-        )?;
-        let over = Panel::image(cell(1.0, 0.0), &image, 0, norm)?.with_map(&map, ColorMap::Diverging)?;
-        painter.draw(&mut encoder, &view, &over, None)?;
-        painter.draw(
-            &mut encoder,
-            &view,
-            &Panel::image(cell(0.0, 1.0), &seen, 0, norm)?,
-            None,
-        )?;
-        painter.draw_curve(
-            &mut encoder,
-            &view,
-            (WIDTH, HEIGHT),
-            cell(1.0, 1.0),
-            curve.buffer(),
-            STEPS as u32,
-            [0.95, 0.75, 0.25],
-        )?;
-        let full = Rect::new(0.0, 0.0, WIDTH as f32, HEIGHT as f32);
-        painter.draw(
-            &mut encoder,
-            &view,
-            &Panel::map(full, &text, ColorMap::Ink([0.9; 3]))?,
-            None,
-        )?;
+        dashboard.draw(&painter, &mut encoder, &view, (WIDTH, HEIGHT))?;
         gpu.queue().submit([encoder.finish()]);
         gpu.device()
             .poll(wgpu::PollType::wait_indefinitely())
@@ -138,7 +111,8 @@ pub fn run(bench: &mut Bench) {
             return;
         }
     };
-    let panel_pixels = (cell(0.0, 0.0).width * cell(0.0, 0.0).height) as f64;
+    let cell = Dashboard::cell((WIDTH, HEIGHT), BAND, 0, 0);
+    let panel_pixels = (cell.width * cell.height) as f64;
     let window_pixels = (WIDTH * HEIGHT) as f64;
     let blend = 8.0;
     let bytes = window_pixels * 4.0 // the clear

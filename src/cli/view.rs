@@ -20,7 +20,7 @@ use fido::explain::{CaSetup, ExplainConfig, Explainer};
 use fido::imageio::Prepared;
 use fido::models::LoadedModel;
 use fido::ops::softmax;
-use fido::render::{ColorMap, Painter, Panel, Rect};
+use fido::render::{Dashboard, Painter};
 use fido::{Error, Gpu, Result, Tape, Tensor};
 
 use super::{AdapterArgs, MethodArgs, ModelArgs};
@@ -553,55 +553,20 @@ impl Session {
         target: (u32, u32),
         text: &Tensor,
     ) -> Result<()> {
-        let (w, h) = (target.0 as f32, target.1 as f32);
-        let band = h * BAND as f32 / (2 * SIDE + BAND) as f32;
-        let (pw, ph) = (w / 2.0, (h - band) / 2.0);
-        let cell = |col: f32, row: f32| Rect::new(col * pw + 4.0, row * ph + 22.0, pw - 8.0, ph - 26.0);
-        let norm = self.model.norm;
         let importance = self.explainer.importance()?;
+        let frame = Dashboard {
+            image: &self.x,
+            norm: self.model.norm,
+            importance: &importance,
+            seen: self.explainer.last_mixed().unwrap_or(&self.x),
+            scores: &self.scores,
+            points: self.explainer.steps_done().min(self.config.steps) as u32,
+            text,
+            band: BAND as f32 / (2 * SIDE + BAND) as f32,
+        };
         self.gpu.flush();
         let mut encoder = self.gpu.device().create_command_encoder(&Default::default());
-        let background = wgpu::Color {
-            r: 0.08,
-            g: 0.08,
-            b: 0.09,
-            a: 1.0,
-        };
-        painter.draw(
-            &mut encoder,
-            view,
-            &Panel::image(cell(0.0, 0.0), &self.x, 0, norm)?,
-            Some(background),
-        )?;
-        painter.draw(
-            &mut encoder,
-            view,
-            &Panel::image(cell(1.0, 0.0), &self.x, 0, norm)?.with_map(&importance, ColorMap::Diverging)?,
-            None,
-        )?;
-        let seen = self.explainer.last_mixed().unwrap_or(&self.x);
-        painter.draw(
-            &mut encoder,
-            view,
-            &Panel::image(cell(0.0, 1.0), seen, 0, norm)?,
-            None,
-        )?;
-        let steps = self.explainer.steps_done().min(self.config.steps) as u32;
-        painter.draw_curve(
-            &mut encoder,
-            view,
-            target,
-            cell(1.0, 1.0),
-            &self.scores,
-            steps,
-            [0.95, 0.75, 0.25],
-        )?;
-        painter.draw(
-            &mut encoder,
-            view,
-            &Panel::map(Rect::new(0.0, 0.0, w, h), text, ColorMap::Ink([0.92, 0.92, 0.92]))?,
-            None,
-        )?;
+        frame.draw(painter, &mut encoder, view, target)?;
         self.gpu.queue().submit([encoder.finish()]);
         Ok(())
     }

@@ -279,6 +279,66 @@ impl Painter {
     }
 }
 
+/// The frame `fido view` draws after every step: four panels (the image; the importance
+/// map over it; the image the classifier scores; the score curve) above a band of text, then
+/// a text layer over the whole target. One type, so that the window and the benchmark that
+/// prices its frames draw the same thing.
+pub struct Dashboard<'a> {
+    /// The explained image, `[1, 3, H, W]`, normalised with `norm`.
+    pub image: &'a Tensor,
+    pub norm: Normalize,
+    /// The importance map, `[H, W]` in `[0, 1]`, at any resolution.
+    pub importance: &'a Tensor,
+    /// What the classifier sees: sample 0 of an image batch `[B, 3, H, W]`.
+    pub seen: &'a Tensor,
+    /// One f32 score per step so far, and how many there are.
+    pub scores: &'a wgpu::Buffer,
+    pub points: u32,
+    /// Coverage of the words, `[H, W]`, stretched over the whole target.
+    pub text: &'a Tensor,
+    /// The text band under the panels, as a fraction of the target's height.
+    pub band: f32,
+}
+
+impl Dashboard<'_> {
+    /// The panel in column `col` and row `row` (each 0 or 1) of a `target`-sized frame,
+    /// inside margins that leave 22 pixels above it for its label.
+    pub fn cell(target: (u32, u32), band: f32, col: u32, row: u32) -> Rect {
+        let (w, h) = (target.0 as f32, target.1 as f32);
+        let (pw, ph) = (w / 2.0, (h - h * band) / 2.0);
+        Rect::new(col as f32 * pw + 4.0, row as f32 * ph + 22.0, pw - 8.0, ph - 26.0)
+    }
+
+    /// Record the frame's draws into `view`, `target` pixels, clearing it first.
+    pub fn draw(
+        &self,
+        painter: &Painter,
+        encoder: &mut wgpu::CommandEncoder,
+        view: &wgpu::TextureView,
+        target: (u32, u32),
+    ) -> Result<()> {
+        let cell = |col, row| Dashboard::cell(target, self.band, col, row);
+        let background = wgpu::Color {
+            r: 0.08,
+            g: 0.08,
+            b: 0.09,
+            a: 1.0,
+        };
+        let image = Panel::image(cell(0, 0), self.image, 0, self.norm)?;
+        painter.draw(encoder, view, &image, Some(background))?;
+        let over = Panel::image(cell(1, 0), self.image, 0, self.norm)?
+            .with_map(self.importance, ColorMap::Diverging)?;
+        painter.draw(encoder, view, &over, None)?;
+        let seen = Panel::image(cell(0, 1), self.seen, 0, self.norm)?;
+        painter.draw(encoder, view, &seen, None)?;
+        let amber = [0.95, 0.75, 0.25];
+        painter.draw_curve(encoder, view, target, cell(1, 1), self.scores, self.points, amber)?;
+        let whole = Rect::new(0.0, 0.0, target.0 as f32, target.1 as f32);
+        let text = Panel::map(whole, self.text, ColorMap::Ink([0.92, 0.92, 0.92]))?;
+        painter.draw(encoder, view, &text, None)
+    }
+}
+
 /// Draw `map` (`[H, W]`, values in `[0, 1]`) with `colors` over the whole of `view`, a
 /// `width × height` texture view of the host's in `format`: the one-call form of
 /// [`Painter`] (which a host drawing every frame keeps instead of rebuilding).
