@@ -11,13 +11,15 @@ use std::sync::Arc;
 use fido::explain::{ExplainConfig, Explainer, InfillKind, Method};
 use fido::imageio::Normalize;
 use fido::render::{ColorMap, Painter, Panel, Rect};
-use fido::{Gpu, Tape, Tensor, Var};
+use fido::{Gpu, Tensor};
 use winit::application::ApplicationHandler;
 use winit::event::WindowEvent;
 use winit::event_loop::{ActiveEventLoop, EventLoop};
 use winit::window::{Window, WindowId};
 
-const SIDE: usize = 48;
+#[path = "shared/centre_square.rs"]
+mod centre_square;
+use centre_square::centre_square_classifier;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let frames = std::env::args()
@@ -168,35 +170,4 @@ impl State {
         self.drawn += 1;
         Ok(())
     }
-}
-
-/// live_mask's classifier: class 0's logit is the mean brightness of the centre square.
-fn centre_square_classifier(gpu: &Gpu) -> fido::Result<(impl fido::explain::Model, Tensor)> {
-    let centre = |y: usize, x: usize| (16..32).contains(&y) && (16..32).contains(&x);
-    let mut w = vec![0.0f32; 3 * SIDE * SIDE * 2];
-    for c in 0..3 {
-        for y in 0..SIDE {
-            for x in 0..SIDE {
-                if centre(y, x) {
-                    w[((c * SIDE + y) * SIDE + x) * 2] = 4.0 / (3.0 * 256.0);
-                }
-            }
-        }
-    }
-    let weights = Tensor::from_slice(gpu, &[3 * SIDE * SIDE, 2], &w)?;
-    let model = move |tape: &Tape, x: &Var| -> fido::Result<Var> {
-        let n = x.shape()[0];
-        x.reshape(&[n, 3 * SIDE * SIDE])?
-            .matmul(&tape.constant(weights.clone()), false, false)
-    };
-    let pixels: Vec<f32> = (0..3 * SIDE * SIDE)
-        .map(|i| {
-            if centre(i / SIDE % SIDE, i % SIDE) {
-                1.5
-            } else {
-                ((i * 7919) % 13) as f32 / 13.0 - 0.5
-            }
-        })
-        .collect();
-    Ok((model, Tensor::from_slice(gpu, &[1, 3, SIDE, SIDE], &pixels)?))
 }

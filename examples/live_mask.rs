@@ -7,9 +7,11 @@
 
 use fido::explain::{ExplainConfig, Explainer, InfillKind, Method};
 use fido::imageio::Normalize;
-use fido::{AdapterChoice, Gpu, Result, Tape, Tensor, Var};
+use fido::{AdapterChoice, Gpu, Result};
 
-const SIDE: usize = 48;
+#[path = "shared/centre_square.rs"]
+mod centre_square;
+use centre_square::{centre, centre_square_classifier, SIDE};
 
 fn main() -> Result<()> {
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
@@ -18,34 +20,7 @@ fn main() -> Result<()> {
     let gpu = Gpu::new(&AdapterChoice::default())?;
     println!("adapter: {}", gpu.adapter_name());
 
-    // Class 0's logit is the mean brightness of the centre square; class 1's is 0.
-    let centre = |y: usize, x: usize| (16..32).contains(&y) && (16..32).contains(&x);
-    let mut w = vec![0.0f32; 3 * SIDE * SIDE * 2];
-    for c in 0..3 {
-        for y in 0..SIDE {
-            for x in 0..SIDE {
-                if centre(y, x) {
-                    w[((c * SIDE + y) * SIDE + x) * 2] = 4.0 / (3.0 * 256.0);
-                }
-            }
-        }
-    }
-    let weights = Tensor::from_slice(&gpu, &[3 * SIDE * SIDE, 2], &w)?;
-    let model = move |tape: &Tape, x: &Var| -> Result<Var> {
-        let n = x.shape()[0];
-        x.reshape(&[n, 3 * SIDE * SIDE])?
-            .matmul(&tape.constant(weights.clone()), false, false)
-    };
-    let pixels: Vec<f32> = (0..3 * SIDE * SIDE)
-        .map(|i| {
-            if centre(i / SIDE % SIDE, i % SIDE) {
-                1.5
-            } else {
-                ((i * 7919) % 13) as f32 / 13.0 - 0.5
-            }
-        })
-        .collect();
-    let image = Tensor::from_slice(&gpu, &[1, 3, SIDE, SIDE], &pixels)?;
+    let (model, image) = centre_square_classifier(&gpu)?;
 
     let config = ExplainConfig {
         steps: 120,

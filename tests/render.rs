@@ -34,6 +34,11 @@ fn draw(gpu: &Gpu, width: u32, height: u32, panels: &[Panel]) -> image::RgbaImag
     fido::render::read_rgba(gpu, &texture).unwrap()
 }
 
+/// Whether the point (x, y) lies in `rect`, its left and top edges included.
+fn holds(rect: Rect, x: f32, y: f32) -> bool {
+    x >= rect.x && x < rect.x + rect.width && y >= rect.y && y < rect.y + rect.height
+}
+
 #[track_caller]
 fn assert_within_one(what: &str, got: &image::RgbaImage, x0: u32, y0: u32, want: &image::RgbImage) {
     let mut worst = 0i32;
@@ -179,11 +184,7 @@ fn the_dashboard_lays_out_the_report_pictures_and_the_curve() {
     let background = got.get_pixel(0, 0).0;
     let mut drawn = 0;
     for (px, py, p) in got.enumerate_pixels() {
-        let inside = (px as f32) >= curve.x
-            && (px as f32) < curve.x + curve.width
-            && (py as f32) >= curve.y
-            && (py as f32) < curve.y + curve.height;
-        if inside && p.0 != background {
+        if holds(curve, px as f32, py as f32) && p.0 != background {
             drawn += 1;
         }
     }
@@ -255,8 +256,7 @@ fn panels_cover_the_pixels_whose_centres_they_hold_even_off_the_target() {
         let mut drawn = 0;
         for (x, y, g) in got.enumerate_pixels() {
             let (cx, cy) = (x as f32 + 0.5, y as f32 + 0.5);
-            let inside =
-                cx >= rect.x && cx < rect.x + rect.width && cy >= rect.y && cy < rect.y + rect.height;
+            let inside = holds(rect, cx, cy);
             let want = if inside {
                 [red[0], red[1], red[2]]
             } else {
@@ -328,10 +328,7 @@ fn the_curve_spans_its_values_inside_its_panel() {
     assert!(lit_count > 60, "a line, not dots: {lit_count} pixels");
     for y in 0..height {
         for x in 0..width {
-            let inside = (x as f32) >= rect.x
-                && (x as f32) < rect.x + rect.width
-                && (y as f32) >= rect.y
-                && (y as f32) < rect.y + rect.height;
+            let inside = holds(rect, x as f32, y as f32);
             assert!(inside || !lit(x, y), "({x}, {y}) lit outside the panel");
         }
     }

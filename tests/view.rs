@@ -78,10 +78,15 @@ impl Xvfb {
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
-        // SIGTERM, so that Xvfb removes its lock file and socket; SIGKILL would leave them.
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
+        // Xvfb removes its lock file and socket on SIGTERM; SIGKILL would leave them.
+        terminate(&mut self.child);
     }
+}
+
+/// Stop a display server with SIGTERM, so that it cleans up after itself, and reap it.
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
 }
 
 /// One X server at a time: a server shutting down removes its socket file by name, which
@@ -249,10 +254,9 @@ impl Weston {
 
 impl Drop for Weston {
     fn drop(&mut self) {
-        // SIGTERM, so that weston stops the helper clients it started (its shell's panel and
-        // the on-screen keyboard) and removes its socket.
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
+        // weston stops the helper clients it started (its shell's panel and the on-screen
+        // keyboard) and removes its socket on SIGTERM.
+        terminate(&mut self.child);
     }
 }
 

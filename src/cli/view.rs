@@ -74,12 +74,13 @@ pub fn run(args: &ViewArgs) -> Result<()> {
             args.image.display()
         )));
     }
-    FrameCounts::from_env()?;
+    let frames = FrameCounts::from_env()?;
     no_display_check()?;
     let event_loop = EventLoop::new().map_err(|e| no_display(&e.to_string()))?;
     let mut app = App {
         args,
         config,
+        frames,
         session: None,
         outcome: Ok(()),
     };
@@ -98,11 +99,12 @@ pub fn run(args: &ViewArgs) -> Result<()> {
 const LOSE_SURFACE_AT: &str = "FIDO_VIEW_LOSE_SURFACE_AT";
 
 /// Frames presented and surfaces remade, for the line `fido view` prints when it closes.
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 struct FrameCounts {
     presented: u64,
     remade: u64,
-    presented_since_remade: u64,
+    /// `presented` when the surface was last made again.
+    presented_before_remade: u64,
     lose_at: Option<u64>,
 }
 
@@ -138,7 +140,8 @@ impl FrameCounts {
         if self.remade > 0 {
             line += &format!(
                 "; the surface was lost and made again {} time(s), {} frames presented since",
-                self.remade, self.presented_since_remade
+                self.remade,
+                self.presented - self.presented_before_remade
             );
         }
         line
@@ -164,6 +167,8 @@ fn no_display_check() -> Result<()> {
 struct App<'a> {
     args: &'a ViewArgs,
     config: ExplainConfig,
+    /// The counts a new session starts from: none yet, and where to inject a surface loss.
+    frames: FrameCounts,
     session: Option<Session>,
     outcome: Result<()>,
 }
@@ -173,7 +178,7 @@ impl ApplicationHandler for App<'_> {
         if self.session.is_some() {
             return;
         }
-        match Session::open(event_loop, self.args, self.config.clone()) {
+        match Session::open(event_loop, self.args, self.config.clone(), self.frames) {
             Ok(session) => self.session = Some(session),
             Err(e) => {
                 self.outcome = Err(e);
@@ -268,7 +273,12 @@ struct Session {
 }
 
 impl Session {
-    fn open(event_loop: &ActiveEventLoop, args: &ViewArgs, config: ExplainConfig) -> Result<Session> {
+    fn open(
+        event_loop: &ActiveEventLoop,
+        args: &ViewArgs,
+        config: ExplainConfig,
+        frames: FrameCounts,
+    ) -> Result<Session> {
         let window = Arc::new(
             event_loop
                 .create_window(
@@ -359,7 +369,7 @@ impl Session {
             text: None,
             out: args.out.clone(),
             source: args.image.display().to_string(),
-            frames: FrameCounts::from_env()?,
+            frames,
             window_system: window_system(event_loop),
         };
         session.status = "running".into();
@@ -528,7 +538,7 @@ impl Session {
                     .map_err(|e| Error::Gpu(format!("cannot draw into the window again: {e}")))?;
                 self.surface.configure(self.gpu.device(), &self.surface_config);
                 self.frames.remade += 1;
-                self.frames.presented_since_remade = 0;
+                self.frames.presented_before_remade = self.frames.presented;
                 self.window.request_redraw();
                 return Ok(());
             }
@@ -541,7 +551,6 @@ impl Session {
         self.window.pre_present_notify();
         self.gpu.queue().present(frame);
         self.frames.presented += 1;
-        self.frames.presented_since_remade += 1;
         Ok(())
     }
 

@@ -219,10 +219,10 @@ impl Painter {
         // The triangle covers the whole target, and the fragment shader discards what lies
         // outside the panel; the scissor keeps those fragments from running at all (on a
         // CPU adapter, they are most of a panel's cost).
-        match scissor(panel.rect, view) {
-            Some(Some([x, y, w, h])) => pass.set_scissor_rect(x, y, w, h),
-            Some(None) => return Ok(()),
-            None => {}
+        match clip(panel.rect, view) {
+            Clip::Pixels([x, y, w, h]) => pass.set_scissor_rect(x, y, w, h),
+            Clip::Nothing => return Ok(()),
+            Clip::Unknown => {}
         }
         pass.set_pipeline(&self.panel);
         pass.set_bind_group(0, &group, &[]);
@@ -456,12 +456,20 @@ struct CurveBlock {
     colour: [f32; 4],
 }
 
-/// The whole pixels `rect` touches, clipped to the view: `Some(None)` when none are left,
-/// `None` when the view's size is not known (a view of one mip level of several).
-fn scissor(rect: Rect, view: &wgpu::TextureView) -> Option<Option<[u32; 4]>> {
+/// Which pixels of a view a panel may touch.
+enum Clip {
+    /// x, y, width and height of the whole pixels the rectangle touches, inside the view.
+    Pixels([u32; 4]),
+    /// The rectangle lies outside the view.
+    Nothing,
+    /// The view's size is not known (a view of one mip level of several): no scissor.
+    Unknown,
+}
+
+fn clip(rect: Rect, view: &wgpu::TextureView) -> Clip {
     let texture = view.texture();
     if texture.mip_level_count() != 1 {
-        return None;
+        return Clip::Unknown;
     }
     let (width, height) = (texture.width() as f32, texture.height() as f32);
     let x0 = rect.x.floor().clamp(0.0, width);
@@ -470,9 +478,9 @@ fn scissor(rect: Rect, view: &wgpu::TextureView) -> Option<Option<[u32; 4]>> {
     let y1 = (rect.y + rect.height).ceil().clamp(0.0, height);
     // NaN compares false, so a NaN rect draws nothing, as the shader would.
     if !(x1 > x0 && y1 > y0) {
-        return Some(None);
+        return Clip::Nothing;
     }
-    Some(Some([x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32]))
+    Clip::Pixels([x0 as u32, y0 as u32, (x1 - x0) as u32, (y1 - y0) as u32])
 }
 
 fn rect_array(r: Rect) -> [f32; 4] {
